@@ -1,0 +1,109 @@
+"""The arena: one shared-memory file per run holding every array of the emulated kernel.
+
+The controller creates it (``/dev/shm/emul-<pid>-<token>``, mode 0600, O_EXCL) from a
+:class:`Layout`; workers attach by name with the same layout and get numpy views of the same
+pages. Only the controller unlinks, and exactly once: as soon as every worker has attached (from
+then on nothing in /dev/shm can be left behind, whatever dies), or in its cleanup otherwise.
+``multiprocessing.shared_memory`` is not used: its resource tracker may unlink a segment when a
+process that only attached it exits (Python < 3.13).
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import secrets
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SHM_DIR = "/dev/shm"
+PREFIX = "emul-"
+ALIGN = 64
+
+
+@dataclass
+class Layout:
+    """Named arrays at 64-byte aligned offsets (each array starts on its own cache line)."""
+
+    arrays: dict[str, tuple[str, tuple[int, ...], int]] = field(default_factory=dict)
+    size: int = 0
+
+    def add(self, name: str, dtype, shape) -> None:
+        if name in self.arrays:
+            raise ValueError(f"array {name} declared twice")
+        dt = np.dtype(dtype)
+        shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        offset = (self.size + ALIGN - 1) // ALIGN * ALIGN
+        self.arrays[name] = (dt.str, shape, offset)
+        self.size = offset + max(nbytes, dt.itemsize)
+
+    def to_json(self) -> dict:
+        return {"size": self.size,
+                "arrays": {k: [d, list(s), o] for k, (d, s, o) in self.arrays.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Layout":
+        lay = cls()
+        lay.size = int(data["size"])
+        lay.arrays = {k: (d, tuple(s), int(o)) for k, (d, s, o) in data["arrays"].items()}
+        return lay
+
+
+class Arena:
+    """A mapped arena; ``arena[name]`` is the numpy view of one array."""
+
+    def __init__(self, name: str, layout: Layout, fd: int, owner: bool) -> None:
+        self.name, self.layout, self.owner = name, layout, owner
+        self._map = mmap.mmap(fd, layout.size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        os.close(fd)
+        self._unlinked = False
+        self.views: dict[str, np.ndarray] = {}
+        for key, (dt, shape, offset) in layout.arrays.items():
+            count = int(np.prod(shape, dtype=np.int64))
+            self.views[key] = np.frombuffer(self._map, dtype=np.dtype(dt), count=count,
+                                            offset=offset).reshape(shape)
+
+    @property
+    def path(self) -> str:
+        return os.path.join(SHM_DIR, self.name)
+
+    @classmethod
+    def create(cls, layout: Layout) -> "Arena":
+        name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+        path = os.path.join(SHM_DIR, name)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, layout.size)
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        return cls(name, layout, fd, owner=True)
+
+    @classmethod
+    def attach(cls, name: str, layout: Layout) -> "Arena":
+        if "/" in name or not name.startswith(PREFIX):
+            raise ValueError(f"not an emul arena name: {name!r}")
+        fd = os.open(os.path.join(SHM_DIR, name), os.O_RDWR)
+        return cls(name, layout, fd, owner=False)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.views[key]
+
+    def unlink(self) -> None:
+        """Remove the name from /dev/shm (mappings stay valid). Controller only; idempotent."""
+        if not self.owner or self._unlinked:
+            return
+        self._unlinked = True
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def close(self) -> None:
+        self.views.clear()
+        try:
+            self._map.close()
+        except BufferError:
+            pass  # a view is still referenced somewhere; the mapping goes with the process

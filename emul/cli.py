@@ -1,0 +1,150 @@
+"""The ``emul`` command line: one function per subcommand, printing in one place."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK, AuditFailed, EmulError, InputError
+
+DEFAULT_SCENARIO = "scenarios/seed-unmap.yaml"
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def _resolve_scenario(arg: str | None) -> str:
+    if arg:
+        return arg
+    here = Path(DEFAULT_SCENARIO)
+    return str(here if here.exists() else _repo_root() / DEFAULT_SCENARIO)
+
+
+class Progress:
+    """Progress lines: a live status on a terminal, plain timestamped lines otherwise."""
+
+    def __init__(self, console) -> None:
+        self.console = console
+        self.t0 = time.monotonic()
+        self.tty = console.is_terminal
+
+    def __call__(self, text: str) -> None:
+        elapsed = time.monotonic() - self.t0
+        if self.tty:
+            self.console.print(f"[dim]{elapsed:7.1f}s[/dim] {text}")
+        else:
+            print(f"[{elapsed:7.1f}s] {text}", flush=True)
+
+
+def cmd_run(args, console) -> int:
+    from . import results
+    from .controller import Controller
+    from .profiles import builtin_names, load_profile
+    from .scenario import load_scenario
+    from .strategies import strategy_names
+
+    path = _resolve_scenario(args.scenario)
+    sc = load_scenario(path, cpus=os.sched_getaffinity(0), strategies=strategy_names(),
+                       profiles=builtin_names() + ([args.profile] if args.profile else []))
+    if args.repeats is not None:
+        if args.repeats < 1:
+            raise InputError("--repeats", None, f"expected a count >= 1, got {args.repeats}")
+        import dataclasses
+        sc = dataclasses.replace(sc, repeats=args.repeats)
+    profile = load_profile(args.profile or sc.profile)
+    outdir = Path(args.output) if args.output else (
+        Path("results") / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    outdir.mkdir(parents=True, exist_ok=True)
+    log = outdir / "run.log"
+    progress = Progress(console)
+    progress(f"scenario {path} ({sc.name}), profile {profile.name}, {sc.repeats} repeats, "
+             f"variants: {', '.join(v.name for v in sc.variants)}")
+    ctl = Controller(sc, profile, progress, log_path=str(log))
+    rows: list[dict] = []
+
+    def on_repeat(row):
+        rows.append(row)
+        a = "audit clean" if row["audit"]["ok"] else "AUDIT FAILED: " + "; ".join(
+            row["audit"]["problems"])
+        progress(f"  {row['variant']}: unmap {row['unmap_ns'] / 1e6:.2f} ms, "
+                 f"{row['ns_per_page']:.0f} ns/page, {a}")
+
+    try:
+        ctl.run(on_repeat)
+    except (EmulError, KeyboardInterrupt) as exc:
+        reason = str(exc) if isinstance(exc, EmulError) else f"interrupted ({exc or 'SIGINT'})"
+        doc = results.build(sc, profile, getattr(ctl, "ticks_per_ns", 0.0), rows, "aborted",
+                            reason)
+        results.write(outdir, doc)
+        if isinstance(exc, KeyboardInterrupt):
+            console.print(f"emul: run aborted: {reason}; partial results in {outdir}")
+            return EXIT_ABORTED
+        raise
+    bad = [r for r in rows if not r["audit"]["ok"]]
+    doc = results.build(sc, profile, ctl.ticks_per_ns, rows, "audit-failed" if bad else "ok")
+    path_json = results.write(outdir, doc)
+    tbl = results.table(doc)
+    console.print(tbl)
+    from rich.console import Console
+    with open(outdir / "summary.txt", "w") as f:
+        Console(file=f, width=140).print(tbl)
+    console.print(f"results: {path_json}")
+    if bad:
+        raise AuditFailed(f"the audit failed in {len(bad)} of {len(rows)} repeats: "
+                          + "; ".join(bad[0]["audit"]["problems"]))
+    return EXIT_OK
+
+
+def cmd_strategies(args, console) -> int:
+    from .strategies import STRATEGY_MODULES
+    for name, mod in STRATEGY_MODULES.items():
+        cap = f" (default cap {mod.DEFAULT_CAP_SLOTS} slots)" if mod.DEFAULT_CAP_SLOTS else ""
+        console.print(f"{name:16} {mod.SUMMARY}{cap}")
+    return EXIT_OK
+
+
+def cmd_profiles(args, console) -> int:
+    from .profiles import builtin_names, load_profile
+    for name in builtin_names():
+        p = load_profile(name)
+        console.print(f"{name:16} {p.description}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="emul", description=__doc__)
+    sub = ap.add_subparsers(dest="command")
+    r = sub.add_parser("run", help="run a scenario (default: scenarios/seed-unmap.yaml)")
+    r.add_argument("scenario", nargs="?", help="scenario YAML file")
+    r.add_argument("--profile", help="cost profile name or YAML path (overrides the scenario's)")
+    r.add_argument("-o", "--output", help="output directory (default results/<name>-<time>)")
+    r.add_argument("--repeats", type=int, help="override the scenario's repeats")
+    r.set_defaults(fn=cmd_run)
+    s = sub.add_parser("strategies", help="list the GC strategies")
+    s.set_defaults(fn=cmd_strategies)
+    p = sub.add_parser("profiles", help="list the built-in cost profiles")
+    p.set_defaults(fn=cmd_profiles)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+    args = build_parser().parse_args(argv)
+    console = Console()
+    if not getattr(args, "fn", None):
+        args = build_parser().parse_args(["run"] + (argv if argv is not None else sys.argv[1:]))
+    try:
+        return args.fn(args, console)
+    except EmulError as exc:
+        print(f"emul: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("emul: interrupted", file=sys.stderr)
+        return EXIT_ABORTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

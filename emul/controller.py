@@ -1,0 +1,376 @@
+"""The controller: creates the arena, starts and pins the workers, runs the phases, audits.
+
+One ``try/finally`` owns everything a run creates — the arena, the control socket and its
+directory, the worker processes — and tears it all down on any exit: success, a failed audit, a
+dead or stopped worker, Ctrl-C or SIGTERM.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import psutil
+
+from . import audit
+from .arena import Arena
+from .control import ControlServer
+from .errors import RunAborted
+from .kernel import context as C
+from .kernel import lockstat, state
+from .kernel.clock import measure_ticks_per_ns
+from .kernel.zram import STAT_NAMES, ST_GC_SLOTS
+from .profiles import Profile
+from .scenario import Scenario
+from .strategies import get_strategy, strategy_id
+
+WORKER_START_TIMEOUT_S = 180.0   # first run compiles; later runs load the cache
+PHASE_TIMEOUT_S = 600.0
+STOPPED_GRACE_S = 2.0
+POLL_MS = 50
+
+
+@dataclass
+class WorkerProc:
+    name: str
+    role: str
+    index: int
+    cpus: list[int]
+    popen: subprocess.Popen | None = None
+    stopped_since: float | None = None
+    ran_on: set[int] = field(default_factory=set)
+
+
+class Controller:
+    def __init__(self, scenario: Scenario, profile: Profile, progress: Callable[[str], None],
+                 log_path: str | None = None) -> None:
+        self.sc, self.profile, self.progress = scenario, profile, progress
+        self.log_path = log_path
+        self.workers: list[WorkerProc] = []
+        self.arena: Arena | None = None
+        self.server: ControlServer | None = None
+        self.seq = 0
+        self.phase = "start-up"
+
+    # --- set-up ---------------------------------------------------------------------------------
+
+    def geometry(self, variant) -> state.Geometry:
+        sc = self.sc
+        strat = get_strategy(variant.strategy)
+        cap_slots = variant.cap_slots if variant.cap_slots is not None else (
+            strat.DEFAULT_CAP_SLOTS if variant.cap_bytes is None else 0)
+        mean = max(32, int(round(sc.page_size / sc.data.compression_ratio)))
+        return state.Geometry(
+            page_size=sc.page_size, nr_slots=sc.nr_slots,
+            total_pages=sum(p.vma // sc.page_size for p in sc.processes),
+            n_workers=len(self.workers), strategy_id=strategy_id(variant.strategy),
+            cap_slots=int(cap_slots or 0), cap_bytes=int(variant.cap_bytes or 0),
+            queue_words=max(get_strategy(v.strategy).queue_words(sc.nr_slots, v.cap_slots or 0)
+                            for v in sc.variants),
+            seed=sc.seed, mean_comp_len=mean, spread_permille=int(sc.data.spread * 1000),
+            same_ppm=int(sc.data.same_filled * 1e6), huge_ppm=int(sc.data.incompressible * 1e6))
+
+    def plan_workers(self) -> None:
+        w = self.sc.workers
+        self.workers = [WorkerProc("swapout", "swapout", 0, [w.swapout.cpu]),
+                        WorkerProc("killer", "killer", 1, [w.killer.cpu])]
+        if any(get_strategy(v.strategy).NEEDS_GC for v in self.sc.variants):
+            for k in range(w.gc.count):
+                cpu = w.gc.cpus[k % len(w.gc.cpus)]
+                self.workers.append(WorkerProc(f"gc{k}", "gc", 2 + k, [cpu]))
+
+    def compile_kernels(self) -> None:
+        """Compile every entry point here, once, before any worker starts (numba's disk cache is
+        not safe against concurrent compilers); the workers then only load it."""
+        from workers import gc, killer, swapout  # noqa: F401  (their warm() lists the entry points)
+        from workers.base import compile_for
+        from .kernel.mm import populate_vma
+        from .kernel.workqueue import gc_worker_reset, gc_worker_stop
+        z, mm = state.zram_view(self.arena), state.mm_view(self.arena)
+        ctx, page = state.ctx_view(self.arena, 0), state.page_buffer(self.arena, 0)
+        from .kernel.mm import swap_out_range, unmap_vma
+        from .kernel.workqueue import gc_worker_run
+        from .kernel.gate import gate_wait
+        compile_for(swap_out_range, z, mm, ctx, 0, 0, 0, page)
+        compile_for(unmap_vma, z, mm, ctx, 0, 0)
+        compile_for(gc_worker_run, z, ctx, 0)
+        compile_for(populate_vma, mm, 0, 0)
+        compile_for(gc_worker_stop, z)
+        compile_for(gc_worker_reset, z)
+        compile_for(gate_wait, self.arena["ctl"], 0, 0)
+        audit.compile_audit(z)
+
+    def start_workers(self) -> None:
+        env = dict(os.environ)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        for w in self.workers:
+            cmd = [sys.executable, "-m", f"workers.{w.role}", "--control", self.server.endpoint,
+                   "--name", w.name, "--token", self.server.token]
+            log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+            w.popen = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
+                                       stdout=log, stderr=log)
+            if log is not subprocess.DEVNULL:
+                log.close()
+        pending = {w.name for w in self.workers}
+        layout = self.arena.layout.to_json()
+        by_name = {w.name: w for w in self.workers}
+        ready: set[str] = set()
+        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
+        while len(ready) < len(self.workers):
+            name, msg = self.expect({"hello", "ready"}, deadline)
+            w = by_name[name]
+            if msg["type"] == "hello" and name in pending:
+                pending.discard(name)
+                self.server.send(name, {"type": "setup", "arena": self.arena.name,
+                                        "layout": layout, "index": w.index, "cpus": w.cpus,
+                                        "ticks_per_ns": self.ticks_per_ns})
+            elif msg["type"] == "ready":
+                ready.add(name)
+        # every worker has the arena mapped: remove its name now, nothing can leak it later
+        self.arena.unlink()
+
+    # --- supervision ----------------------------------------------------------------------------
+
+    def check_workers(self) -> None:
+        now = time.monotonic()
+        for w in self.workers:
+            rc = w.popen.poll()
+            if rc is not None:
+                how = (f"was killed by {signal.Signals(-rc).name}" if rc < 0
+                       else f"exited with status {rc}")
+                raise RunAborted(f"worker {w.name} (pid {w.popen.pid}) {how} during {self.phase}")
+            try:
+                stopped = psutil.Process(w.popen.pid).status() == psutil.STATUS_STOPPED
+            except psutil.NoSuchProcess:
+                continue
+            if stopped:
+                w.stopped_since = w.stopped_since or now
+                if now - w.stopped_since > STOPPED_GRACE_S:
+                    raise RunAborted(f"worker {w.name} (pid {w.popen.pid}) stopped answering "
+                                     f"(stopped for {now - w.stopped_since:.1f} s) during "
+                                     f"{self.phase}")
+            else:
+                w.stopped_since = None
+
+    def expect(self, types: set[str], deadline: float) -> tuple[str, dict]:
+        known = {w.name for w in self.workers}
+        while True:
+            got = self.server.recv(POLL_MS, known)
+            if got is not None:
+                name, msg = got
+                if msg["type"] == "error":
+                    if self.log_path:
+                        with open(self.log_path, "a") as f:
+                            f.write(f"--- worker {name} ---\n{msg.get('traceback', '')}\n")
+                    raise RunAborted(f"worker {name} failed during {self.phase}: "
+                                     f"{msg.get('message')}")
+                if msg["type"] in types:
+                    return name, msg
+            self.check_workers()
+            if time.monotonic() > deadline:
+                raise RunAborted(f"no answer from the workers within the time limit during "
+                                 f"{self.phase}")
+
+    def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            self.check_workers()
+            if time.monotonic() > deadline:
+                raise RunAborted(f"{self.phase} did not finish within {timeout_s:.0f} s")
+            time.sleep(0.001)
+
+    # --- phases ---------------------------------------------------------------------------------
+
+    def start_phase(self, assignments: dict[str, tuple[str, dict]]) -> None:
+        """Send each named worker its phase, wait until all reached the gate, open it."""
+        self.seq += 1
+        ctl = self.arena["ctl"]
+        ctl[state.CTL_GATE_ARRIVE] = 0
+        for name, (phase, args) in assignments.items():
+            self.server.send(name, {"type": "phase", "phase": phase, "seq": self.seq,
+                                    "args": args})
+        self.wait_until(lambda: ctl[state.CTL_GATE_ARRIVE] >= len(assignments), PHASE_TIMEOUT_S)
+        ctl[state.CTL_GATE_GO] = self.seq
+
+    def wait_done(self, names: set[str]) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        deadline = time.monotonic() + PHASE_TIMEOUT_S
+        while set(out) != names:
+            name, msg = self.expect({"done"}, deadline)
+            if msg.get("seq") == self.seq and name in names:
+                out[name] = msg
+        for name, msg in out.items():
+            self.by_name[name].ran_on.add(int(msg.get("cpu_now", -1)))
+        return out
+
+    def run_repeat(self, variant, repeat: int) -> dict:
+        from .kernel.mm import populate_vma
+        from .kernel.workqueue import gc_worker_reset, gc_worker_stop
+        sc, arena = self.sc, self.arena
+        geo = self.geometry(variant)
+        for key in arena.views:
+            arena[key][:] = 0
+        state.init_state(arena, geo)
+        z, mm = state.zram_view(arena), state.mm_view(arena)
+        ranges, start = [], 0
+        for p in sc.processes:
+            n = p.vma // sc.page_size
+            ranges.append((start, start + n, int(round(p.swapped * 1e6))))
+            populate_vma(mm, start, start + n)
+            start += n
+        costs = arena["costs"]
+        costs[:] = 0  # set-up is not measured: swap-out runs at machinery speed
+        self.phase = f"{variant.name} #{repeat + 1}: swap-out"
+        self.start_phase({"swapout": ("swapout", {"ranges": ranges})})
+        self.wait_done({"swapout"})
+
+        row = self.profile.ticks(self.ticks_per_ns, sc.page_size)
+        costs[:] = row
+        wstat = arena["wstat"]
+        wstat[:] = 0
+        lockstat.reset_rows(arena["lockstat"])
+        for w in self.workers:
+            wstat[w.index, C.W_LOCKSTAT] = int(sc.lockstat)
+        stored_before = arena["zram_stats"].copy()
+        pool_pages_before = int(arena["pool_stat"][0])
+        gcs = [w for w in self.workers if w.role == "gc"] if get_strategy(
+            variant.strategy).NEEDS_GC else []
+        gc_worker_reset(z)
+        self.phase = f"{variant.name} #{repeat + 1}: unmap"
+        plan = {"killer": ("unmap", {"ranges": [(s, e) for s, e, _ in ranges]})}
+        plan.update({w.name: ("serve", {}) for w in gcs})
+        self.start_phase(plan)
+        killer = self.wait_done({"killer"})["killer"]
+        peak_after = int(arena["zram_stats"][ST_GC_SLOTS])
+        self.phase = f"{variant.name} #{repeat + 1}: GC drain"
+        self.wait_until(lambda: arena["zram_stats"][ST_GC_SLOTS] == 0, PHASE_TIMEOUT_S)
+        gc_worker_stop(z)
+        gc_done = self.wait_done({w.name for w in gcs}) if gcs else {}
+        self.phase = f"{variant.name} #{repeat + 1}: audit"
+        report = audit.audit(arena, expect_empty=True)
+        return self.collect(variant, repeat, killer, gc_done, gcs, stored_before,
+                            pool_pages_before, peak_after, report)
+
+    def collect(self, variant, repeat, killer, gc_done, gcs, stats_before, pool_before,
+                backlog_at_end, report) -> dict:
+        arena, tpn = self.arena, self.ticks_per_ns
+        ws = arena["wstat"]
+        k = ws[1]
+        unmap_ticks = int(k[C.W_T_END] - k[C.W_T_START])
+        ptes = int(k[C.W_PTES])
+        gc_idle = max((int(ws[w.index, C.W_GC_IDLE_AT]) for w in gcs), default=0)
+        drain_ticks = max(0, gc_idle - int(k[C.W_T_END])) if gcs else 0
+        peak = max([int(ws[w.index, C.W_PEAK_BACKLOG]) for w in self.workers])
+
+        def wsum(field_):
+            return int(sum(int(ws[w.index, field_]) for w in self.workers))
+
+        workers = {}
+        msgs = {"killer": killer, **gc_done}
+        for w in self.workers:
+            if w.name not in msgs:
+                continue
+            m = msgs[w.name]
+            mask = int(ws[w.index, C.W_CPUMASK])
+            workers[w.name] = {
+                "role": w.role, "cpus_allowed": m.get("cpus_allowed", w.cpus),
+                "cpus_seen": [c for c in range(63) if mask >> c & 1],
+                **{key: m["usage"][key] for key in ("cpu_s", "wall_s", "voluntary",
+                                                    "involuntary")}}
+        return {
+            "variant": variant.name, "strategy": variant.strategy, "repeat": repeat,
+            "unmap_ns": unmap_ticks / tpn,
+            "ptes": ptes,
+            "ns_per_page": unmap_ticks / tpn / ptes if ptes else 0.0,
+            "lazy": wsum(C.W_LAZY), "in_place": wsum(C.W_IN_PLACE),
+            "fallback": wsum(C.W_FALLBACK), "miss_free": wsum(C.W_MISS_FREE),
+            "gc_freed": wsum(C.W_GC_FREED), "gc_passes": wsum(C.W_GC_PASSES),
+            "gc_skipped": wsum(C.W_GC_SKIPPED), "gc_sleeps": wsum(C.W_GC_SLEEPS),
+            "gc_wakeups": wsum(C.W_WAKEUPS),
+            "gc_busy_ns": wsum(C.W_GC_BUSY) / tpn,
+            "gc_drain_ns": drain_ticks / tpn,
+            "backlog_at_unmap_end": backlog_at_end,
+            "peak_backlog": peak,
+            "pool_pages_before": pool_before,
+            "pool_pages_after": int(arena["pool_stat"][0]),
+            "zram_stats": {n: int(v) for n, v in zip(STAT_NAMES, arena["zram_stats"])},
+            "zram_stats_before": {n: int(v) for n, v in zip(STAT_NAMES, stats_before)},
+            "lock_stat": lockstat.merge(arena["lockstat"], 1.0 / tpn),
+            "workers": workers,
+            "audit": report,
+        }
+
+    # --- the whole run --------------------------------------------------------------------------
+
+    def run(self, on_repeat: Callable[[dict], None] | None = None) -> list[dict]:
+        self.plan_workers()
+        self.by_name = {w.name: w for w in self.workers}
+        self.ticks_per_ns = measure_ticks_per_ns()
+        rows: list[dict] = []
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            geo = self.geometry(self.sc.variants[0])
+            self.arena = Arena.create(state.build_layout(geo))
+            state.init_state(self.arena, geo)
+            self.progress("compiling the kernel paths (cached after the first run)")
+            self.compile_kernels()
+            self.server = ControlServer()
+            self.progress(f"starting {len(self.workers)} workers")
+            self.phase = "worker start-up"
+            self.start_workers()
+            order = self.sc.variants
+            for r in range(self.sc.repeats):
+                # alternate the order so drift on a shared machine hits every variant alike
+                seq = order if r % 2 == 0 else list(reversed(order))
+                for v in seq:
+                    self.progress(f"repeat {r + 1}/{self.sc.repeats}: {v.name}")
+                    row = self.run_repeat(v, r)
+                    rows.append(row)
+                    if on_repeat:
+                        on_repeat(row)
+            return rows
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop workers (politely, then SIGKILL), close the socket, drop the arena. Idempotent."""
+        if self.server is not None:
+            for w in self.workers:
+                if w.popen is not None and w.popen.poll() is None:
+                    try:
+                        self.server.send(w.name, {"type": "exit"})
+                    except Exception:
+                        pass
+        if self.arena is not None:
+            from .kernel.workqueue import gc_worker_stop
+            try:
+                gc_worker_stop(state.zram_view(self.arena))
+            except Exception:
+                pass
+        deadline = time.monotonic() + 2.0
+        for w in self.workers:
+            if w.popen is None:
+                continue
+            try:
+                w.popen.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                w.popen.kill()
+                w.popen.wait()
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        if self.arena is not None:
+            self.arena.unlink()
+            self.arena.close()
+            self.arena = None
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")

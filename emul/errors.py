@@ -1,0 +1,40 @@
+"""Errors the user sees as one clear line, and the exit code each maps to.
+
+Anything raised as an :class:`EmulError` is printed by the CLI as ``emul: <message>`` with no
+traceback. Anything else is a bug in emul and keeps its traceback.
+"""
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1      # the run completed but its audit failed
+EXIT_USAGE = 2       # bad input: scenario, trace, command line, profile
+EXIT_ABORTED = 3     # the run was stopped: a worker died or hung, or a signal arrived
+
+
+class EmulError(Exception):
+    """An error with a message meant for the user, and an exit code."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputError(EmulError):
+    """Bad input: the message names the file, the key and what was expected."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, where: str, key: str | None, expected: str) -> None:
+        self.where, self.key, self.expected = where, key, expected
+        text = f"{where}: {key}: {expected}" if key else f"{where}: {expected}"
+        super().__init__(text)
+
+
+class RunAborted(EmulError):
+    """The run could not finish: a worker died or stopped answering, or a signal arrived."""
+
+    exit_code = EXIT_ABORTED
+
+
+class AuditFailed(EmulError):
+    """The invariant audit found a fault; the run's figures are not to be trusted."""
+
+    exit_code = EXIT_FAILED

@@ -1,0 +1,88 @@
+"""The per-worker context every compiled path receives: private counters, lock stats, costs.
+
+``Ctx`` plays the part of ``current`` plus this CPU's data: nothing in it is shared with another
+worker, so bumping it costs no cache-line traffic. Each worker's ``stat`` row is 256 bytes of one
+shared array (will-it-scale's layout), read by the controller only after the phase.
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+
+from numba import njit
+
+from .atomics import read_clock, sched_getcpu
+from .clock import delay_ticks
+
+Ctx = namedtuple("Ctx", ["stat", "lockstat", "costs"])
+
+# stat row fields
+W_CPU = 0             # CPU the worker last saw itself on (sched_getcpu)
+W_LOCKSTAT = 1        # 1: collect acquisition/hold statistics
+W_CPUMASK = 2         # bit n set: seen running on CPU n (CPUs 0..62)
+W_T_START = 3         # read_clock() when the measured work began
+W_T_END = 4           # ... and when it ended
+W_PTES = 5            # page-table entries zapped
+W_RESIDENT_FREED = 6  # resident pages freed (modelled folio free)
+W_SWAP_FREED = 7      # swap entries freed (each ends in zram_slot_free_notify)
+W_LAZY = 8            # slots handed to the GC strategy
+W_IN_PLACE = 9        # slots freed synchronously by slot_free in the notify path
+W_FALLBACK = 10       # strategy refused (over its cap): freed in place instead
+W_MISS_FREE = 11      # notify found the slot locked (zram's miss_free)
+W_GC_FREED = 12       # slots freed by the GC drain
+W_GC_PASSES = 13      # drain passes (work item runs)
+W_GC_SKIPPED = 14     # queued slots the drain found locked and left for the next pass
+W_GC_SLEEPS = 15      # times the GC worker went to sleep on its futex
+W_PEAK_BACKLOG = 16   # the largest gc backlog this worker saw after its own enqueue
+W_GC_IDLE_AT = 17     # read_clock() when the GC last finished a pass with nothing queued
+W_HEARTBEAT = 18      # bumped once per batch: progress the controller can watch
+W_STORED = 19         # pages written into zram (swap-out)
+W_WAKEUPS = 20        # futex wakes issued by queue_work
+W_SCAN_WORDS = 21     # gc_map words the drain scanned
+W_GC_BUSY = 22        # ticks the GC spent draining
+STAT_WORDS = 32
+
+# modelled costs (indexes into ctx.costs, in ticks of read_clock)
+COST_ZAP_PTE = 0           # zap_pte_range's work per present/swap PTE: walk, clear, rss, TLB batch
+COST_FREE_FOLIO = 1        # freeing a resident anonymous folio to the page allocator
+COST_SWAP_ENTRY_FREE = 2   # swap_entry_free minus the notify: swap_map, cluster, counters
+COST_SLOT_FREE = 3         # slot_free's flag and stat updates beyond what emul does physically
+COST_ZS_FREE = 4           # zs_free per object: obj_free, handle cache free
+COST_FREE_ZSPAGE_PAGE = 5  # per page of an emptied zspage returned to the buddy allocator
+COST_ZS_MALLOC = 6         # zs_malloc per object: handle cache alloc, obj_malloc bookkeeping
+COST_ALLOC_ZSPAGE_PAGE = 7 # per page allocated for a new zspage
+COST_COMPRESS_KIB = 8      # compressing, per KiB of input page
+COST_DECOMPRESS_KIB = 9    # decompressing, per KiB of output page
+COST_FAULT = 10            # do_swap_page's own work per fault (beyond read and free)
+NR_COSTS = 16
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def model_cost(ctx: Ctx, which: int) -> None:
+    """Pay a modelled cost: the named kernel work that emul does not physically do."""
+    delay_ticks(ctx.costs[which])
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def model_cost_scaled(ctx: Ctx, which: int, nbytes: int) -> None:
+    """Pay a per-KiB modelled cost for nbytes."""
+    delay_ticks((ctx.costs[which] * nbytes) >> 10)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def lockstat_on(ctx: Ctx) -> bool:
+    return ctx.stat[W_LOCKSTAT] != 0
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def now() -> int:
+    return read_clock()
+
+
+@njit(cache=True, _nrt=False)
+def note_cpu(ctx: Ctx) -> None:
+    """Where am I running: refreshed per batch, for lock bounces and the 'ran on' report."""
+    cpu = sched_getcpu()
+    ctx.stat[W_CPU] = cpu
+    if 0 <= cpu < 63:
+        ctx.stat[W_CPUMASK] |= 1 << cpu
+    ctx.stat[W_HEARTBEAT] += 1

@@ -1,0 +1,140 @@
+"""Spin locks and reader-writer locks on words of shared memory, with lock_stat accounting.
+
+Lock word layout: ``words[i]`` is the lock (0 free, 1 held), ``words[i + 1]`` the CPU of the
+last holder plus one, so an acquisition knows whether the lock's cache line came from another
+CPU (a bounce). Each lock word sits at the start of its own 64-byte line, as ____cacheline_aligned
+puts the kernel's size_class locks.
+
+Spinning is test-and-test-and-set with the CPU's relax hint: read until the word looks free, then
+one atomic exchange. Where the kernel sleeps (the bit-wait slot lock), emul spins: the waiters it
+models are short and a futex round trip would dominate them.
+"""
+from __future__ import annotations
+
+from numba import njit
+
+from .atomics import (atomic_cas, atomic_fetch_add, atomic_load, atomic_store_release,
+                      atomic_xchg, cpu_relax, read_clock)
+from .context import W_CPU, Ctx, lockstat_on
+from .lockstat import (LS_ACQ_BOUNCES, LS_ACQUISITIONS, LS_CON_BOUNCES, LS_CONTENTIONS,
+                       LS_HOLD_MAX, LS_HOLD_MIN, LS_HOLD_START, LS_HOLD_TOTAL, LS_ROW,
+                       LS_WAIT_MAX, LS_WAIT_MIN, LS_WAIT_TOTAL)
+
+RW_WRITER = 1 << 62
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def lock_contended(ctx: Ctx, lclass: int, waited: int, bounced: bool) -> None:
+    row = lclass * LS_ROW
+    ls = ctx.lockstat
+    ls[row + LS_CONTENTIONS] += 1
+    if bounced:
+        ls[row + LS_CON_BOUNCES] += 1
+    ls[row + LS_WAIT_TOTAL] += waited
+    if waited < ls[row + LS_WAIT_MIN]:
+        ls[row + LS_WAIT_MIN] = waited
+    if waited > ls[row + LS_WAIT_MAX]:
+        ls[row + LS_WAIT_MAX] = waited
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def lock_acquired(ctx: Ctx, lclass: int, prev_cpu1: int) -> None:
+    """Account an acquisition; prev_cpu1 is the last holder's CPU + 1 (0: never held)."""
+    if not lockstat_on(ctx):
+        return
+    row = lclass * LS_ROW
+    ls = ctx.lockstat
+    ls[row + LS_ACQUISITIONS] += 1
+    if prev_cpu1 != 0 and prev_cpu1 != ctx.stat[W_CPU] + 1:
+        ls[row + LS_ACQ_BOUNCES] += 1
+    ls[row + LS_HOLD_START] = read_clock()
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def lock_released(ctx: Ctx, lclass: int) -> None:
+    if not lockstat_on(ctx):
+        return
+    row = lclass * LS_ROW
+    ls = ctx.lockstat
+    held = read_clock() - ls[row + LS_HOLD_START]
+    ls[row + LS_HOLD_TOTAL] += held
+    if held < ls[row + LS_HOLD_MIN]:
+        ls[row + LS_HOLD_MIN] = held
+    if held > ls[row + LS_HOLD_MAX]:
+        ls[row + LS_HOLD_MAX] = held
+
+
+@njit(cache=True, _nrt=False)
+def spin_lock(words, i: int, ctx: Ctx, lclass: int) -> None:
+    if atomic_xchg(words, i, 1) != 0:
+        t0 = read_clock()
+        while True:
+            while atomic_load(words, i) != 0:
+                cpu_relax()
+            if atomic_xchg(words, i, 1) == 0:
+                break
+        prev = atomic_load(words, i + 1)
+        lock_contended(ctx, lclass, read_clock() - t0, prev != 0 and prev != ctx.stat[W_CPU] + 1)
+    lock_acquired(ctx, lclass, atomic_load(words, i + 1))
+    atomic_store_release(words, i + 1, ctx.stat[W_CPU] + 1)
+
+
+@njit(cache=True, _nrt=False)
+def spin_trylock(words, i: int, ctx: Ctx, lclass: int) -> bool:
+    if atomic_load(words, i) != 0 or atomic_xchg(words, i, 1) != 0:
+        return False
+    lock_acquired(ctx, lclass, atomic_load(words, i + 1))
+    atomic_store_release(words, i + 1, ctx.stat[W_CPU] + 1)
+    return True
+
+
+@njit(cache=True, _nrt=False)
+def spin_unlock(words, i: int, ctx: Ctx, lclass: int) -> None:
+    lock_released(ctx, lclass)
+    atomic_store_release(words, i, 0)
+
+
+@njit(cache=True, _nrt=False)
+def read_lock(words, i: int, ctx: Ctx, lclass: int) -> None:
+    """Reader side of an rwlock: a reader count in the word, RW_WRITER set while a writer holds it.
+
+    Readers never wait for each other, but every read_lock/read_unlock is an atomic on one shared
+    cache line: that line bouncing between CPUs is the cost zs_free's pool->lock adds.
+    """
+    old = atomic_fetch_add(words, i, 1)
+    if old & RW_WRITER:
+        atomic_fetch_add(words, i, -1)
+        t0 = read_clock()
+        while True:
+            while atomic_load(words, i) & RW_WRITER:
+                cpu_relax()
+            old = atomic_fetch_add(words, i, 1)
+            if not old & RW_WRITER:
+                break
+            atomic_fetch_add(words, i, -1)
+        lock_contended(ctx, lclass, read_clock() - t0, False)
+    lock_acquired(ctx, lclass, 0)
+
+
+@njit(cache=True, _nrt=False)
+def read_unlock(words, i: int, ctx: Ctx, lclass: int) -> None:
+    lock_released(ctx, lclass)
+    atomic_fetch_add(words, i, -1)
+
+
+@njit(cache=True, _nrt=False)
+def write_lock(words, i: int, ctx: Ctx, lclass: int) -> None:
+    t0 = read_clock()
+    contended = False
+    while atomic_cas(words, i, 0, RW_WRITER) != 0:
+        contended = True
+        cpu_relax()
+    if contended:
+        lock_contended(ctx, lclass, read_clock() - t0, False)
+    lock_acquired(ctx, lclass, 0)
+
+
+@njit(cache=True, _nrt=False)
+def write_unlock(words, i: int, ctx: Ctx, lclass: int) -> None:
+    lock_released(ctx, lclass)
+    atomic_fetch_add(words, i, -RW_WRITER)

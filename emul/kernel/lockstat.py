@@ -1,0 +1,88 @@
+"""Lock statistics in the columns of /proc/lock_stat, kept per worker so measuring adds no contention.
+
+Each worker owns a private int64 row per lock class (its own rows of one shared array, padded),
+and the controller sums them after the phase, as lock_stat keeps per-CPU data. A *bounce* is an
+acquisition (or a contention) whose previous holder ran on another CPU; the lock words carry the
+last holder's CPU so the emulator knows it exactly.
+
+Collection is switched by the scenario's ``lockstat:`` (like CONFIG_LOCK_STAT it costs a clock
+read per acquisition and release); contentions and wait times are always counted, because only
+the slow path pays for them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# lock classes
+LOCK_SLOT = 0      # zram table entry lock (ZRAM_ENTRY_LOCK bit)
+LOCK_CLASS = 1     # zsmalloc size_class->lock
+LOCK_POOL = 2      # zsmalloc pool->lock (rwlock; zs_free takes it for read)
+LOCK_ZONE = 3      # page allocator (zone->lock), taken to get or give back zspage pages
+LOCK_SWAP = 4      # swap slot allocator (si->lock)
+NR_LOCK_CLASSES = 5
+LOCK_CLASS_NAMES = ("zram_slot_lock", "zs_class_lock", "zs_pool_lock", "zone_lock", "swap_lock")
+
+# fields of a lock class row
+LS_CON_BOUNCES = 0
+LS_CONTENTIONS = 1
+LS_WAIT_MIN = 2
+LS_WAIT_MAX = 3
+LS_WAIT_TOTAL = 4
+LS_ACQ_BOUNCES = 5
+LS_ACQUISITIONS = 6
+LS_HOLD_MIN = 7
+LS_HOLD_MAX = 8
+LS_HOLD_TOTAL = 9
+LS_HOLD_START = 10   # scratch: when the current hold began
+LS_ROW = 16
+LOCKSTAT_WORDS = NR_LOCK_CLASSES * LS_ROW
+
+COLUMNS = ("class name", "con-bounces", "contentions", "waittime-min", "waittime-max",
+           "waittime-total", "waittime-avg", "acq-bounces", "acquisitions", "holdtime-min",
+           "holdtime-max", "holdtime-total", "holdtime-avg")
+
+_BIG = np.iinfo(np.int64).max
+
+
+def new_rows(n_workers: int) -> np.ndarray:
+    rows = np.zeros((n_workers, LOCKSTAT_WORDS), dtype=np.int64)
+    reset_rows(rows)
+    return rows
+
+
+def reset_rows(rows: np.ndarray) -> None:
+    rows[:] = 0
+    r = rows.reshape(rows.shape[0], NR_LOCK_CLASSES, LS_ROW)
+    r[:, :, LS_WAIT_MIN] = _BIG
+    r[:, :, LS_HOLD_MIN] = _BIG
+
+
+def merge(rows: np.ndarray, ns_per_tick: float) -> list[dict]:
+    """Sum per-worker rows into one lock_stat row per class; times in microseconds like lock_stat."""
+    r = rows.reshape(-1, NR_LOCK_CLASSES, LS_ROW)
+    out = []
+    us = ns_per_tick / 1000.0
+    for k, name in enumerate(LOCK_CLASS_NAMES):
+        c = r[:, k, :]
+        cont = int(c[:, LS_CONTENTIONS].sum())
+        acq = int(c[:, LS_ACQUISITIONS].sum())
+        wmin = int(c[:, LS_WAIT_MIN].min())
+        hmin = int(c[:, LS_HOLD_MIN].min())
+        wtot = float(c[:, LS_WAIT_TOTAL].sum()) * us
+        htot = float(c[:, LS_HOLD_TOTAL].sum()) * us
+        out.append({
+            "class name": name,
+            "con-bounces": int(c[:, LS_CON_BOUNCES].sum()),
+            "contentions": cont,
+            "waittime-min": 0.0 if wmin == _BIG else wmin * us,
+            "waittime-max": float(c[:, LS_WAIT_MAX].max()) * us,
+            "waittime-total": wtot,
+            "waittime-avg": wtot / cont if cont else 0.0,
+            "acq-bounces": int(c[:, LS_ACQ_BOUNCES].sum()),
+            "acquisitions": acq,
+            "holdtime-min": 0.0 if hmin == _BIG else hmin * us,
+            "holdtime-max": float(c[:, LS_HOLD_MAX].max()) * us,
+            "holdtime-total": htot,
+            "holdtime-avg": htot / acq if acq and htot else 0.0,
+        })
+    return out

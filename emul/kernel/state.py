@@ -1,0 +1,165 @@
+"""Shared state of one run: what goes into the arena, how it starts, and the views workers use.
+
+``build_layout`` sizes every array from a :class:`Geometry`; ``init_state`` (controller only)
+sets the initial values; ``views`` gives the ``Zram`` / ``Mm`` namedtuples and per-worker ``Ctx``
+that compiled code takes. All arrays are 1-D int64 (futex words int32), C-contiguous and
+64-byte aligned, so every process compiles against identical types and numba's disk cache hits.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..arena import Arena, Layout
+from .context import NR_COSTS, STAT_WORDS, Ctx
+from .lockstat import LOCKSTAT_WORDS, reset_rows
+from .mm import Mm
+from .zram import (FAULTS_WORDS, PARAMS_WORDS, STATS_WORDS, ZP_CAP_BYTES, ZP_CAP_SLOTS,
+                   ZP_DEBUG, ZP_GC_QUEUE_LEN, ZP_HUGE_CLASS_SIZE, ZP_HUGE_PPM,
+                   ZP_MEAN_COMP_LEN, ZP_NR_SLOTS, ZP_PAGE_SHIFT, ZP_SAME_PPM, ZP_SEED,
+                   ZP_SPREAD_PERMILLE, ZP_STRATEGY, Zram)
+from .zs_classes import build_size_classes
+from .zsmalloc import (CI_HUGE, CI_OBJS, CI_PAGES, CI_SIZE, CI_WORDS, CLASS_LOCK_STRIDE,
+                       CS_WORDS, NR_FULLNESS_GROUPS, PC_CLASS_DELTA, PC_MAX_OBJS,
+                       PC_MAX_ZSPAGES, PC_NR_RAW_CLASSES, PC_PAGE_SIZE, PC_WORDS, PS_WORDS,
+                       Z_WORDS, ZONE_WORDS, Pool)
+
+CTL_WORDS = 64
+CTL_GATE_ARRIVE = 0     # workers arrived at the start gate (own cache line)
+CTL_GATE_GO = 8         # the phase number the controller opened the gate for
+CTL_ABORT = 16          # set: leave compiled loops at the next batch
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Everything the arena's size and initial values depend on."""
+
+    page_size: int
+    nr_slots: int
+    total_pages: int
+    n_workers: int
+    strategy_id: int
+    cap_slots: int
+    cap_bytes: int
+    queue_words: int
+    seed: int
+    mean_comp_len: int
+    spread_permille: int
+    same_ppm: int
+    huge_ppm: int
+    chain_size: int = 8
+    debug: int = 0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def pool_capacity(geo: Geometry, max_objs: int, nr_classes: int) -> tuple[int, int]:
+    """(zspage descriptors, objects) the arena reserves for the pool.
+
+    Every stored page holds at most one object; partly used zspages add free objects. Twice the
+    slot count plus one zspage's worth per class is plenty for emul's workloads; beyond it
+    zs_malloc fails and the write is counted in failed_writes, as on a full device.
+    """
+    return geo.nr_slots + nr_classes * 2, 2 * geo.nr_slots + nr_classes * max_objs
+
+
+def build_layout(geo: Geometry) -> Layout:
+    table = build_size_classes(geo.page_size, geo.chain_size)
+    nc = table.nr_classes
+    max_z, max_obj = pool_capacity(geo, table.max_objs_per_zspage, nc)
+    lay = Layout()
+    i64 = np.int64
+    # zram
+    lay.add("table", i64, 2 * geo.nr_slots)
+    lay.add("zram_stats", i64, STATS_WORDS)
+    lay.add("gc_map", i64, (geo.nr_slots + 63) // 64)
+    lay.add("gc_ctl", np.int32, 16)
+    lay.add("gc_queue", i64, max(1, geo.queue_words))
+    lay.add("zram_params", i64, PARAMS_WORDS)
+    lay.add("faults", i64, FAULTS_WORDS)
+    # zsmalloc
+    lay.add("pool_lock", i64, 8)
+    lay.add("pool_stat", i64, PS_WORDS)
+    lay.add("class_lock", i64, nc * CLASS_LOCK_STRIDE)
+    lay.add("class_stat", i64, nc * CS_WORDS)
+    lay.add("class_info", i64, nc * CI_WORDS)
+    lay.add("class_of_index", i64, nc)
+    lay.add("fullness", i64, nc * NR_FULLNESS_GROUPS)
+    lay.add("zspage", i64, max_z * Z_WORDS)
+    lay.add("zone", i64, ZONE_WORDS)
+    lay.add("zone_free", i64, nc)
+    lay.add("obj_next", i64, max_obj)
+    lay.add("obj_head", i64, max_obj)
+    lay.add("obj_zspage", i64, max_obj)
+    lay.add("obj_csum", i64, max_obj)
+    lay.add("pool_consts", i64, PC_WORDS)
+    # mm
+    lay.add("pte", i64, max(1, geo.total_pages))
+    lay.add("swap_map", i64, geo.nr_slots)
+    lay.add("swap_lock", i64, 16)
+    # emulator
+    lay.add("ctl", i64, CTL_WORDS)
+    lay.add("wstat", i64, (geo.n_workers, STAT_WORDS))
+    lay.add("lockstat", i64, (geo.n_workers, LOCKSTAT_WORDS))
+    lay.add("costs", i64, (geo.n_workers, NR_COSTS))
+    lay.add("pagebuf", i64, (geo.n_workers, geo.page_size // 8))
+    return lay
+
+
+def init_state(arena: Arena, geo: Geometry) -> None:
+    """Initial values: an empty zram device, an empty pool, no pages mapped."""
+    table = build_size_classes(geo.page_size, geo.chain_size)
+    nc = table.nr_classes
+    max_z, max_obj = pool_capacity(geo, table.max_objs_per_zspage, nc)
+    p = arena["zram_params"]
+    p[ZP_PAGE_SHIFT] = geo.page_size.bit_length() - 1
+    p[ZP_NR_SLOTS] = geo.nr_slots
+    p[ZP_HUGE_CLASS_SIZE] = table.huge_class_size
+    p[ZP_STRATEGY] = geo.strategy_id
+    p[ZP_CAP_SLOTS] = geo.cap_slots
+    p[ZP_CAP_BYTES] = geo.cap_bytes
+    p[ZP_SEED] = geo.seed
+    p[ZP_MEAN_COMP_LEN] = geo.mean_comp_len
+    p[ZP_SPREAD_PERMILLE] = geo.spread_permille
+    p[ZP_SAME_PPM] = geo.same_ppm
+    p[ZP_HUGE_PPM] = geo.huge_ppm
+    p[ZP_DEBUG] = geo.debug
+    p[ZP_GC_QUEUE_LEN] = geo.queue_words
+    info = arena["class_info"].reshape(nc, CI_WORDS)
+    info[:, CI_SIZE] = table.size
+    info[:, CI_PAGES] = table.pages_per_zspage
+    info[:, CI_OBJS] = table.objs_per_zspage
+    info[:, CI_HUGE] = (table.pages_per_zspage == 1) & (table.objs_per_zspage == 1)
+    arena["class_of_index"][:] = table.class_of_index
+    c = arena["pool_consts"]
+    c[PC_PAGE_SIZE] = geo.page_size
+    c[PC_NR_RAW_CLASSES] = nc
+    c[PC_CLASS_DELTA] = table.size_class_delta
+    c[PC_MAX_ZSPAGES] = max_z
+    c[PC_MAX_OBJS] = max_obj
+    arena["fullness"][:] = -1
+    arena["zone_free"][:] = -1
+    reset_rows(arena["lockstat"])
+
+
+def zram_view(arena: Arena) -> Zram:
+    pool = Pool(arena["pool_lock"], arena["pool_stat"], arena["class_lock"], arena["class_stat"],
+                arena["class_info"], arena["class_of_index"], arena["fullness"],
+                arena["zspage"], arena["zone"], arena["zone_free"], arena["obj_next"],
+                arena["obj_head"], arena["obj_zspage"], arena["obj_csum"], arena["pool_consts"])
+    return Zram(arena["table"], arena["zram_stats"], arena["gc_map"], arena["gc_ctl"],
+                arena["gc_queue"], arena["zram_params"], arena["faults"], pool)
+
+
+def mm_view(arena: Arena) -> Mm:
+    return Mm(arena["pte"], arena["swap_map"], arena["swap_lock"])
+
+
+def ctx_view(arena: Arena, worker: int) -> Ctx:
+    return Ctx(arena["wstat"][worker], arena["lockstat"][worker], arena["costs"][worker])
+
+
+def page_buffer(arena: Arena, worker: int) -> np.ndarray:
+    return arena["pagebuf"][worker]

@@ -1,0 +1,54 @@
+"""The GC worker's loop: a kworker running the zram GC work item whenever it is queued.
+
+Workqueue semantics: queue_work() sets PENDING (strategies/common.py); the worker clears PENDING
+as the work item starts, so an enqueue during a pass queues one more pass. With nothing pending
+the worker sleeps on a futex on the PENDING word (a real sleep: it gives its CPU back) and
+queue_work wakes it only when it is idle, as the kernel wakes an idle worker pool.
+"""
+from __future__ import annotations
+
+from numba import njit
+
+from ..strategies.common import GC_IDLE, GC_PENDING, GC_STOP, gc_backlog
+from ..strategies.dispatch import gc_drain
+from .atomics import atomic_load, atomic_store, atomic_xchg, futex_wait, futex_wake, read_clock
+from .context import (W_GC_BUSY, W_GC_FREED, W_GC_IDLE_AT, W_GC_PASSES, W_GC_SLEEPS, Ctx,
+                      note_cpu)
+from .zram import Zram
+
+
+@njit(cache=True, _nrt=False)
+def gc_worker_run(zram: Zram, ctx: Ctx, sleep_timeout_ns: int) -> None:
+    """Serve GC work items until the controller sets GC_STOP."""
+    ctl = zram.gc_ctl
+    while atomic_load(ctl, GC_STOP) == 0:
+        note_cpu(ctx)
+        if atomic_xchg(ctl, GC_PENDING, 0) != 0:
+            t0 = read_clock()
+            ctx.stat[W_GC_FREED] += gc_drain(zram, ctx)
+            t1 = read_clock()
+            ctx.stat[W_GC_PASSES] += 1
+            ctx.stat[W_GC_BUSY] += t1 - t0
+            if gc_backlog(zram) == 0:
+                ctx.stat[W_GC_IDLE_AT] = t1
+            continue
+        atomic_store(ctl, GC_IDLE, 1)
+        if atomic_load(ctl, GC_PENDING) == 0 and atomic_load(ctl, GC_STOP) == 0:
+            futex_wait(ctl, GC_PENDING, 0, sleep_timeout_ns)
+            ctx.stat[W_GC_SLEEPS] += 1
+        atomic_store(ctl, GC_IDLE, 0)
+
+
+@njit(cache=True, _nrt=False)
+def gc_worker_stop(zram: Zram) -> None:
+    """Ask the GC worker to leave its loop, waking it if it sleeps."""
+    atomic_store(zram.gc_ctl, GC_STOP, 1)
+    atomic_store(zram.gc_ctl, GC_PENDING, 1)
+    futex_wake(zram.gc_ctl, GC_PENDING, 1 << 30)
+
+
+@njit(cache=True, _nrt=False)
+def gc_worker_reset(zram: Zram) -> None:
+    atomic_store(zram.gc_ctl, GC_STOP, 0)
+    atomic_store(zram.gc_ctl, GC_PENDING, 0)
+    atomic_store(zram.gc_ctl, GC_IDLE, 0)

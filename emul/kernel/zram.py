@@ -1,0 +1,407 @@
+"""The zram slot table: slot locks, slot_free, and the write and read paths.
+
+Shared arrays (one ``Zram`` of views into the arena):
+
+  table[2*i]      table[i].handle: zsmalloc handle, or the fill word of a ZRAM_SAME slot
+  table[2*i + 1]  table[i].flags, aliased with the lock word as in zram_drv.h:
+                    bits 0 .. ZRAM_FLAG_SHIFT-1   object size (get_slot_size / set_slot_size)
+                    bits ZRAM_FLAG_SHIFT + n      enum zram_pageflags (SAME, ENTRY_LOCK, ...)
+                    bits 40..47                   emul only: last lock holder's CPU + 1
+  stats[]         struct zram_stats, shared atomics side by side as the kernel keeps them
+  gc_map[]        one bit per slot: queued for lazy freeing (the RFC's zram->gc_map)
+  gc_ctl[]        int32 futex words of the GC work item (pending, idle)
+  gc_queue[]      strategy-private storage (rings, stacks, handle buffers)
+  params[]        read-only run parameters (page shift, nr_slots, strategy, cap, data profile)
+  faults[]        emul's own fault counters, read by the audit (never by the kernel paths)
+
+Locking: the entry lock (ZRAM_ENTRY_LOCK) is taken by slot_lock (waits) or slot_trylock (only
+zram_slot_free_notify and the GC drain). Everything in an entry other than the lock bit changes
+only under it. Lock order: slot lock -> pool->lock -> size_class->lock.
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+from .atomics import (atomic_cas, atomic_fetch_add, atomic_fetch_and, atomic_fetch_or, atomic_load,
+                      cpu_relax, read_clock)
+from .context import (COST_COMPRESS_KIB, COST_DECOMPRESS_KIB, COST_SLOT_FREE, W_CPU, Ctx,
+                      model_cost, model_cost_scaled)
+from .locking import lock_acquired, lock_contended, lock_released
+from .lockstat import LOCK_SLOT
+from .zsmalloc import zs_free, zs_malloc, zs_obj_read
+
+Zram = namedtuple("Zram", ["table", "stats", "gc_map", "gc_ctl", "gc_queue", "params", "faults",
+                           "pool"])
+
+# enum zram_pageflags, as offsets from ZRAM_FLAG_SHIFT (PAGE_SHIFT + 1)
+ZRAM_SAME = 0
+ZRAM_ENTRY_LOCK = 1
+ZRAM_WB = 2
+ZRAM_PP_SLOT = 3
+ZRAM_HUGE = 4
+ZRAM_IDLE = 5
+ZRAM_INCOMPRESSIBLE = 6
+ZRAM_COMP_PRIORITY_BIT1 = 7
+ZRAM_COMP_PRIORITY_BIT2 = 8
+OWNER_SHIFT = 40
+OWNER_MASK = 0xFF << OWNER_SHIFT
+
+# struct zram_stats
+ST_COMPR_DATA_SIZE = 0
+ST_FAILED_READS = 1
+ST_FAILED_WRITES = 2
+ST_NOTIFY_FREE = 3
+ST_SAME_PAGES = 4
+ST_HUGE_PAGES = 5
+ST_HUGE_PAGES_SINCE = 6
+ST_PAGES_STORED = 7
+ST_MAX_USED_PAGES = 8
+ST_MISS_FREE = 9
+ST_GC_SLOTS = 10          # RFC: slots queued for lazy freeing
+ST_GC_BYTES = 11          # compressed bytes queued (caps in bytes)
+STATS_WORDS = 16
+STAT_NAMES = ("compr_data_size", "failed_reads", "failed_writes", "notify_free", "same_pages",
+              "huge_pages", "huge_pages_since", "pages_stored", "max_used_pages", "miss_free",
+              "gc_slots", "gc_bytes")
+
+# params
+ZP_PAGE_SHIFT = 0
+ZP_NR_SLOTS = 1
+ZP_HUGE_CLASS_SIZE = 2
+ZP_STRATEGY = 3
+ZP_CAP_SLOTS = 4          # strategy cap in slots (0: none)
+ZP_CAP_BYTES = 5          # strategy cap in compressed bytes (0: none)
+ZP_SEED = 6
+ZP_MEAN_COMP_LEN = 7      # data profile: mean compressed length in bytes
+ZP_SPREAD_PERMILLE = 8    # ... relative spread of lengths, per mille
+ZP_SAME_PPM = 9           # ... same-filled pages, parts per million
+ZP_HUGE_PPM = 10          # ... incompressible pages, parts per million
+ZP_DEBUG = 11             # debug switches (emul/kernel/debug.py), 0 in real runs
+ZP_GC_QUEUE_LEN = 12
+PARAMS_WORDS = 16
+
+# faults (emul's audit counters)
+F_DOUBLE_QUEUE = 0        # a slot queued for GC while already queued
+F_READ_CORRUPT = 1        # a read returned other content than was written
+F_FREE_UNQUEUED = 2       # a drain freed a slot that was not (or no longer) queued
+FAULTS_WORDS = 8
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def flag_shift(zram: Zram) -> int:
+    return zram.params[ZP_PAGE_SHIFT] + 1
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def flag_bit(zram: Zram, flag: int) -> int:
+    return 1 << (zram.params[ZP_PAGE_SHIFT] + 1 + flag)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def get_slot_handle(zram: Zram, index: int) -> int:
+    return zram.table[2 * index]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def set_slot_handle(zram: Zram, index: int, handle: int) -> None:
+    zram.table[2 * index] = handle
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def get_slot_size(zram: Zram, index: int) -> int:
+    return zram.table[2 * index + 1] & ((1 << flag_shift(zram)) - 1)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def set_slot_size(zram: Zram, index: int, size: int) -> None:
+    w = 2 * index + 1
+    zram.table[w] = (zram.table[w] & ~((1 << flag_shift(zram)) - 1)) | size
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def test_slot_flag(zram: Zram, index: int, flag: int) -> bool:
+    return (zram.table[2 * index + 1] & flag_bit(zram, flag)) != 0
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def set_slot_flag(zram: Zram, index: int, flag: int) -> None:
+    zram.table[2 * index + 1] |= flag_bit(zram, flag)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def clear_slot_flag(zram: Zram, index: int, flag: int) -> None:
+    zram.table[2 * index + 1] &= ~flag_bit(zram, flag)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def slot_allocated(zram: Zram, index: int) -> bool:
+    return (get_slot_size(zram, index) != 0 or test_slot_flag(zram, index, ZRAM_SAME)
+            or test_slot_flag(zram, index, ZRAM_WB))
+
+
+# --- the entry lock: every taker goes through these three -------------------------------------
+
+@njit(cache=True, _nrt=False)
+def __slot_acquire(zram: Zram, ctx: Ctx, index: int) -> bool:
+    """One attempt: set ENTRY_LOCK (and emul's owner CPU) if it is clear."""
+    w = 2 * index + 1
+    lock = flag_bit(zram, ZRAM_ENTRY_LOCK)
+    old = atomic_load(zram.table, w)
+    if old & lock:
+        return False
+    new = (old | lock) & ~OWNER_MASK | ((ctx.stat[W_CPU] + 1) << OWNER_SHIFT)
+    if atomic_cas(zram.table, w, old, new) != old:
+        return False
+    lock_acquired(ctx, LOCK_SLOT, (old >> OWNER_SHIFT) & 0xFF)
+    return True
+
+
+@njit(cache=True, _nrt=False)
+def slot_trylock(zram: Zram, ctx: Ctx, index: int) -> bool:
+    return __slot_acquire(zram, ctx, index)
+
+
+@njit(cache=True, _nrt=False)
+def slot_lock(zram: Zram, ctx: Ctx, index: int) -> None:
+    """Take the entry lock, waiting for it (the kernel sleeps in wait_on_bit_lock; emul spins)."""
+    if __slot_acquire(zram, ctx, index):
+        return
+    t0 = read_clock()
+    w = 2 * index + 1
+    lock = flag_bit(zram, ZRAM_ENTRY_LOCK)
+    prev = (atomic_load(zram.table, w) >> OWNER_SHIFT) & 0xFF
+    while True:
+        while atomic_load(zram.table, w) & lock:
+            cpu_relax()
+        if __slot_acquire(zram, ctx, index):
+            break
+    lock_contended(ctx, LOCK_SLOT, read_clock() - t0, prev != 0 and prev != ctx.stat[W_CPU] + 1)
+
+
+@njit(cache=True, _nrt=False)
+def slot_unlock(zram: Zram, ctx: Ctx, index: int) -> None:
+    lock_released(ctx, LOCK_SLOT)
+    atomic_fetch_and(zram.table, 2 * index + 1, ~flag_bit(zram, ZRAM_ENTRY_LOCK))
+
+
+# --- gc_map: shared by every lazy-free strategy ------------------------------------------------
+
+@njit(cache=True, _nrt=False, inline="always")
+def gc_test(zram: Zram, index: int) -> bool:
+    return (atomic_load(zram.gc_map, index >> 6) >> (index & 63)) & 1 != 0
+
+
+@njit(cache=True, _nrt=False)
+def gc_mark(zram: Zram, index: int) -> None:
+    """Mark a slot queued (caller holds its lock and has reserved room in gc_slots)."""
+    bit = 1 << (index & 63)
+    old = atomic_fetch_or(zram.gc_map, index >> 6, bit)
+    if old & bit:
+        atomic_fetch_add(zram.faults, F_DOUBLE_QUEUE, 1)
+
+
+@njit(cache=True, _nrt=False)
+def gc_forget(zram: Zram, index: int) -> bool:
+    """Take a slot off gc_map if it is queued (its content is being freed now). Lock held."""
+    if not gc_test(zram, index):
+        return False
+    bit = 1 << (index & 63)
+    old = atomic_fetch_and(zram.gc_map, index >> 6, ~bit)
+    if old & bit:
+        atomic_fetch_add(zram.stats, ST_GC_SLOTS, -1)
+        atomic_fetch_add(zram.stats, ST_GC_BYTES, -get_slot_size(zram, index))
+        return True
+    return False
+
+
+# --- slot_free ---------------------------------------------------------------------------------
+
+@njit(cache=True, _nrt=False)
+def slot_free(zram: Zram, ctx: Ctx, index: int) -> None:
+    """Free a slot's content and reset it. Caller holds the slot lock.
+
+    A slot still queued for lazy freeing is taken off gc_map first: whoever frees the content
+    (the GC, or a write reusing the slot) owns the free, so it happens exactly once.
+    """
+    gc_forget(zram, index)
+    model_cost(ctx, COST_SLOT_FREE)
+    w = 2 * index + 1
+    zram.table[w] &= ~(flag_bit(zram, ZRAM_IDLE) | flag_bit(zram, ZRAM_INCOMPRESSIBLE)
+                       | flag_bit(zram, ZRAM_PP_SLOT) | flag_bit(zram, ZRAM_COMP_PRIORITY_BIT1)
+                       | flag_bit(zram, ZRAM_COMP_PRIORITY_BIT2))
+    if test_slot_flag(zram, index, ZRAM_HUGE):
+        clear_slot_flag(zram, index, ZRAM_HUGE)
+        atomic_fetch_add(zram.stats, ST_HUGE_PAGES, -1)
+    if test_slot_flag(zram, index, ZRAM_SAME):
+        clear_slot_flag(zram, index, ZRAM_SAME)
+        atomic_fetch_add(zram.stats, ST_SAME_PAGES, -1)
+    else:
+        handle = get_slot_handle(zram, index)
+        if handle == 0:
+            return
+        zs_free(zram.pool, ctx, handle)
+        atomic_fetch_add(zram.stats, ST_COMPR_DATA_SIZE, -get_slot_size(zram, index))
+    atomic_fetch_add(zram.stats, ST_PAGES_STORED, -1)
+    set_slot_handle(zram, index, 0)
+    set_slot_size(zram, index, 0)
+
+
+# --- page content: what emul writes into and reads out of zram ---------------------------------
+
+@njit(cache=True, _nrt=False, inline="always")
+def splitmix64(x: int) -> int:
+    """A 63-bit hash of x (splitmix64's finaliser), non-negative so callers can use % freely."""
+    z = np.uint64(x) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return np.int64((z ^ (z >> np.uint64(31))) >> np.uint64(1))
+
+
+@njit(cache=True, _nrt=False)
+def page_kind(zram: Zram, key: int) -> int:
+    """0: ordinary page, 1: same-filled, 2: incompressible; decided by the data profile."""
+    r = splitmix64(zram.params[ZP_SEED] * 1_000_003 + key) % 1_000_000
+    if r < zram.params[ZP_SAME_PPM]:
+        return 1
+    if r < zram.params[ZP_SAME_PPM] + zram.params[ZP_HUGE_PPM]:
+        return 2
+    return 0
+
+
+@njit(cache=True, _nrt=False)
+def fill_page(zram: Zram, page, key: int) -> None:
+    """Write page number key's synthetic content into the buffer page (int64 words)."""
+    kind = page_kind(zram, key)
+    x = splitmix64(key ^ (zram.params[ZP_SEED] << 32))
+    if kind == 1:
+        fill = x & 0xFF  # same-filled pages are mostly zero or a byte pattern
+        fill = fill * 0x0101010101010101 if fill & 1 else 0
+        for i in range(page.size):
+            page[i] = fill
+    else:
+        for i in range(page.size):
+            x = splitmix64(x)
+            page[i] = x
+
+
+@njit(cache=True, _nrt=False)
+def page_same_filled(page) -> tuple:
+    """(True, element) if every word equals the first, as zram's page_same_filled()."""
+    val = page[0]
+    if page[page.size - 1] != val:
+        return False, 0
+    for i in range(1, page.size - 1):
+        if page[i] != val:
+            return False, 0
+    return True, val
+
+
+@njit(cache=True, _nrt=False)
+def page_checksum(page) -> int:
+    """FNV-1a over the page's words (63 bits kept)."""
+    h = np.uint64(0xCBF29CE484222325)
+    for i in range(page.size):
+        h = (h ^ np.uint64(page[i])) * np.uint64(0x100000001B3)
+    return np.int64(h >> np.uint64(1))
+
+
+@njit(cache=True, _nrt=False)
+def fill_checksum(page, element: int) -> int:
+    """Checksum of a page read back from a ZRAM_SAME slot (zram_fill_page, then checksum)."""
+    for i in range(page.size):
+        page[i] = element
+    return page_checksum(page)
+
+
+@njit(cache=True, _nrt=False)
+def compressed_length(zram: Zram, key: int) -> int:
+    """What the compressor would make of page key: the data profile's modelled length."""
+    if page_kind(zram, key) == 2:
+        return 1 << zram.params[ZP_PAGE_SHIFT]
+    mean = zram.params[ZP_MEAN_COMP_LEN]
+    u = (splitmix64(key * 31 + 7 + zram.params[ZP_SEED]) % 2001) - 1000  # -1000 .. 1000
+    n = mean + mean * zram.params[ZP_SPREAD_PERMILLE] * u // 1_000_000
+    return max(32, min(n, (1 << zram.params[ZP_PAGE_SHIFT]) - 1))
+
+
+# --- write and read -----------------------------------------------------------------------------
+
+@njit(cache=True, _nrt=False)
+def write_same_filled_page(zram: Zram, ctx: Ctx, index: int, element: int) -> None:
+    slot_lock(zram, ctx, index)
+    slot_free(zram, ctx, index)
+    set_slot_flag(zram, index, ZRAM_SAME)
+    set_slot_handle(zram, index, element)
+    slot_unlock(zram, ctx, index)
+    atomic_fetch_add(zram.stats, ST_SAME_PAGES, 1)
+    atomic_fetch_add(zram.stats, ST_PAGES_STORED, 1)
+
+
+@njit(cache=True, _nrt=False)
+def write_incompressible_page(zram: Zram, ctx: Ctx, index: int, csum: int) -> bool:
+    page_size = 1 << zram.params[ZP_PAGE_SHIFT]
+    handle = zs_malloc(zram.pool, ctx, page_size, csum)
+    if handle == 0:
+        atomic_fetch_add(zram.stats, ST_FAILED_WRITES, 1)
+        return False
+    slot_lock(zram, ctx, index)
+    slot_free(zram, ctx, index)
+    set_slot_flag(zram, index, ZRAM_HUGE)
+    set_slot_handle(zram, index, handle)
+    set_slot_size(zram, index, page_size)
+    slot_unlock(zram, ctx, index)
+    atomic_fetch_add(zram.stats, ST_COMPR_DATA_SIZE, page_size)
+    atomic_fetch_add(zram.stats, ST_HUGE_PAGES, 1)
+    atomic_fetch_add(zram.stats, ST_HUGE_PAGES_SINCE, 1)
+    atomic_fetch_add(zram.stats, ST_PAGES_STORED, 1)
+    return True
+
+
+@njit(cache=True, _nrt=False)
+def zram_write_page(zram: Zram, ctx: Ctx, index: int, key: int, page) -> bool:
+    """Store page number key's content in slot index, freeing what the slot held before.
+
+    As zram_write_page: detect a same-filled page, compress (modelled), zs_malloc and copy
+    without the slot lock, then lock, free the old content, install the new, unlock.
+    """
+    fill_page(zram, page, key)
+    same, element = page_same_filled(page)
+    if same:
+        write_same_filled_page(zram, ctx, index, element)
+        return True
+    page_size = 1 << zram.params[ZP_PAGE_SHIFT]
+    model_cost_scaled(ctx, COST_COMPRESS_KIB, page_size)
+    comp_len = compressed_length(zram, key)
+    csum = page_checksum(page)
+    if comp_len >= zram.params[ZP_HUGE_CLASS_SIZE]:
+        return write_incompressible_page(zram, ctx, index, csum)
+    handle = zs_malloc(zram.pool, ctx, comp_len, csum)
+    if handle == 0:
+        atomic_fetch_add(zram.stats, ST_FAILED_WRITES, 1)
+        return False
+    slot_lock(zram, ctx, index)
+    slot_free(zram, ctx, index)
+    set_slot_handle(zram, index, handle)
+    set_slot_size(zram, index, comp_len)
+    slot_unlock(zram, ctx, index)
+    atomic_fetch_add(zram.stats, ST_PAGES_STORED, 1)
+    atomic_fetch_add(zram.stats, ST_COMPR_DATA_SIZE, comp_len)
+    return True
+
+
+@njit(cache=True, _nrt=False)
+def zram_read_page(zram: Zram, ctx: Ctx, index: int, page) -> int:
+    """Read slot index under its lock; returns the checksum of the page content read."""
+    slot_lock(zram, ctx, index)
+    handle = get_slot_handle(zram, index)
+    if test_slot_flag(zram, index, ZRAM_SAME) or handle == 0:
+        csum = fill_checksum(page, handle)
+    else:
+        if not test_slot_flag(zram, index, ZRAM_HUGE):
+            model_cost_scaled(ctx, COST_DECOMPRESS_KIB, 1 << zram.params[ZP_PAGE_SHIFT])
+        csum = zs_obj_read(zram.pool, handle)
+    slot_unlock(zram, ctx, index)
+    return csum

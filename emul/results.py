@@ -1,0 +1,112 @@
+"""Results: the versioned JSON file of a run, the per-variant summary, and the terminal table.
+
+Schema history (``version``):
+  1  first version: scenario, machine, profile, ticks_per_ns, every repeat's figures
+     (unmap time, per-page cost, lazy / in-place / fallback counts, GC drain, backlog,
+     zram counters, lock_stat rows, per-worker CPU use), per-variant summary, audit.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+SCHEMA = "emul-results"
+SCHEMA_VERSION = 1
+
+
+def machine_info() -> dict:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "cpu model", "hardware")):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import numba
+    import numpy
+    return {"arch": platform.machine(), "cpu_model": model, "cpus": os.cpu_count(),
+            "cpus_usable": sorted(os.sched_getaffinity(0)), "kernel": platform.release(),
+            "python": platform.python_version(), "numba": numba.__version__,
+            "numpy": numpy.__version__, "hostname": platform.node()}
+
+
+def summarize(rows: list[dict], variants: list[str]) -> list[dict]:
+    """Median and spread per variant; speedup is the baseline's median over the variant's."""
+    out = []
+    by = {v: [r for r in rows if r["variant"] == v] for v in variants}
+    base_name = next((v for v in variants if by[v] and by[v][0]["strategy"] == "sync"),
+                     variants[0])
+    base = statistics.median(r["unmap_ns"] for r in by[base_name]) if by[base_name] else 0.0
+    for v in variants:
+        rs = by[v]
+        if not rs:
+            continue
+        t = [r["unmap_ns"] for r in rs]
+        med = statistics.median(t)
+        out.append({
+            "variant": v, "strategy": rs[0]["strategy"], "repeats": len(rs),
+            "unmap_ms_median": med / 1e6, "unmap_ms_min": min(t) / 1e6,
+            "unmap_ms_max": max(t) / 1e6,
+            "spread_pct": 100.0 * (max(t) - min(t)) / 2 / med if med else 0.0,
+            "ns_per_page": statistics.median(r["ns_per_page"] for r in rs),
+            "speedup_vs": base_name, "speedup": base / med if med else 0.0,
+            "lazy": int(statistics.median(r["lazy"] for r in rs)),
+            "in_place": int(statistics.median(r["in_place"] for r in rs)),
+            "fallback": int(statistics.median(r["fallback"] for r in rs)),
+            "gc_drain_ms": statistics.median(r["gc_drain_ns"] for r in rs) / 1e6,
+            "peak_backlog": max(r["peak_backlog"] for r in rs),
+            "miss_free": sum(r["miss_free"] for r in rs),
+            "audit_clean": sum(1 for r in rs if r["audit"]["ok"]),
+        })
+    return out
+
+
+def build(scenario, profile, ticks_per_ns: float, rows: list[dict], status: str,
+          reason: str = "") -> dict:
+    variants = [v.name for v in scenario.variants]
+    return {
+        "schema": SCHEMA, "version": SCHEMA_VERSION, "status": status, "reason": reason,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv,
+        "scenario": scenario.to_dict(), "scenario_source": scenario.source,
+        "machine": machine_info(), "profile": profile.to_json(), "ticks_per_ns": ticks_per_ns,
+        "repeats": rows, "summary": summarize(rows, variants),
+    }
+
+
+def write(outdir: Path, doc: dict) -> Path:
+    """Write results.json atomically: a reader never sees a half-written file."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    path = outdir / "results.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+def table(doc: dict):
+    """The summary as a rich Table (what the terminal shows)."""
+    from rich.table import Table
+    t = Table(title=f"{doc['scenario']['name']} — profile {doc['profile']['name']}, "
+                    f"{doc['machine']['arch']} ({doc['machine']['cpu_model'] or '?'})")
+    for col, just in (("variant", "left"), ("unmap time\nmedian (±spread)", "right"),
+                      ("ns/page", "right"), ("speedup\nvs sync", "right"),
+                      ("slots freed\nlazily / in place", "right"), ("GC drain\nafter unmap", "right"),
+                      ("peak GC\nbacklog", "right"), ("miss_free", "right"), ("audit", "left")):
+        t.add_column(col, justify=just)
+    for s in doc["summary"]:
+        audit = ("clean" if s["audit_clean"] == s["repeats"]
+                 else f"FAILED {s['repeats'] - s['audit_clean']}/{s['repeats']}")
+        lazy = f"{s['lazy']:,} / {s['in_place']:,}"
+        if s["fallback"]:
+            lazy += f"\n({s['fallback']:,} over cap)"
+        t.add_row(s["variant"], f"{s['unmap_ms_median']:.2f} ms (±{s['spread_pct']:.1f}%)",
+                  f"{s['ns_per_page']:.0f}", f"{s['speedup']:.2f}×", lazy,
+                  f"{s['gc_drain_ms']:.2f} ms", f"{s['peak_backlog']:,}", f"{s['miss_free']:,}",
+                  audit)
+    return t

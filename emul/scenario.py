@@ -1,0 +1,775 @@
+"""Scenario files: what to emulate, on which CPUs, and which freeing strategies to compare.
+
+A scenario is one YAML mapping. Only ``name`` is required; every other key has the default shown
+in this example, which is the default scenario ``scenarios/seed-unmap.yaml``::
+
+    name: seed-unmap                 # required; lowercase letters, digits, ".", "_", "-"
+    description: ""                  # free text
+    experiment: unmap                # what the measured phase does; one of: unmap
+    page_size: 4K                    # 4K or 16K
+    repeats: 5                       # runs per variant, 1..1000
+    seed: 1                          # random seed, >= 0
+    profile: rk3588-cpu2             # a known timing profile
+    zram:
+      disksize: 512M                 # a multiple of page_size, >= the processes' total VMA
+    processes:                       # at least one
+      - name: victim                 # default "victim", then "victim2", "victim3", ...
+        vma: 256M                    # a multiple of page_size
+        swapped: 1.0                 # fraction of the VMA's pages swapped out beforehand, 0..1
+    data:
+      compression_ratio: 2.0         # page_size / mean compressed size, 1..64
+      spread: 0.25                   # relative spread of compressed sizes around the mean, 0..1
+      same_filled: 0.0               # fraction of same-filled pages, 0..1
+      incompressible: 0.0            # fraction stored as huge objects, 0..1 (same_filled +
+                                     # incompressible <= 1)
+    workers:                         # cpu: a CPU number or "cpuN", one this process may use
+      killer:  {cpu: 0}
+      gc:      {cpu: 1, count: 1}    # count 1..(CPUs available); cpu may be a list of CPUs,
+                                     # one per GC worker (count then defaults to its length)
+      swapout: {cpu: 0}
+    variants:                        # at least one; names must be unique
+      - name: sync                   # default: the strategy name
+        strategy: sync               # required; a known strategy
+      - name: bitmap
+        strategy: bitmap
+        cap: 30000                   # GC cap: a slot count, or a size such as 64M (rounded
+                                     # down to whole pages); default null = strategy default
+    lockstat: false                  # collect per-lock statistics
+    debug: {}                        # test switches: name -> true/false or a whole number
+
+Sizes are written ``256M``, ``1G``, ``4K``, ``64MiB``, ``1.5G`` (binary units) or as a number of
+bytes; ``zram.disksize`` and ``vma`` may be at most 1T. Unknown keys are errors. A bad file
+gives one line naming the file, the key and what was expected, e.g.
+``scenarios/x.yaml: variants[1].cap: expected a slot count or a size like 64M, got "lots"``.
+"""
+from __future__ import annotations
+
+import enum
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from emul.errors import InputError
+from emul.sizes import (
+    SizeError,
+    classify_count_or_size,
+    format_size,
+    show_value,
+    size_bytes,
+    slots_from_bytes,
+)
+
+__all__ = [
+    "DataSpec",
+    "Experiment",
+    "GcSpec",
+    "PAGE_SIZES",
+    "ProcessSpec",
+    "Scenario",
+    "VariantSpec",
+    "WorkerSpec",
+    "WorkersSpec",
+    "ZramSpec",
+    "load_scenario",
+    "scenario_from_dict",
+]
+
+PAGE_SIZES: tuple[int, ...] = (4096, 16384)
+MAX_DISKSIZE = 1 << 40          # 1T: keeps per-slot tables a sane size
+MAX_FILE_BYTES = 1 << 20        # a scenario file is a few hundred bytes; refuse anything silly
+MAX_SEED = (1 << 64) - 1
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+_SCENARIO_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+_ITEM_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+_CPU_RE = re.compile(r"cpu([0-9]{1,6})", re.IGNORECASE)
+_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class Experiment(str, enum.Enum):
+    """What the measured phase does. Add members here as experiments are written."""
+
+    UNMAP = "unmap"
+
+
+# --------------------------------------------------------------------------------------------
+# Resolved scenario (what the rest of emul uses)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ZramSpec:
+    disksize: int                      # bytes, a multiple of the page size
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    vma: int                           # bytes, a multiple of the page size
+    swapped: float                     # fraction 0..1 of the VMA's pages swapped out beforehand
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    compression_ratio: float           # page_size / mean compressed size, 1..64
+    spread: float                      # relative spread of compressed sizes, 0..1
+    same_filled: float                 # fraction of same-filled pages
+    incompressible: float              # fraction stored as huge objects
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    cpu: int
+
+
+@dataclass(frozen=True)
+class GcSpec:
+    cpus: tuple[int, ...]              # one CPU per GC worker (may repeat)
+
+    @property
+    def count(self) -> int:
+        return len(self.cpus)
+
+
+@dataclass(frozen=True)
+class WorkersSpec:
+    killer: WorkerSpec
+    gc: GcSpec
+    swapout: WorkerSpec
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    name: str
+    strategy: str
+    cap_slots: int | None              # None: the strategy's default cap
+    cap_bytes: int | None              # the size as written, when the cap was given as a size
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    experiment: Experiment
+    page_size: int
+    repeats: int
+    seed: int
+    profile: str
+    zram: ZramSpec
+    processes: tuple[ProcessSpec, ...]
+    data: DataSpec
+    workers: WorkersSpec
+    variants: tuple[VariantSpec, ...]
+    lockstat: bool
+    debug: dict[str, bool | int] = field(hash=False)
+    source: str = ""                   # the file path, or the `where` given to scenario_from_dict
+    raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
+
+    @property
+    def nr_slots(self) -> int:
+        """Swap slots on the zram device."""
+        return self.zram.disksize // self.page_size
+
+    @property
+    def pages_per_process(self) -> list[int]:
+        """Pages in each process's VMA, in ``processes`` order."""
+        return [p.vma // self.page_size for p in self.processes]
+
+    @property
+    def swapped_pages_per_process(self) -> list[int]:
+        """Pages swapped out before the measured phase: round(swapped * pages), per process."""
+        return [round(p.swapped * (p.vma // self.page_size)) for p in self.processes]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved scenario as JSON-safe data (sizes in bytes; ``raw`` not included)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "experiment": self.experiment.value,
+            "page_size": self.page_size,
+            "repeats": self.repeats,
+            "seed": self.seed,
+            "profile": self.profile,
+            "zram": {"disksize": self.zram.disksize, "nr_slots": self.nr_slots},
+            "processes": [
+                {"name": p.name, "vma": p.vma, "swapped": p.swapped, "pages": n}
+                for p, n in zip(self.processes, self.pages_per_process)
+            ],
+            "data": {
+                "compression_ratio": self.data.compression_ratio,
+                "spread": self.data.spread,
+                "same_filled": self.data.same_filled,
+                "incompressible": self.data.incompressible,
+            },
+            "workers": {
+                "killer": {"cpu": self.workers.killer.cpu},
+                "gc": {"cpus": list(self.workers.gc.cpus), "count": self.workers.gc.count},
+                "swapout": {"cpu": self.workers.swapout.cpu},
+            },
+            "variants": [
+                {"name": v.name, "strategy": v.strategy, "cap_slots": v.cap_slots, "cap_bytes": v.cap_bytes}
+                for v in self.variants
+            ],
+            "lockstat": self.lockstat,
+            "debug": dict(self.debug),
+            "source": self.source,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Field validators. Each raises ValueError("expected ..., got ...") and nothing else.
+# --------------------------------------------------------------------------------------------
+
+
+def _ctx(info: ValidationInfo, name: str) -> Any:
+    context = info.context
+    return context.get(name) if isinstance(context, dict) else None
+
+
+def _one_of(names: Iterable[str]) -> str:
+    names = sorted(names)
+    return ", ".join(names) if names else "none are available"
+
+
+def _cpu_ranges(cpus: Iterable[int]) -> str:
+    """``0-3,6``"""
+    ordered = sorted(set(cpus))
+    if not ordered:
+        return "none"
+    parts: list[str] = []
+    start = prev = ordered[0]
+    for cpu in ordered[1:] + [None]:  # type: ignore[list-item]
+        if cpu is not None and cpu == prev + 1:
+            prev = cpu
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if cpu is not None:
+            start = prev = cpu
+    return ",".join(parts)
+
+
+def _v_scenario_name(value: Any) -> str:
+    if isinstance(value, str) and _SCENARIO_NAME_RE.fullmatch(value):
+        return value
+    raise ValueError(
+        'expected a name of lowercase letters, digits, ".", "_" and "-" (at most 100, starting with '
+        f"a letter or digit), got {show_value(value)}"
+    )
+
+
+def _v_item_name(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and _ITEM_NAME_RE.fullmatch(value):
+        return value
+    raise ValueError(
+        'expected a name of letters, digits, ".", "_", "+" and "-" (at most 100, starting with '
+        f"a letter or digit), got {show_value(value)}"
+    )
+
+
+def _v_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"expected a text string, got {show_value(value)}")
+
+
+def _v_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"expected true or false, got {show_value(value)}")
+
+
+def _v_int(lo: int, hi: int | None) -> Any:
+    def check(value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and lo <= value and (hi is None or value <= hi):
+            return value
+        span = f"from {lo} to {hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"expected a whole number {span}, got {show_value(value)}")
+
+    return check
+
+
+def _v_number(lo: float, hi: float, what: str = "a number") -> Any:
+    def check(value: Any) -> float:
+        # Compare before converting: a huge int compares fine but would overflow float().
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value <= hi:
+            return float(value)
+        raise ValueError(f"expected {what} from {lo:g} to {hi:g}, got {show_value(value)}")
+
+    return check
+
+
+def _v_size(maximum: int) -> Any:
+    def check(value: Any) -> int:
+        return size_bytes(value, minimum=1, maximum=maximum)   # SizeError is a ValueError
+
+    return check
+
+
+def _v_page_size(value: Any) -> int:
+    try:
+        nbytes = size_bytes(value)
+    except SizeError:
+        nbytes = None
+    if nbytes in PAGE_SIZES:
+        return nbytes
+    raise ValueError(f"expected 4K or 16K, got {show_value(value)}")
+
+
+def _v_experiment(value: Any) -> Experiment:
+    for member in Experiment:
+        if value == member.value and isinstance(value, str):
+            return member
+    known = _one_of(m.value for m in Experiment)
+    raise ValueError(f"expected an experiment (one of: {known}), got {show_value(value)}")
+
+
+def _v_profile(value: Any, info: ValidationInfo) -> str:
+    known = _ctx(info, "profiles")
+    if isinstance(value, str) and (known is None or value in known):
+        return value
+    raise ValueError(f"expected a known profile (one of: {_one_of(known or ())}), got {show_value(value)}")
+
+
+def _v_strategy(value: Any, info: ValidationInfo) -> str:
+    known = _ctx(info, "strategies")
+    if isinstance(value, str) and (known is None or value in known):
+        return value
+    raise ValueError(f"expected a known strategy (one of: {_one_of(known or ())}), got {show_value(value)}")
+
+
+def _v_cpu(value: Any, info: ValidationInfo) -> int:
+    cpu: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        cpu = value
+    elif isinstance(value, str) and (match := _CPU_RE.fullmatch(value.strip())):
+        cpu = int(match[1])
+    if cpu is None:
+        raise ValueError(f'expected a CPU number like 0 or "cpu0", got {show_value(value)}')
+    available = _ctx(info, "cpus")
+    if available is not None and cpu not in available:
+        raise ValueError(
+            f"CPU {show_value(cpu)} is not available on this machine (available: {_cpu_ranges(available)})"
+        )
+    return cpu
+
+
+def _v_gc_count(value: Any, info: ValidationInfo) -> int | None:
+    if value is None:
+        return None
+    available = _ctx(info, "cpus")
+    hi = len(available) if available is not None else None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1 and (hi is None or value <= hi):
+        return value
+    span = f"from 1 to {hi} (the CPUs available)" if hi is not None else ">= 1"
+    raise ValueError(f"expected a whole number {span}, got {show_value(value)}")
+
+
+def _v_cap(value: Any) -> tuple[Literal["slots", "bytes"], int] | None:
+    if value is None:
+        return None
+    return classify_count_or_size(value)                     # SizeError is a ValueError
+
+
+def _v_debug_key(value: Any) -> str:
+    if isinstance(value, str) and value:
+        return value
+    raise ValueError(f"expected a switch name (text), got {show_value(value)}")
+
+
+def _v_debug_value(value: Any) -> bool | int:
+    if isinstance(value, bool) or (isinstance(value, int) and _INT64[0] <= value <= _INT64[1]):
+        return value
+    raise ValueError(f"expected true, false or a whole number, got {show_value(value)}")
+
+
+ScenarioName = Annotated[str, PlainValidator(_v_scenario_name)]
+ItemName = Annotated[Union[str, None], PlainValidator(_v_item_name)]
+Text = Annotated[str, PlainValidator(_v_text)]
+Flag = Annotated[bool, PlainValidator(_v_bool)]
+Fraction01 = Annotated[float, PlainValidator(_v_number(0.0, 1.0, "a fraction"))]
+Cpu = Annotated[int, PlainValidator(_v_cpu)]
+DebugKey = Annotated[str, PlainValidator(_v_debug_key)]
+DebugValue = Annotated[Union[bool, int], PlainValidator(_v_debug_value)]
+Cap = Annotated[Any, PlainValidator(_v_cap)]
+
+
+# --------------------------------------------------------------------------------------------
+# Pydantic models of the file's shape (field order = the documented key order)
+# --------------------------------------------------------------------------------------------
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class _ZramIn(_In):
+    disksize: Annotated[int, PlainValidator(_v_size(MAX_DISKSIZE))] = "512M"  # type: ignore[assignment]
+
+
+class _ProcessIn(_In):
+    name: ItemName = None
+    vma: Annotated[int, PlainValidator(_v_size(MAX_DISKSIZE))] = "256M"  # type: ignore[assignment]
+    swapped: Fraction01 = 1.0
+
+
+class _DataIn(_In):
+    compression_ratio: Annotated[float, PlainValidator(_v_number(1.0, 64.0))] = 2.0
+    spread: Fraction01 = 0.25
+    same_filled: Fraction01 = 0.0
+    incompressible: Fraction01 = 0.0
+
+    @model_validator(mode="after")
+    def _fractions_add_up(self) -> _DataIn:
+        if self.same_filled + self.incompressible > 1.0:
+            raise ValueError(
+                "expected same_filled + incompressible <= 1, "
+                f"got {self.same_filled:g} + {self.incompressible:g}"
+            )
+        return self
+
+
+class _KillerIn(_In):
+    cpu: Cpu = 0
+
+
+class _GcIn(_In):
+    cpu: Annotated[list[Cpu], Field(min_length=1)] = 1  # type: ignore[assignment]
+    count: Annotated[Union[int, None], PlainValidator(_v_gc_count)] = None
+
+    @field_validator("cpu", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return value if isinstance(value, list) else [value]
+
+
+class _SwapoutIn(_In):
+    cpu: Cpu = 0
+
+
+class _WorkersIn(_In):
+    killer: _KillerIn = Field(default_factory=dict)  # type: ignore[arg-type]
+    gc: _GcIn = Field(default_factory=dict)  # type: ignore[arg-type]
+    swapout: _SwapoutIn = Field(default_factory=dict)  # type: ignore[arg-type]
+
+
+class _VariantIn(_In):
+    name: ItemName = None
+    strategy: Annotated[str, PlainValidator(_v_strategy)]
+    cap: Cap = None
+
+
+class _ScenarioIn(_In):
+    name: ScenarioName
+    description: Text = ""
+    experiment: Annotated[Experiment, PlainValidator(_v_experiment)] = "unmap"  # type: ignore[assignment]
+    page_size: Annotated[int, PlainValidator(_v_page_size)] = "4K"  # type: ignore[assignment]
+    repeats: Annotated[int, PlainValidator(_v_int(1, 1000))] = 5
+    seed: Annotated[int, PlainValidator(_v_int(0, MAX_SEED))] = 1
+    profile: Annotated[str, PlainValidator(_v_profile)] = "rk3588-cpu2"
+    zram: _ZramIn = Field(default_factory=dict)  # type: ignore[arg-type]
+    processes: Annotated[list[_ProcessIn], Field(min_length=1)] = [{}]  # type: ignore[assignment]
+    data: _DataIn = Field(default_factory=dict)  # type: ignore[arg-type]
+    workers: _WorkersIn = Field(default_factory=dict)  # type: ignore[arg-type]
+    variants: Annotated[list[_VariantIn], Field(min_length=1)] = [  # type: ignore[assignment]
+        {"name": "sync", "strategy": "sync"},
+        {"name": "bitmap", "strategy": "bitmap", "cap": 30000},
+    ]
+    lockstat: Flag = False
+    debug: dict[DebugKey, DebugValue] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Errors: pydantic's (loc, type) -> "key.path: expected ..., got ..." in document order
+# --------------------------------------------------------------------------------------------
+
+Loc = tuple[Union[str, int], ...]
+_ABSENT = object()
+_SCALAR_OR_LIST: frozenset[Loc] = frozenset({("workers", "gc", "cpu")})   # see _GcIn._listify
+
+
+def _place(raw: Any, loc: Loc) -> tuple[str, tuple[int, ...]]:
+    """The dotted key path for ``loc`` (``variants[1].cap``) and a sort key in document order.
+
+    Walks the document as written: mapping keys sort by their position in the file, keys that
+    are absent (defaults, missing keys) after the present ones. The index pydantic adds when a
+    scalar is accepted as a one-item list (``workers.gc.cpu: 1``) is dropped.
+    """
+    path, order = "", []
+    node: Any = raw
+    for depth, comp in enumerate(loc):
+        if isinstance(node, dict) and comp in node:
+            order.append(list(node).index(comp))
+            node = node[comp]
+        elif isinstance(node, list) and isinstance(comp, int) and 0 <= comp < len(node):
+            order.append(comp)
+            path += f"[{comp}]"
+            node = node[comp]
+            continue
+        elif comp == "[key]" or (isinstance(comp, int) and tuple(loc[:depth]) in _SCALAR_OR_LIST):
+            continue                        # pydantic's dict-key marker; a scalar taken as a one-item list
+        else:
+            order.append(len(node) + 1 if isinstance(node, (dict, list)) else 1 << 30)
+            node = _ABSENT
+            if isinstance(comp, int):
+                path += f"[{comp}]"
+                continue
+        name = comp if isinstance(comp, str) and _KEY_RE.fullmatch(comp) else show_value(comp)
+        path += f".{name}" if path else name
+    return path, tuple(order)
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The input model that validates the mapping at ``loc``, if any."""
+    tp: Any = _ScenarioIn
+    for comp in loc:
+        if isinstance(tp, type) and issubclass(tp, BaseModel) and isinstance(comp, str) and comp in tp.model_fields:
+            tp = tp.model_fields[comp].annotation
+        elif isinstance(comp, int) and get_origin(tp) is list:
+            tp = get_args(tp)[0]
+        else:
+            return None
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _message(err: Mapping[str, Any]) -> tuple[Loc, str]:
+    kind, loc, value = err["type"], tuple(err["loc"]), err.get("input")
+    if kind in ("extra_forbidden", "invalid_key"):
+        if kind == "invalid_key":
+            loc = loc[:-1] + (value,)
+        model = _model_at(loc[:-1])
+        allowed = f" (expected one of: {', '.join(model.model_fields)})" if model else ""
+        return loc, f"unknown key{allowed}"
+    if kind == "missing":
+        return loc, "required key is missing"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return loc, f"expected a mapping, got {show_value(value)}"
+    if kind in ("list_type", "tuple_type"):
+        return loc, f"expected a list, got {show_value(value)}"
+    if kind == "too_short":
+        least = (err.get("ctx") or {}).get("min_length", 1)
+        return loc, f"expected at least {least} entr{'y' if least == 1 else 'ies'}, got an empty list"
+    msg = str(err.get("msg", "invalid value"))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+            break
+    else:
+        msg = f"{msg[:1].lower()}{msg[1:]}, got {show_value(value)}"
+    return loc, msg
+
+
+def _raise_first(where: str, raw: Any, problems: list[tuple[Loc, str]]) -> None:
+    if not problems:
+        return
+    placed = sorted((_place(raw, loc)[1], _place(raw, loc)[0], msg) for loc, msg in problems)
+    _, key, msg = placed[0]
+    if len(placed) > 1:
+        msg += f" (and {len(placed) - 1} more)"
+    raise InputError(where, key or None, msg)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def _read_yaml(where: str, path: str | os.PathLike[str]) -> Any:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise InputError(where, None, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(where, None, "is a directory, expected a scenario file") from None
+    except PermissionError:
+        raise InputError(where, None, "permission denied") from None
+    except OSError as err:
+        raise InputError(where, None, f"cannot read the file ({err.strerror or err})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(where, None, f"too large for a scenario file (over {format_size(MAX_FILE_BYTES)})")
+    try:
+        return yaml.safe_load(data)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        problem = err.problem or err.context or "syntax error"
+        if err.context and err.problem and err.problem.startswith("but "):
+            problem = f"{err.context}, {err.problem}"
+        if mark is not None:
+            at = f"line {mark.line + 1}, column {mark.column + 1}"
+            raise InputError(where, at, f"invalid YAML: {problem}") from None
+        raise InputError(where, None, f"invalid YAML: {problem}") from None
+    except yaml.reader.ReaderError as err:
+        raise InputError(where, None, f"not readable as text at byte {err.position} ({err.reason})") from None
+    except yaml.YAMLError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
+        raise InputError(where, None, f"invalid YAML: {first}") from None
+    except RecursionError:
+        raise InputError(where, None, "invalid YAML: nested too deeply") from None
+    except Exception as err:  # noqa: BLE001 - a constructor choked on a value (e.g. 2024-13-45, a 5000-digit int)
+        reason = str(err).split(";")[0].strip() or type(err).__name__
+        raise InputError(where, None, f"invalid YAML: cannot read a value ({reason})") from None
+
+
+def load_scenario(
+    path: str | os.PathLike[str], *, cpus: Iterable[int], strategies: Iterable[str], profiles: Iterable[str]
+) -> Scenario:
+    """Read and check a scenario file; every problem is an :class:`InputError` naming file and key."""
+    where = os.fsdecode(os.fspath(path))
+    data = _read_yaml(where, path)
+    return scenario_from_dict(data, where=where, cpus=cpus, strategies=strategies, profiles=profiles)
+
+
+def scenario_from_dict(
+    data: Any, *, where: str, cpus: Iterable[int], strategies: Iterable[str], profiles: Iterable[str]
+) -> Scenario:
+    """Check an already-loaded scenario mapping (``where`` names it in errors)."""
+    if not isinstance(data, dict):
+        got = "an empty document" if data is None else show_value(data)
+        raise InputError(where, None, f"expected a mapping of scenario keys (name, experiment, ...), got {got}")
+    context = {
+        "cpus": frozenset(cpus),
+        "strategies": frozenset(strategies),
+        "profiles": frozenset(profiles),
+    }
+    try:
+        model = _ScenarioIn.model_validate(data, context=context)
+    except ValidationError as err:
+        _raise_first(where, data, [_message(e) for e in err.errors(include_url=False)])
+        raise  # pragma: no cover - _raise_first always raises for a non-empty error list
+    return _resolve(model, where=where, raw=data, available=context["cpus"])
+
+
+def _resolve(model: _ScenarioIn, *, where: str, raw: dict[str, Any], available: frozenset[int]) -> Scenario:
+    """Checks that span several keys, then the frozen :class:`Scenario`."""
+    problems: list[tuple[Loc, str]] = []
+    page = model.page_size
+    page_text = format_size(page)
+
+    disksize = model.zram.disksize
+    if disksize % page:
+        problems.append((
+            ("zram", "disksize"),
+            f"expected a multiple of the page size ({page_text}), got {_got(raw, ('zram', 'disksize'), disksize)}",
+        ))
+    total_vma = sum(p.vma for p in model.processes)
+    if disksize < total_vma:
+        problems.append((
+            ("zram", "disksize"),
+            f"expected at least the processes' total VMA size ({format_size(total_vma)}), "
+            f"got {_got(raw, ('zram', 'disksize'), disksize)}",
+        ))
+
+    processes: list[ProcessSpec] = []
+    seen: dict[str, int] = {}
+    for i, p in enumerate(model.processes):
+        name = p.name if p.name is not None else ("victim" if i == 0 else f"victim{i + 1}")
+        if p.vma % page:
+            problems.append((
+                ("processes", i, "vma"),
+                f"expected a multiple of the page size ({page_text}), got {_got(raw, ('processes', i, 'vma'), p.vma)}",
+            ))
+        if name in seen:
+            problems.append((
+                ("processes", i, "name"),
+                f'process name "{name}" is already used by processes[{seen[name]}]; names must be unique',
+            ))
+        seen.setdefault(name, i)
+        processes.append(ProcessSpec(name=name, vma=p.vma, swapped=p.swapped))
+
+    gc = model.workers.gc
+    gc_cpus = tuple(gc.cpu)
+    if gc.count is not None and len(gc_cpus) == 1:
+        gc_cpus = gc_cpus * gc.count
+    elif gc.count is not None and gc.count != len(gc_cpus):
+        problems.append((
+            ("workers", "gc", "count"),
+            f"expected {len(gc_cpus)} (one GC worker per CPU listed in workers.gc.cpu), got {gc.count}",
+        ))
+    elif gc.count is None and len(gc_cpus) > len(available):
+        problems.append((
+            ("workers", "gc", "cpu"),
+            f"expected at most {len(available)} CPUs (the CPUs available), got a list of {len(gc_cpus)}",
+        ))
+
+    variants: list[VariantSpec] = []
+    seen = {}
+    for i, v in enumerate(model.variants):
+        name = v.name if v.name is not None else v.strategy
+        if name in seen:
+            problems.append((
+                ("variants", i, "name"),
+                f'variant name "{name}" is already used by variants[{seen[name]}]; names must be unique',
+            ))
+        seen.setdefault(name, i)
+        cap_slots: int | None = None
+        cap_bytes: int | None = None
+        if v.cap is not None:
+            kind, n = v.cap
+            if kind == "slots":
+                cap_slots = n
+            else:
+                cap_bytes = n
+                try:
+                    cap_slots = slots_from_bytes(n, page_size=page, got=_got(raw, ("variants", i, "cap"), n))
+                except SizeError as err:
+                    problems.append((("variants", i, "cap"), err.message))
+        variants.append(VariantSpec(name=name, strategy=v.strategy, cap_slots=cap_slots, cap_bytes=cap_bytes))
+
+    _raise_first(where, raw, problems)
+
+    return Scenario(
+        name=model.name,
+        description=model.description,
+        experiment=model.experiment,
+        page_size=page,
+        repeats=model.repeats,
+        seed=model.seed,
+        profile=model.profile,
+        zram=ZramSpec(disksize=disksize),
+        processes=tuple(processes),
+        data=DataSpec(
+            compression_ratio=model.data.compression_ratio,
+            spread=model.data.spread,
+            same_filled=model.data.same_filled,
+            incompressible=model.data.incompressible,
+        ),
+        workers=WorkersSpec(
+            killer=WorkerSpec(cpu=model.workers.killer.cpu),
+            gc=GcSpec(cpus=gc_cpus),
+            swapout=WorkerSpec(cpu=model.workers.swapout.cpu),
+        ),
+        variants=tuple(variants),
+        lockstat=model.lockstat,
+        debug=dict(model.debug),
+        source=where,
+        raw=raw,
+    )
+
+
+def _got(raw: Any, loc: Loc, nbytes: int) -> str:
+    """A size as the user wrote it at ``loc``, or spelled out if it came from a default."""
+    node = raw
+    for comp in loc:
+        if isinstance(node, dict) and comp in node:
+            node = node[comp]
+        elif isinstance(node, list) and isinstance(comp, int) and 0 <= comp < len(node):
+            node = node[comp]
+        else:
+            return format_size(nbytes)
+    return show_value(node)

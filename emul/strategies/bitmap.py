@@ -1,0 +1,61 @@
+"""bitmap: the RFC's GC — gc_map scanned with find_next_bit, slot trylock, a cap in slots.
+
+"[RFC PATCH] zram: support asynchronous GC for lazy slot freeing", Barry Song, linux-mm,
+2026-04-12 (Msg-ID 20260412060450.15813-1-baohua@kernel.org). try_slot_lazy_free() sets the
+slot's bit in gc_map and bumps gc_slots unless gc_slots reached the cap (30000), then
+queue_work()s the GC; gc_slots_free() walks gc_map with find_next_bit from 0, trylocks each
+slot, frees it if its bit is still set, and calls cond_resched() after each. Kairui Song's review
+(2026-04-12) notes the walk is O(n) per pass when the pending slots sit at the tail.
+
+emul's one addition: a pass that had to skip locked slots re-queues the work item, or slots
+skipped after the last enqueue would wait forever (the RFC relies on a later enqueue).
+"""
+from __future__ import annotations
+
+from numba import njit
+
+from ..kernel.context import W_GC_SKIPPED, W_SCAN_WORDS, Ctx
+from ..kernel.zram import ZP_NR_SLOTS, Zram, gc_test, slot_free, slot_trylock, slot_unlock
+from .common import cond_resched, find_next_bit, lazy_queue_slot, queue_work
+
+NAME = "bitmap"
+SUMMARY = "RFC v1: gc_map bitmap + find_next_bit scan, trylock, cap 30000 slots"
+NEEDS_GC = True
+DEFAULT_CAP_SLOTS = 30000
+
+
+def queue_words(nr_slots: int, cap_slots: int) -> int:
+    return 0   # gc_map is the whole queue
+
+
+@njit(cache=True, _nrt=False)
+def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
+    """try_slot_lazy_free(): under the slot lock."""
+    lazy = lazy_queue_slot(zram, ctx, index)
+    if lazy > 0:
+        queue_work(zram, ctx)
+    return lazy
+
+
+@njit(cache=True, _nrt=False)
+def drain(zram: Zram, ctx: Ctx) -> int:
+    """gc_slots_free(): one walk of gc_map."""
+    num_pages = zram.params[ZP_NR_SLOTS]
+    freed = 0
+    skipped = 0
+    index = find_next_bit(zram.gc_map, num_pages, 0)
+    while index < num_pages:
+        if slot_trylock(zram, ctx, index):
+            if gc_test(zram, index):
+                slot_free(zram, ctx, index)
+                freed += 1
+            slot_unlock(zram, ctx, index)
+            cond_resched(ctx)
+        else:
+            skipped += 1
+        index = find_next_bit(zram.gc_map, num_pages, index + 1)
+    ctx.stat[W_GC_SKIPPED] += skipped
+    ctx.stat[W_SCAN_WORDS] += (num_pages + 63) >> 6
+    if skipped:
+        queue_work(zram, ctx)
+    return freed
