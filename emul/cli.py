@@ -90,7 +90,7 @@ def cmd_run(args, console) -> int:
     console.print(tbl)
     from rich.console import Console
     with open(outdir / "summary.txt", "w") as f:
-        Console(file=f, width=140).print(tbl)
+        Console(file=f, width=200).print(tbl)
     console.print(f"results: {path_json}")
     if bad:
         raise AuditFailed(f"the audit failed in {len(bad)} of {len(rows)} repeats: "
@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     args = build_parser().parse_args(argv)
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)   # logs and pipes get the whole table, not 80 columns
     if not getattr(args, "fn", None):
         args = build_parser().parse_args(["run"] + (argv if argv is not None else sys.argv[1:]))
     try:

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 import psutil
+import zmq
 
 from . import audit
 from .arena import Arena
@@ -193,8 +193,16 @@ class Controller:
         ctl = self.arena["ctl"]
         ctl[state.CTL_GATE_ARRIVE] = 0
         for name, (phase, args) in assignments.items():
-            self.server.send(name, {"type": "phase", "phase": phase, "seq": self.seq,
-                                    "args": args})
+            try:
+                self.server.send(name, {"type": "phase", "phase": phase, "seq": self.seq,
+                                        "args": args})
+            except zmq.ZMQError:
+                try:
+                    self.by_name[name].popen.wait(timeout=5)  # gone: let check_workers say how
+                except subprocess.TimeoutExpired:
+                    pass
+                self.check_workers()
+                raise RunAborted(f"worker {name} is unreachable during {self.phase}") from None
         self.wait_until(lambda: ctl[state.CTL_GATE_ARRIVE] >= len(assignments), PHASE_TIMEOUT_S)
         ctl[state.CTL_GATE_GO] = self.seq
 

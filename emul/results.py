@@ -94,17 +94,17 @@ def table(doc: dict):
     from rich.table import Table
     t = Table(title=f"{doc['scenario']['name']} — profile {doc['profile']['name']}, "
                     f"{doc['machine']['arch']} ({doc['machine']['cpu_model'] or '?'})")
-    for col, just in (("variant", "left"), ("unmap time\nmedian (±spread)", "right"),
-                      ("ns/page", "right"), ("speedup\nvs sync", "right"),
-                      ("slots freed\nlazily / in place", "right"), ("GC drain\nafter unmap", "right"),
-                      ("peak GC\nbacklog", "right"), ("miss_free", "right"), ("audit", "left")):
-        t.add_column(col, justify=just)
+    for col, just in (("variant", "left"), ("unmap time (median ±spread)", "right"),
+                      ("ns/page", "right"), ("speedup vs sync", "right"),
+                      ("freed lazily / in place", "right"), ("GC drain after unmap", "right"),
+                      ("peak GC backlog", "right"), ("miss_free", "right"), ("audit", "left")):
+        t.add_column(col, justify=just, no_wrap=True)
     for s in doc["summary"]:
         audit = ("clean" if s["audit_clean"] == s["repeats"]
                  else f"FAILED {s['repeats'] - s['audit_clean']}/{s['repeats']}")
         lazy = f"{s['lazy']:,} / {s['in_place']:,}"
         if s["fallback"]:
-            lazy += f"\n({s['fallback']:,} over cap)"
+            lazy += f" ({s['fallback']:,} over cap)"
         t.add_row(s["variant"], f"{s['unmap_ms_median']:.2f} ms (±{s['spread_pct']:.1f}%)",
                   f"{s['ns_per_page']:.0f}", f"{s['speedup']:.2f}×", lazy,
                   f"{s['gc_drain_ms']:.2f} ms", f"{s['peak_backlog']:,}", f"{s['miss_free']:,}",

@@ -1,0 +1,24 @@
+# Two targets a fresh machine needs: `make run` (install, then run the default scenario) and
+# `make test` (install, then run the test suite). Everything installs into .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install run test clean
+
+$(BIN)/emul: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(BIN)/emul
+
+install: $(BIN)/emul
+
+run: install
+	$(BIN)/emul run
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .hypothesis

@@ -1,0 +1,126 @@
+"""End to end: the real `emul run` command on tiny scenarios, real workers, real shared memory."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import psutil
+import pytest
+
+from conftest import ROOT, emul_cmd, run_emul, shm_entries, tiny_scenario, write_yaml
+
+PAGES = 8 * 1024 * 1024 // 4096
+
+
+def load(outdir):
+    return json.loads((outdir / "results.json").read_text())
+
+
+def test_tiny_run_end_to_end(tmp_path, no_leftovers):
+    sc = write_yaml(tmp_path / "tiny.yaml", tiny_scenario())
+    out = tmp_path / "out"
+    r = run_emul("run", str(sc), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "speedup" in r.stdout and "bitmap" in r.stdout
+    doc = load(out)
+    assert doc["schema"] == "emul-results" and doc["version"] == 1 and doc["status"] == "ok"
+    assert doc["machine"]["arch"] and doc["profile"]["name"] == "zero"
+    assert len(doc["repeats"]) == 4
+    for row in doc["repeats"]:
+        assert row["audit"]["ok"], row["audit"]["problems"]
+        assert row["ptes"] == PAGES
+        assert row["zram_stats"]["notify_free"] == PAGES
+        assert row["lazy"] + row["in_place"] + row["miss_free"] == PAGES
+        assert row["zram_stats"]["pages_stored"] == row["miss_free"]
+        assert set(row["workers"]["killer"]["cpus_seen"]) <= set(row["workers"]["killer"]
+                                                                 ["cpus_allowed"])
+        if row["strategy"] == "sync":
+            assert row["lazy"] == 0 and row["in_place"] == PAGES
+        else:
+            assert row["gc_freed"] == row["lazy"]        # every queued slot freed exactly once
+            assert row["peak_backlog"] <= 500            # the cap holds
+            assert row["in_place"] == row["fallback"]    # in place only when over the cap
+    assert {s["variant"] for s in doc["summary"]} == {"sync", "bitmap"}
+    assert (out / "summary.txt").read_text().count("bitmap") >= 1
+
+
+def test_bitmap_over_cap_falls_back_and_frees_every_slot_once(tmp_path, no_leftovers):
+    """A slow GC (20 us per slot_free) behind a fast killer: the cap is hit, the rest is freed in
+    place and counted, and the GC frees every queued slot exactly once (the audit checks the
+    pool for double frees and the table for lost slots)."""
+    prof = tmp_path / "slowgc.yaml"
+    prof.write_text("name: slowgc\ndescription: slow slot_free\ncosts_ns: {slot_free: 20000}\n")
+    sc = write_yaml(tmp_path / "cap.yaml", tiny_scenario(
+        repeats=1, variants=[{"name": "bitmap", "strategy": "bitmap", "cap": 100}]))
+    out = tmp_path / "out"
+    r = run_emul("run", str(sc), "--profile", str(prof), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    row = load(out)["repeats"][0]
+    assert row["audit"]["ok"], row["audit"]["problems"]
+    assert row["fallback"] > 0
+    assert row["peak_backlog"] <= 100
+    assert row["lazy"] + row["fallback"] + row["miss_free"] == PAGES
+    assert row["gc_freed"] == row["lazy"]
+    assert row["pool_pages_after"] == 0 or row["miss_free"] > 0
+
+
+@pytest.mark.parametrize("mutation, key, expected", [
+    ({"variants": [{"name": "b", "strategy": "bitmap", "cap": "lots"}]}, "variants[0].cap",
+     "expected a slot count or a size like 64M"),
+    ({"workers": {"killer": {"cpu": 4096}}}, "workers.killer.cpu", "not available"),
+    ({"variants": [{"strategy": "nosuch"}]}, "variants[0].strategy", "sync"),
+    ({"zram": {"disksize": "big"}}, "zram.disksize", "expected a size"),
+])
+def test_bad_scenario_gets_one_clear_line(tmp_path, no_leftovers, mutation, key, expected):
+    path = write_yaml(tmp_path / "bad.yaml", tiny_scenario(**mutation))
+    r = run_emul("run", str(path), "-o", str(tmp_path / "out"))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    line = r.stderr.strip()
+    assert "\n" not in line and str(path) in line and key in line and expected in line, line
+
+
+def test_unknown_profile_and_missing_file(tmp_path, no_leftovers):
+    r = run_emul("run", str(tmp_path / "nope.yaml"))
+    assert r.returncode == 2 and "nope.yaml" in r.stderr and "Traceback" not in r.stderr
+    sc = write_yaml(tmp_path / "tiny.yaml", tiny_scenario())
+    r = run_emul("run", str(sc), "--profile", "nosuch")
+    assert r.returncode == 2 and "nosuch" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_killed_worker_ends_the_run_cleanly(tmp_path, no_leftovers):
+    """SIGKILL the killer mid-run: exit 3 with a one-line reason, partial results marked
+    aborted, and no process, arena or control socket left behind."""
+    sc = write_yaml(tmp_path / "long.yaml", tiny_scenario(
+        repeats=200, profile="rk3588-cpu2", processes=[{"vma": "32M"}],
+        zram={"disksize": "64M"}))
+    out = tmp_path / "out"
+    ctl_dirs_before = {d for d in os.listdir("/tmp") if d.startswith("emul-ctl-")}
+    proc = subprocess.Popen(emul_cmd("run", str(sc), "-o", str(out)), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:                 # wait for the run to be well under way
+            if "repeat 2/" in line:
+                break
+        victims = [c for c in psutil.Process(proc.pid).children()
+                   if "workers.killer" in " ".join(c.cmdline())]
+        assert len(victims) == 1
+        worker_pids = [c.pid for c in psutil.Process(proc.pid).children()]
+        victims[0].send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3, err
+    assert "Traceback" not in err
+    assert "worker killer" in err and "SIGKILL" in err
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                   for p in worker_pids)
+    assert not {n for n in shm_entries() if n.startswith(f"emul-{proc.pid}-")}
+    assert {d for d in os.listdir("/tmp") if d.startswith("emul-ctl-")} <= ctl_dirs_before
+    doc = load(out)
+    assert doc["status"] == "aborted" and "killer" in doc["reason"]
