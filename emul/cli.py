@@ -80,7 +80,7 @@ def cmd_run(args, console) -> int:
                             reason)
         results.write(outdir, doc)
         if isinstance(exc, KeyboardInterrupt):
-            console.print(f"emul: run aborted: {reason}; partial results in {outdir}")
+            print(f"emul: run aborted: {reason}; partial results in {outdir}", file=sys.stderr)
             return EXIT_ABORTED
         raise
     bad = [r for r in rows if not r["audit"]["ok"]]

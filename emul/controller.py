@@ -321,7 +321,9 @@ class Controller:
         self.by_name = {w.name: w for w in self.workers}
         self.ticks_per_ns = measure_ticks_per_ns()
         rows: list[dict] = []
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        # Ctrl-C and SIGTERM unwind through the finally below (workers first, then the arena)
+        previous = {sig: signal.signal(sig, _raise_interrupt)
+                    for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             geo = self.geometry(self.sc.variants[0])
             self.arena = Arena.create(state.build_layout(geo))
@@ -344,7 +346,8 @@ class Controller:
                         on_repeat(row)
             return rows
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self.shutdown()
 
     def shutdown(self) -> None:

@@ -124,3 +124,30 @@ def test_killed_worker_ends_the_run_cleanly(tmp_path, no_leftovers):
     assert {d for d in os.listdir("/tmp") if d.startswith("emul-ctl-")} <= ctl_dirs_before
     doc = load(out)
     assert doc["status"] == "aborted" and "killer" in doc["reason"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_to_controller_cleans_up(tmp_path, no_leftovers, sig):
+    """Ctrl-C (SIGINT) or SIGTERM mid-run: workers stop first, then the arena and socket go;
+    exit 3 and partial results marked aborted."""
+    sc = write_yaml(tmp_path / "long.yaml", tiny_scenario(repeats=200, profile="rk3588-cpu2"))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(emul_cmd("run", str(sc), "-o", str(out)), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if "repeat 2/" in line:
+                break
+        worker_pids = [c.pid for c in psutil.Process(proc.pid).children()]
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                   for p in worker_pids)
+    assert not {n for n in shm_entries() if n.startswith(f"emul-{proc.pid}-")}
+    assert load(out)["status"] == "aborted"

@@ -1,0 +1,1 @@
+"""Helper processes for the tests (started with ``python -m tests.helpers.<name>``)."""
