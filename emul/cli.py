@@ -86,11 +86,15 @@ def cmd_run(args, console) -> int:
     bad = [r for r in rows if not r["audit"]["ok"]]
     doc = results.build(sc, profile, ctl.ticks_per_ns, rows, "audit-failed" if bad else "ok")
     path_json = results.write(outdir, doc)
-    tbl = results.table(doc)
-    console.print(tbl)
+    tables = [results.table(doc), results.worker_table(doc)]
+    if sc.lockstat:
+        tables.append(results.lock_table(doc))
     from rich.console import Console
     with open(outdir / "summary.txt", "w") as f:
-        Console(file=f, width=200).print(tbl)
+        file_console = Console(file=f, width=220)
+        for tbl in tables:
+            console.print(tbl)
+            file_console.print(tbl)
     console.print(f"results: {path_json}")
     if bad:
         raise AuditFailed(f"the audit failed in {len(bad)} of {len(rows)} repeats: "

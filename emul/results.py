@@ -110,3 +110,57 @@ def table(doc: dict):
                   f"{s['gc_drain_ms']:.2f} ms", f"{s['peak_backlog']:,}", f"{s['miss_free']:,}",
                   audit)
     return t
+
+
+def worker_table(doc: dict):
+    """Where each worker ran and what it used, over the measured phases of every repeat."""
+    from rich.table import Table
+    agg: dict[str, dict] = {}
+    for row in doc["repeats"]:
+        for name, w in row["workers"].items():
+            a = agg.setdefault(name, {"allowed": set(), "seen": set(), "cpu_s": 0.0,
+                                      "wall_s": 0.0, "voluntary": 0, "involuntary": 0})
+            a["allowed"].update(w["cpus_allowed"])
+            a["seen"].update(w["cpus_seen"])
+            for k in ("cpu_s", "wall_s", "voluntary", "involuntary"):
+                a[k] += w[k]
+    t = Table(title="workers (measured phases, all repeats)")
+    for col in ("worker", "CPUs allowed", "ran on", "CPU time / wall", "ctx switches vol / invol"):
+        t.add_column(col, no_wrap=True)
+    for name, a in agg.items():
+        share = f"{a['cpu_s']:.2f} s / {a['wall_s']:.2f} s"
+        t.add_row(name, _cpus(a["allowed"]), _cpus(a["seen"]), share,
+                  f"{a['voluntary']:,} / {a['involuntary']:,}")
+    return t
+
+
+def lock_table(doc: dict):
+    """lock_stat columns per variant and lock class, summed over repeats (times in us)."""
+    from rich.table import Table
+    t = Table(title="lock_stat (per variant, summed over repeats, times in µs)")
+    t.add_column("variant", no_wrap=True)
+    for col in ("class name", "con-bounces", "contentions", "waittime-min", "waittime-max",
+                "waittime-total", "waittime-avg", "acq-bounces", "acquisitions", "holdtime-min",
+                "holdtime-max", "holdtime-total", "holdtime-avg"):
+        t.add_column(col, justify="left" if col == "class name" else "right", no_wrap=True)
+    for v in [s["variant"] for s in doc["summary"]]:
+        rows = [r["lock_stat"] for r in doc["repeats"] if r["variant"] == v]
+        for k, first in enumerate(rows[0]):
+            cls = [r[k] for r in rows]
+            cont = sum(c["contentions"] for c in cls)
+            acq = sum(c["acquisitions"] for c in cls)
+            wtot = sum(c["waittime-total"] for c in cls)
+            htot = sum(c["holdtime-total"] for c in cls)
+            t.add_row(v, first["class name"], f"{sum(c['con-bounces'] for c in cls):,}",
+                      f"{cont:,}", f"{min(c['waittime-min'] for c in cls):.2f}",
+                      f"{max(c['waittime-max'] for c in cls):.2f}", f"{wtot:.2f}",
+                      f"{wtot / cont if cont else 0:.2f}",
+                      f"{sum(c['acq-bounces'] for c in cls):,}", f"{acq:,}",
+                      f"{min(c['holdtime-min'] for c in cls):.2f}",
+                      f"{max(c['holdtime-max'] for c in cls):.2f}", f"{htot:.2f}",
+                      f"{htot / acq if acq else 0:.2f}")
+    return t
+
+
+def _cpus(cpus) -> str:
+    return ",".join(str(c) for c in sorted(cpus)) or "-"

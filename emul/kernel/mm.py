@@ -19,7 +19,7 @@ from collections import namedtuple
 
 from numba import njit
 
-from .atomics import atomic_cas, atomic_fetch_add, atomic_load, atomic_store, read_clock
+from .atomics import atomic_cas, atomic_fetch_add, atomic_load, atomic_store_release, read_clock
 from .context import (COST_FAULT, COST_FREE_FOLIO, COST_SWAP_ENTRY_FREE, COST_ZAP_PTE,
                       W_PTES, W_RESIDENT_FREED, W_STORED, W_SWAP_FREED, W_T_END, W_T_START,
                       Ctx, model_cost, note_cpu)
@@ -46,7 +46,7 @@ def get_swap_slot(mm: Mm, ctx: Ctx) -> int:
         if s >= n:
             s -= n
         if atomic_load(mm.swap_map, s) == 0:
-            atomic_store(mm.swap_map, s, 1)
+            atomic_store_release(mm.swap_map, s, 1)
             slot = s
             mm.swap_lock[SWAP_CURSOR] = s + 1 if s + 1 < n else 0
             break
@@ -64,7 +64,7 @@ def swap_entry_free(zram: Zram, mm: Mm, ctx: Ctx, slot: int) -> None:
         return
     zram_slot_free_notify(zram, ctx, slot)
     ctx.stat[W_SWAP_FREED] += 1
-    atomic_store(mm.swap_map, slot, 0)
+    atomic_store_release(mm.swap_map, slot, 0)
 
 
 @njit(cache=True, _nrt=False)
@@ -113,7 +113,7 @@ def swap_out_page(zram: Zram, mm: Mm, ctx: Ctx, p: int, page) -> bool:
     if slot < 0:
         return False
     if not zram_write_page(zram, ctx, slot, p, page):
-        atomic_store(mm.swap_map, slot, 0)
+        atomic_store_release(mm.swap_map, slot, 0)
         return False
     mm.pte[p] = -(slot + 1)
     ctx.stat[W_STORED] += 1
