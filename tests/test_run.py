@@ -19,6 +19,32 @@ def load(outdir):
     return json.loads((outdir / "results.json").read_text())
 
 
+def interrupt_mid_run(scenario, out, act) -> tuple[subprocess.Popen, str, list[int]]:
+    """Start `emul run`, wait until its second repeat begins, call act(controller process),
+    and wait for the run to end. Returns the process, its stderr and the workers' pids."""
+    proc = subprocess.Popen(emul_cmd("run", str(scenario), "-o", str(out)), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if "repeat 2/" in line:
+                break
+        controller = psutil.Process(proc.pid)
+        worker_pids = [c.pid for c in controller.children()]
+        act(controller)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc, err, worker_pids
+
+
+def assert_nothing_left(proc, worker_pids) -> None:
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                   for p in worker_pids)
+    assert not {n for n in shm_entries() if n.startswith(f"emul-{proc.pid}-")}
+
+
 def test_tiny_run_end_to_end(tmp_path, no_leftovers):
     sc = write_yaml(tmp_path / "tiny.yaml", tiny_scenario())
     out = tmp_path / "out"
@@ -99,28 +125,17 @@ def test_killed_worker_ends_the_run_cleanly(tmp_path, no_leftovers):
         zram={"disksize": "64M"}))
     out = tmp_path / "out"
     ctl_dirs_before = {d for d in os.listdir("/tmp") if d.startswith("emul-ctl-")}
-    proc = subprocess.Popen(emul_cmd("run", str(sc), "-o", str(out)), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        for line in proc.stdout:                 # wait for the run to be well under way
-            if "repeat 2/" in line:
-                break
-        victims = [c for c in psutil.Process(proc.pid).children()
-                   if "workers.killer" in " ".join(c.cmdline())]
+
+    def kill_the_killer(controller):
+        victims = [c for c in controller.children() if "workers.killer" in " ".join(c.cmdline())]
         assert len(victims) == 1
-        worker_pids = [c.pid for c in psutil.Process(proc.pid).children()]
         victims[0].send_signal(signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+
+    proc, err, worker_pids = interrupt_mid_run(sc, out, kill_the_killer)
     assert proc.returncode == 3, err
     assert "Traceback" not in err
     assert "worker killer" in err and "SIGKILL" in err
-    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-                   for p in worker_pids)
-    assert not {n for n in shm_entries() if n.startswith(f"emul-{proc.pid}-")}
+    assert_nothing_left(proc, worker_pids)
     assert {d for d in os.listdir("/tmp") if d.startswith("emul-ctl-")} <= ctl_dirs_before
     doc = load(out)
     assert doc["status"] == "aborted" and "killer" in doc["reason"]
@@ -132,22 +147,8 @@ def test_signal_to_controller_cleans_up(tmp_path, no_leftovers, sig):
     exit 3 and partial results marked aborted."""
     sc = write_yaml(tmp_path / "long.yaml", tiny_scenario(repeats=200, profile="rk3588-cpu2"))
     out = tmp_path / "out"
-    proc = subprocess.Popen(emul_cmd("run", str(sc), "-o", str(out)), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        for line in proc.stdout:
-            if "repeat 2/" in line:
-                break
-        worker_pids = [c.pid for c in psutil.Process(proc.pid).children()]
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc, err, worker_pids = interrupt_mid_run(sc, out, lambda c: c.send_signal(sig))
     assert proc.returncode == 3, err
     assert "Traceback" not in err and "interrupted" in err
-    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-                   for p in worker_pids)
-    assert not {n for n in shm_entries() if n.startswith(f"emul-{proc.pid}-")}
+    assert_nothing_left(proc, worker_pids)
     assert load(out)["status"] == "aborted"

@@ -38,13 +38,12 @@ from .context import (COST_ALLOC_ZSPAGE_PAGE, COST_FREE_ZSPAGE_PAGE, COST_ZS_FRE
                       COST_ZS_MALLOC, Ctx, model_cost, model_cost_scaled)
 from .locking import read_lock, read_unlock, spin_lock, spin_unlock
 from .lockstat import LOCK_CLASS, LOCK_POOL, LOCK_ZONE
+from .zs_classes import ZS_HANDLE_SIZE, ZS_MIN_ALLOC_SIZE
 
 Pool = namedtuple("Pool", ["lock", "stat", "class_lock", "class_stat", "class_info",
                            "class_of_index", "fullness", "zspage", "zone", "zone_free",
                            "obj_next", "obj_head", "obj_zspage", "obj_csum", "consts"])
 
-ZS_HANDLE_SIZE = 8
-ZS_MIN_ALLOC_SIZE = 32
 OBJ_ALLOCATED_TAG = 1 << 62
 
 # pool.consts
@@ -104,6 +103,7 @@ CLASS_LOCK_STRIDE = 8
 
 @njit(cache=True, _nrt=False, inline="always")
 def get_size_class_index(pool: Pool, size: int) -> int:
+    """Compiled twin of zs_classes.get_size_class_index, reading the pool's own constants."""
     idx = 0
     if size > ZS_MIN_ALLOC_SIZE:
         delta = pool.consts[PC_CLASS_DELTA]
