@@ -152,3 +152,20 @@ def test_signal_to_controller_cleans_up(tmp_path, no_leftovers, sig):
     assert "Traceback" not in err and "interrupted" in err
     assert_nothing_left(proc, worker_pids)
     assert load(out)["status"] == "aborted"
+
+
+def test_stopped_worker_is_detected(tmp_path, no_leftovers):
+    """A worker that stops answering (SIGSTOP) ends the run within seconds, exit 3."""
+    sc = write_yaml(tmp_path / "long.yaml", tiny_scenario(repeats=200, profile="rk3588-cpu2"))
+    stopped: list[psutil.Process] = []
+
+    def stop_the_gc(controller):
+        gc = [c for c in controller.children() if "workers.gc" in " ".join(c.cmdline())]
+        assert len(gc) == 1
+        stopped.append(gc[0])
+        gc[0].send_signal(signal.SIGSTOP)
+
+    proc, err, worker_pids = interrupt_mid_run(sc, tmp_path / "out", stop_the_gc)
+    assert proc.returncode == 3, err
+    assert "worker gc0" in err and "stopped answering" in err and "Traceback" not in err
+    assert_nothing_left(proc, worker_pids)
