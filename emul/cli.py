@@ -69,7 +69,7 @@ def cmd_run(args, console) -> int:
         rows.append(row)
         a = "audit clean" if row["audit"]["ok"] else "AUDIT FAILED: " + "; ".join(
             row["audit"]["problems"])
-        progress(f"  {row['variant']}: unmap {row['unmap_ns'] / 1e6:.2f} ms, "
+        progress(f"  {row['variant']}: {row['experiment']} {row['time_ns'] / 1e6:.2f} ms, "
                  f"{row['ns_per_page']:.0f} ns/page, {a}")
 
     try:

@@ -31,6 +31,8 @@ from .strategies import get_strategy, strategy_id
 
 WORKER_START_TIMEOUT_S = 180.0   # first run compiles; later runs load the cache
 PHASE_TIMEOUT_S = 600.0
+# experiment -> (the measured worker's role, its phase)
+ACTORS = {"unmap": ("killer", "unmap"), "swapin": ("swapin", "swapin")}
 STOPPED_GRACE_S = 2.0
 POLL_MS = 50
 
@@ -72,13 +74,17 @@ class Controller:
             cap_slots=int(cap_slots or 0), cap_bytes=int(variant.cap_bytes or 0),
             queue_words=max(get_strategy(v.strategy).queue_words(sc.nr_slots, v.cap_slots or 0)
                             for v in sc.variants),
-            seed=sc.seed, mean_comp_len=mean, spread_permille=int(sc.data.spread * 1000),
-            same_ppm=int(sc.data.same_filled * 1e6), huge_ppm=int(sc.data.incompressible * 1e6))
+            seed=sc.seed & (2**63 - 1), mean_comp_len=mean, spread_permille=int(sc.data.spread * 1000),
+            same_ppm=int(sc.data.same_filled * 1e6), huge_ppm=int(sc.data.incompressible * 1e6),
+            patterns=tuple(sc.data.patterns))
 
     def plan_workers(self) -> None:
         w = self.sc.workers
+        # the measured actor is worker 1: the killer (unmap) or the swap-in worker (swapin)
+        self.actor, self.actor_phase = ACTORS[self.sc.experiment.value]
+        actor_cpu = getattr(w, self.actor).cpu
         self.workers = [WorkerProc("swapout", "swapout", 0, [w.swapout.cpu]),
-                        WorkerProc("killer", "killer", 1, [w.killer.cpu])]
+                        WorkerProc(self.actor, self.actor, 1, [actor_cpu])]
         if any(get_strategy(v.strategy).NEEDS_GC for v in self.sc.variants):
             for k in range(w.gc.count):
                 cpu = w.gc.cpus[k % len(w.gc.cpus)]
@@ -87,17 +93,17 @@ class Controller:
     def compile_kernels(self) -> None:
         """Compile every entry point here, once, before any worker starts (numba's disk cache is
         not safe against concurrent compilers); the workers then only load it."""
-        from workers import gc, killer, swapout  # noqa: F401  (their warm() lists the entry points)
         from workers.base import compile_for
         from .kernel.mm import populate_vma
         from .kernel.workqueue import gc_worker_reset, gc_worker_stop
         z, mm = state.zram_view(self.arena), state.mm_view(self.arena)
         ctx, page = state.ctx_view(self.arena, 0), state.page_buffer(self.arena, 0)
-        from .kernel.mm import swap_out_range, unmap_vma
+        from .kernel.mm import swap_in_range, swap_out_range, unmap_vma
         from .kernel.workqueue import gc_worker_run
         from .kernel.gate import gate_wait
         compile_for(swap_out_range, z, mm, ctx, 0, 0, 0, page)
         compile_for(unmap_vma, z, mm, ctx, 0, 0)
+        compile_for(swap_in_range, z, mm, ctx, 0, 0, page)
         compile_for(gc_worker_run, z, ctx, 0)
         compile_for(populate_vma, mm, 0, 0)
         compile_for(gc_worker_stop, z)
@@ -250,11 +256,11 @@ class Controller:
         gcs = [w for w in self.workers if w.role == "gc"] if get_strategy(
             variant.strategy).NEEDS_GC else []
         gc_worker_reset(z)
-        self.phase = f"{variant.name} #{repeat + 1}: unmap"
-        plan = {"killer": ("unmap", {"ranges": [(s, e) for s, e, _ in ranges]})}
+        self.phase = f"{variant.name} #{repeat + 1}: {self.actor_phase}"
+        plan = {self.actor: (self.actor_phase, {"ranges": [(s, e) for s, e, _ in ranges]})}
         plan.update({w.name: ("serve", {}) for w in gcs})
         self.start_phase(plan)
-        killer = self.wait_done({"killer"})["killer"]
+        actor = self.wait_done({self.actor})[self.actor]
         peak_after = int(arena["zram_stats"][ST_GC_SLOTS])
         self.phase = f"{variant.name} #{repeat + 1}: GC drain"
         self.wait_until(lambda: arena["zram_stats"][ST_GC_SLOTS] == 0, PHASE_TIMEOUT_S)
@@ -262,10 +268,10 @@ class Controller:
         gc_done = self.wait_done({w.name for w in gcs}) if gcs else {}
         self.phase = f"{variant.name} #{repeat + 1}: audit"
         report = audit.audit(arena, expect_empty=True)
-        return self.collect(variant, repeat, killer, gc_done, gcs, stored_before,
+        return self.collect(variant, repeat, actor, gc_done, gcs, stored_before,
                             pool_pages_before, peak_after, report)
 
-    def collect(self, variant, repeat, killer, gc_done, gcs, stats_before, pool_before,
+    def collect(self, variant, repeat, actor, gc_done, gcs, stats_before, pool_before,
                 backlog_at_end, report) -> dict:
         arena, tpn = self.arena, self.ticks_per_ns
         ws = arena["wstat"]
@@ -280,7 +286,7 @@ class Controller:
             return int(sum(int(ws[w.index, field_]) for w in self.workers))
 
         workers = {}
-        msgs = {"killer": killer, **gc_done}
+        msgs = {self.actor: actor, **gc_done}
         for w in self.workers:
             if w.name not in msgs:
                 continue
@@ -293,7 +299,8 @@ class Controller:
                                                     "involuntary")}}
         return {
             "variant": variant.name, "strategy": variant.strategy, "repeat": repeat,
-            "unmap_ns": unmap_ticks / tpn,
+            "experiment": self.sc.experiment.value,
+            "time_ns": unmap_ticks / tpn,
             "ptes": ptes,
             "ns_per_page": unmap_ticks / tpn / ptes if ptes else 0.0,
             "lazy": wsum(C.W_LAZY), "in_place": wsum(C.W_IN_PLACE),

@@ -2,7 +2,7 @@
 
 Schema history (``version``):
   1  first version: scenario, machine, profile, ticks_per_ns, every repeat's figures
-     (unmap time, per-page cost, lazy / in-place / fallback counts, GC drain, backlog,
+     (time of the measured phase (unmap or swap-in), per-page cost, lazy / in-place / fallback counts, GC drain, backlog,
      zram counters, lock_stat rows, per-worker CPU use), per-variant summary, audit.
 """
 from __future__ import annotations
@@ -42,17 +42,17 @@ def summarize(rows: list[dict], variants: list[str]) -> list[dict]:
     by = {v: [r for r in rows if r["variant"] == v] for v in variants}
     base_name = next((v for v in variants if by[v] and by[v][0]["strategy"] == "sync"),
                      variants[0])
-    base = statistics.median(r["unmap_ns"] for r in by[base_name]) if by[base_name] else 0.0
+    base = statistics.median(r["time_ns"] for r in by[base_name]) if by[base_name] else 0.0
     for v in variants:
         rs = by[v]
         if not rs:
             continue
-        t = [r["unmap_ns"] for r in rs]
+        t = [r["time_ns"] for r in rs]
         med = statistics.median(t)
         out.append({
             "variant": v, "strategy": rs[0]["strategy"], "repeats": len(rs),
-            "unmap_ms_median": med / 1e6, "unmap_ms_min": min(t) / 1e6,
-            "unmap_ms_max": max(t) / 1e6,
+            "time_ms_median": med / 1e6, "time_ms_min": min(t) / 1e6,
+            "time_ms_max": max(t) / 1e6,
             "spread_pct": 100.0 * (max(t) - min(t)) / 2 / med if med else 0.0,
             "ns_per_page": statistics.median(r["ns_per_page"] for r in rs),
             "speedup_vs": base_name, "speedup": base / med if med else 0.0,
@@ -94,9 +94,10 @@ def table(doc: dict):
     from rich.table import Table
     t = Table(title=f"{doc['scenario']['name']} — profile {doc['profile']['name']}, "
                     f"{doc['machine']['arch']} ({doc['machine']['cpu_model'] or '?'})")
-    for col, just in (("variant", "left"), ("unmap time (median ±spread)", "right"),
+    what = "swap-in" if doc["scenario"]["experiment"] == "swapin" else "unmap"
+    for col, just in (("variant", "left"), (f"{what} time (median ±spread)", "right"),
                       ("ns/page", "right"), ("speedup vs sync", "right"),
-                      ("freed lazily / in place", "right"), ("GC drain after unmap", "right"),
+                      ("freed lazily / in place", "right"), (f"GC drain after {what}", "right"),
                       ("peak GC backlog", "right"), ("miss_free", "right"), ("audit", "left")):
         t.add_column(col, justify=just, no_wrap=True)
     for s in doc["summary"]:
@@ -105,7 +106,7 @@ def table(doc: dict):
         lazy = f"{s['lazy']:,} / {s['in_place']:,}"
         if s["fallback"]:
             lazy += f" ({s['fallback']:,} over cap)"
-        t.add_row(s["variant"], f"{s['unmap_ms_median']:.2f} ms (±{s['spread_pct']:.1f}%)",
+        t.add_row(s["variant"], f"{s['time_ms_median']:.2f} ms (±{s['spread_pct']:.1f}%)",
                   f"{s['ns_per_page']:.0f}", f"{s['speedup']:.2f}×", lazy,
                   f"{s['gc_drain_ms']:.2f} ms", f"{s['peak_backlog']:,}", f"{s['miss_free']:,}",
                   audit)

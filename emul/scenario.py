@@ -103,7 +103,8 @@ _KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 class Experiment(str, enum.Enum):
     """What the measured phase does. Add members here as experiments are written."""
 
-    UNMAP = "unmap"
+    UNMAP = "unmap"      # the killer unmaps the processes' VMAs
+    SWAPIN = "swapin"    # a swap-in worker faults every swapped page back in
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,6 +130,7 @@ class DataSpec:
     spread: float                      # relative spread of compressed sizes, 0..1
     same_filled: float                 # fraction of same-filled pages
     incompressible: float              # fraction stored as huge objects
+    patterns: tuple[str, ...] = ()     # if set: page k holds patterns[k % n] repeated
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,7 @@ class WorkersSpec:
     killer: WorkerSpec
     gc: GcSpec
     swapout: WorkerSpec
+    swapin: WorkerSpec = WorkerSpec(cpu=0)
 
 
 @dataclass(frozen=True)
@@ -214,11 +217,13 @@ class Scenario:
                 "spread": self.data.spread,
                 "same_filled": self.data.same_filled,
                 "incompressible": self.data.incompressible,
+                "patterns": list(self.data.patterns),
             },
             "workers": {
                 "killer": {"cpu": self.workers.killer.cpu},
                 "gc": {"cpus": list(self.workers.gc.cpus), "count": self.workers.gc.count},
                 "swapout": {"cpu": self.workers.swapout.cpu},
+                "swapin": {"cpu": self.workers.swapin.cpu},
             },
             "variants": [
                 {"name": v.name, "strategy": v.strategy, "cap_slots": v.cap_slots, "cap_bytes": v.cap_bytes}
@@ -286,6 +291,16 @@ def _v_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     raise ValueError(f"expected a text string, got {show_value(value)}")
+
+
+def _v_patterns(value: Any) -> tuple[str, ...]:
+    if value == ():
+        return ()
+    if (isinstance(value, list) and 1 <= len(value) <= 16
+            and all(isinstance(v, str) and 1 <= len(v.encode()) <= 256 for v in value)):
+        return tuple(value)
+    raise ValueError("expected a list of 1 to 16 text patterns of 1 to 256 bytes, "
+                     f"got {show_value(value)}")
 
 
 def _v_bool(value: Any) -> bool:
@@ -433,6 +448,7 @@ class _DataIn(_In):
     spread: Fraction01 = 0.25
     same_filled: Fraction01 = 0.0
     incompressible: Fraction01 = 0.0
+    patterns: Annotated[tuple[str, ...], PlainValidator(_v_patterns)] = ()
 
     @model_validator(mode="after")
     def _fractions_add_up(self) -> _DataIn:
@@ -466,6 +482,7 @@ class _WorkersIn(_In):
     killer: _KillerIn = Field(default_factory=dict)  # type: ignore[arg-type]
     gc: _GcIn = Field(default_factory=dict)  # type: ignore[arg-type]
     swapout: _SwapoutIn = Field(default_factory=dict)  # type: ignore[arg-type]
+    swapin: _SwapoutIn = Field(default_factory=dict)  # type: ignore[arg-type]
 
 
 class _VariantIn(_In):
@@ -748,11 +765,13 @@ def _resolve(model: _ScenarioIn, *, where: str, raw: dict[str, Any], available: 
             spread=model.data.spread,
             same_filled=model.data.same_filled,
             incompressible=model.data.incompressible,
+            patterns=model.data.patterns,
         ),
         workers=WorkersSpec(
             killer=WorkerSpec(cpu=model.workers.killer.cpu),
             gc=GcSpec(cpus=gc_cpus),
             swapout=WorkerSpec(cpu=model.workers.swapout.cpu),
+            swapin=WorkerSpec(cpu=model.workers.swapin.cpu),
         ),
         variants=tuple(variants),
         lockstat=model.lockstat,

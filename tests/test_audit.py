@@ -86,3 +86,19 @@ def test_leaked_object_and_wrong_counter_are_caught(arena):
     table[s, 1] &= ~((1 << shift) - 1)
     text = problems(arena)
     assert "leaked objects" in text and "pages_stored" in text and "lost data" in text
+
+
+def test_swap_in_of_corrupted_content_is_caught(arena):
+    from emul.kernel.mm import swap_in_range
+    z, mm = state.zram_view(arena), state.mm_view(arena)
+    clean = swap_in_range(z, mm, state.ctx_view(arena, 0), 0, PAGES // 2,
+                          state.page_buffer(arena, 0))
+    assert clean == PAGES // 2 and problems(arena) == ""
+    shift = int(arena["zram_params"][ZP_PAGE_SHIFT]) + 1
+    table = arena["table"].reshape(-1, 2)
+    slots = [-int(arena["pte"][p]) - 1 for p in range(PAGES // 2, PAGES)]
+    s = next(i for i in slots if table[i, 0] and not (table[i, 1] >> (shift + ZRAM_SAME)) & 1)
+    arena["obj_csum"][table[s, 0] - 1] ^= 1                  # flip a bit of one stored page
+    swap_in_range(z, mm, state.ctx_view(arena, 0), PAGES // 2, PAGES,
+                  state.page_buffer(arena, 0))
+    assert "1 reads returned other content" in problems(arena)

@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from conftest import ROOT, emul_cmd, run_emul, shm_entries, tiny_scenario, write_yaml
+from conftest import ROOT, emul_cmd, run_emul, shm_entries, tiny_scenario, two_cpus, write_yaml
 
 PAGES = 8 * 1024 * 1024 // 4096
 
@@ -169,3 +169,23 @@ def test_stopped_worker_is_detected(tmp_path, no_leftovers):
     assert proc.returncode == 3, err
     assert "worker gc0" in err and "stopped answering" in err and "Traceback" not in err
     assert_nothing_left(proc, worker_pids)
+
+
+def test_swapin_reads_back_what_was_written(tmp_path, no_leftovers):
+    """Swap-in of same-filled, huge and pattern pages returns the written content (the audit
+    counts every checksum mismatch) and frees every slot through the strategy."""
+    sc = write_yaml(tmp_path / "swapin.yaml", tiny_scenario(
+        experiment="swapin", workers={"swapin": {"cpu": 0}, "gc": {"cpu": two_cpus()[1]}},
+        data={"patterns": ["1024 one\n", "1024 three\n"], "same_filled": 0.2,
+              "incompressible": 0.1}))
+    out = tmp_path / "out"
+    r = run_emul("run", str(sc), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "swap-in time" in r.stdout
+    for row in load(out)["repeats"]:
+        assert row["audit"]["ok"], row["audit"]["problems"]
+        assert row["ptes"] == PAGES                      # every page faulted back in
+        assert row["zram_stats"]["same_pages"] == 0      # ... and its slot freed
+        assert row["zram_stats_before"]["same_pages"] > 0
+        assert row["zram_stats_before"]["huge_pages"] > 0
+        assert row["lazy"] + row["in_place"] + row["miss_free"] == PAGES

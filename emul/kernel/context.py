@@ -51,7 +51,7 @@ COST_FREE_ZSPAGE_PAGE = 5  # per page of an emptied zspage returned to the buddy
 COST_ZS_MALLOC = 6         # zs_malloc per object: handle cache alloc, obj_malloc bookkeeping
 COST_ALLOC_ZSPAGE_PAGE = 7 # per page allocated for a new zspage
 COST_COMPRESS_KIB = 8      # compressing, per KiB of input page
-COST_DECOMPRESS_KIB = 9    # decompressing, per KiB of output page
+COST_DECOMPRESS_KIB = 9    # decompressing, per KiB of compressed input
 COST_FAULT = 10            # do_swap_page's own work per fault (beyond read and free)
 NR_COSTS = 16
 

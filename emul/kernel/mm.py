@@ -155,3 +155,18 @@ def do_swap_page(zram: Zram, mm: Mm, ctx: Ctx, p: int, page) -> bool:
     mm.pte[p] = p + 1
     swap_entry_free(zram, mm, ctx, slot)
     return True
+
+
+@njit(cache=True, _nrt=False)
+def swap_in_range(zram: Zram, mm: Mm, ctx: Ctx, start: int, end: int, page) -> int:
+    """The swap-in worker's path: fault every swapped page of [start, end) back in, in order."""
+    ctx.stat[W_T_START] = read_clock()
+    n = 0
+    for p in range(start, end):
+        if (p - start) % PTRS_PER_PTE == 0:
+            note_cpu(ctx)
+        if do_swap_page(zram, mm, ctx, p, page):
+            n += 1
+    ctx.stat[W_T_END] = read_clock()
+    ctx.stat[W_PTES] += n
+    return n

@@ -7,6 +7,7 @@ that compiled code takes. All arrays are 1-D int64 (futex words int32), C-contig
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ from .lockstat import LOCKSTAT_WORDS, reset_rows
 from .mm import Mm
 from .zram import (FAULTS_WORDS, PARAMS_WORDS, STATS_WORDS, ZP_CAP_BYTES, ZP_CAP_SLOTS,
                    ZP_DEBUG, ZP_GC_QUEUE_LEN, ZP_HUGE_CLASS_SIZE, ZP_HUGE_PPM,
-                   ZP_MEAN_COMP_LEN, ZP_NR_SLOTS, ZP_PAGE_SHIFT, ZP_SAME_PPM, ZP_SEED,
+                   ZP_MEAN_COMP_LEN, ZP_NR_PATTERNS, ZP_NR_SLOTS, ZP_PAGE_SHIFT, ZP_SAME_PPM, ZP_SEED,
                    ZP_SPREAD_PERMILLE, ZP_STRATEGY, Zram)
 from .zs_classes import build_size_classes
 from .zsmalloc import (CI_HUGE, CI_OBJS, CI_PAGES, CI_SIZE, CI_WORDS, CLASS_LOCK_STRIDE,
@@ -50,6 +51,7 @@ class Geometry:
     huge_ppm: int
     chain_size: int = 8
     debug: int = 0
+    patterns: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -79,6 +81,8 @@ def build_layout(geo: Geometry) -> Layout:
     lay.add("gc_queue", i64, max(1, geo.queue_words))
     lay.add("zram_params", i64, PARAMS_WORDS)
     lay.add("faults", i64, FAULTS_WORDS)
+    lay.add("patterns", i64, max(1, len(geo.patterns)) * (geo.page_size // 8))
+    lay.add("pattern_len", i64, max(1, len(geo.patterns)))
     # zsmalloc
     lay.add("pool_lock", i64, 8)
     lay.add("pool_stat", i64, PS_WORDS)
@@ -127,6 +131,11 @@ def init_state(arena: Arena, geo: Geometry) -> None:
     p[ZP_HUGE_PPM] = geo.huge_ppm
     p[ZP_DEBUG] = geo.debug
     p[ZP_GC_QUEUE_LEN] = geo.queue_words
+    p[ZP_NR_PATTERNS] = len(geo.patterns)
+    for k, text in enumerate(geo.patterns):
+        image, comp_len = pattern_page(text, geo.page_size)
+        arena["patterns"].reshape(-1, geo.page_size // 8)[k] = image
+        arena["pattern_len"][k] = min(comp_len, geo.page_size)
     info = arena["class_info"].reshape(nc, CI_WORDS)
     info[:, CI_SIZE] = table.size
     info[:, CI_PAGES] = table.pages_per_zspage
@@ -144,13 +153,24 @@ def init_state(arena: Arena, geo: Geometry) -> None:
     reset_rows(arena["lockstat"])
 
 
+def pattern_page(text: str, page_size: int) -> tuple[np.ndarray, int]:
+    """A page filled with text repeated, as int64 words, and its compressed length.
+
+    The length comes from a real compressor on the real page (zlib at level 1 standing in for
+    lz4, which the standard library lacks): a stand-in, but a measured one.
+    """
+    raw = (text.encode() * (page_size // len(text.encode()) + 1))[:page_size]
+    return np.frombuffer(raw, dtype=np.int64).copy(), len(zlib.compress(raw, 1))
+
+
 def zram_view(arena: Arena) -> Zram:
     pool = Pool(arena["pool_lock"], arena["pool_stat"], arena["class_lock"], arena["class_stat"],
                 arena["class_info"], arena["class_of_index"], arena["fullness"],
                 arena["zspage"], arena["zone"], arena["zone_free"], arena["obj_next"],
                 arena["obj_head"], arena["obj_zspage"], arena["obj_csum"], arena["pool_consts"])
     return Zram(arena["table"], arena["zram_stats"], arena["gc_map"], arena["gc_ctl"],
-                arena["gc_queue"], arena["zram_params"], arena["faults"], pool)
+                arena["gc_queue"], arena["zram_params"], arena["faults"], arena["patterns"],
+                arena["pattern_len"], pool)
 
 
 def mm_view(arena: Arena) -> Mm:

@@ -13,6 +13,8 @@ Shared arrays (one ``Zram`` of views into the arena):
   gc_queue[]      strategy-private storage (rings, stacks, handle buffers)
   params[]        read-only run parameters (page shift, nr_slots, strategy, cap, data profile)
   faults[]        emul's own fault counters, read by the audit (never by the kernel paths)
+  patterns[]      data profile "patterns": one page image per text pattern (page k holds
+                  pattern k % n), and pattern_len[] its compressed length
 
 Locking: the entry lock (ZRAM_ENTRY_LOCK) is taken by slot_lock (waits) or slot_trylock (only
 zram_slot_free_notify and the GC drain). Everything in an entry other than the lock bit changes
@@ -34,7 +36,7 @@ from .lockstat import LOCK_SLOT
 from .zsmalloc import zs_free, zs_malloc, zs_obj_read
 
 Zram = namedtuple("Zram", ["table", "stats", "gc_map", "gc_ctl", "gc_queue", "params", "faults",
-                           "pool"])
+                           "patterns", "pattern_len", "pool"])
 
 # enum zram_pageflags, as offsets from ZRAM_FLAG_SHIFT (PAGE_SHIFT + 1)
 ZRAM_SAME = 0
@@ -81,6 +83,7 @@ ZP_SAME_PPM = 9           # ... same-filled pages, parts per million
 ZP_HUGE_PPM = 10          # ... incompressible pages, parts per million
 ZP_DEBUG = 11             # debug switches (emul/kernel/debug.py), 0 in real runs
 ZP_GC_QUEUE_LEN = 12
+ZP_NR_PATTERNS = 13       # data profile: text patterns in use (0: random page content)
 PARAMS_WORDS = 16
 
 # faults (emul's audit counters)
@@ -276,7 +279,12 @@ def fill_page(zram: Zram, page, key: int) -> None:
     """Write page number key's synthetic content into the buffer page (int64 words)."""
     kind = page_kind(zram, key)
     x = splitmix64(key ^ (zram.params[ZP_SEED] << 32))
-    if kind == 1:
+    npat = zram.params[ZP_NR_PATTERNS]
+    if kind == 0 and npat > 0:
+        base = (key % npat) * page.size
+        for i in range(page.size):
+            page[i] = zram.patterns[base + i]
+    elif kind == 1:
         fill = x & 0xFF  # same-filled pages are mostly zero or a byte pattern
         fill = fill * 0x0101010101010101 if fill & 1 else 0
         for i in range(page.size):
@@ -321,6 +329,9 @@ def compressed_length(zram: Zram, key: int) -> int:
     """What the compressor would make of page key: the data profile's modelled length."""
     if page_kind(zram, key) == 2:
         return 1 << zram.params[ZP_PAGE_SHIFT]
+    npat = zram.params[ZP_NR_PATTERNS]
+    if npat > 0:
+        return zram.pattern_len[key % npat]
     mean = zram.params[ZP_MEAN_COMP_LEN]
     u = (splitmix64(key * 31 + 7 + zram.params[ZP_SEED]) % 2001) - 1000  # -1000 .. 1000
     n = mean + mean * zram.params[ZP_SPREAD_PERMILLE] * u // 1_000_000
@@ -401,7 +412,7 @@ def zram_read_page(zram: Zram, ctx: Ctx, index: int, page) -> int:
         csum = fill_checksum(page, handle)
     else:
         if not test_slot_flag(zram, index, ZRAM_HUGE):
-            model_cost_scaled(ctx, COST_DECOMPRESS_KIB, 1 << zram.params[ZP_PAGE_SHIFT])
+            model_cost_scaled(ctx, COST_DECOMPRESS_KIB, get_slot_size(zram, index))
         csum = zs_obj_read(zram.pool, handle)
     slot_unlock(zram, ctx, index)
     return csum
