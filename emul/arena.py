@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import EmulError
+
 SHM_DIR = "/dev/shm"
 PREFIX = "emul-"
 ALIGN = 64
@@ -74,12 +76,19 @@ class Arena:
         path = os.path.join(SHM_DIR, name)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.ftruncate(fd, layout.size)
-        except BaseException:
-            os.close(fd)
+            # reserve the pages now: on a too-small tmpfs a later write would be a SIGBUS
+            os.posix_fallocate(fd, 0, layout.size)
+            return cls(name, layout, fd, owner=True)
+        except BaseException as exc:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
             os.unlink(path)
+            if isinstance(exc, OSError):
+                raise EmulError(f"cannot create the {layout.size / 2**20:.0f} MiB arena in "
+                                f"{SHM_DIR}: {exc.strerror}") from None
             raise
-        return cls(name, layout, fd, owner=True)
 
     @classmethod
     def attach(cls, name: str, layout: Layout) -> "Arena":

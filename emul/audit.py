@@ -16,7 +16,7 @@ from numba import njit
 
 from .arena import Arena
 from .kernel import state
-from .kernel.zram import (F_DOUBLE_QUEUE, F_FREE_UNQUEUED, F_READ_CORRUPT, ST_COMPR_DATA_SIZE,
+from .kernel.zram import (F_DOUBLE_QUEUE, F_READ_CORRUPT, ST_COMPR_DATA_SIZE,
                           ST_GC_BYTES, ST_GC_SLOTS, ST_HUGE_PAGES, ST_MISS_FREE,
                           ST_PAGES_STORED, ST_SAME_PAGES, ZRAM_ENTRY_LOCK, ZRAM_HUGE, ZRAM_SAME,
                           ZP_PAGE_SHIFT, Zram)
@@ -172,8 +172,6 @@ def audit(arena: Arena, expect_empty: bool) -> dict:
           f"{int(pool_stat[PS_BAD_FREE])} zs_free calls on objects not allocated (double free)")
     check(int(zram.faults[F_DOUBLE_QUEUE]) == 0,
           f"{int(zram.faults[F_DOUBLE_QUEUE])} slots queued twice")
-    check(int(zram.faults[F_FREE_UNQUEUED]) == 0,
-          f"{int(zram.faults[F_FREE_UNQUEUED])} drains freed slots that were not queued")
     check(int(zram.faults[F_READ_CORRUPT]) == 0,
           f"{int(zram.faults[F_READ_CORRUPT])} reads returned other content than was written")
     check(walk[PA_PAGES] == pool_stat[PS_PAGES_ALLOCATED],

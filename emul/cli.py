@@ -57,7 +57,11 @@ def cmd_run(args, console) -> int:
     profile = load_profile(args.profile or sc.profile)
     outdir = Path(args.output) if args.output else (
         Path("results") / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    outdir.mkdir(parents=True, exist_ok=True)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError("-o", None, f"cannot create the output directory {outdir}: "
+                         f"{exc.strerror}") from None
     log = outdir / "run.log"
     progress = Progress(console)
     progress(f"scenario {path} ({sc.name}), profile {profile.name}, {sc.repeats} repeats, "

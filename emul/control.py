@@ -24,14 +24,18 @@ class ControlServer:
 
     def __init__(self, token: str | None = None) -> None:
         self.token = token or secrets.token_hex(16)
-        self.dir = tempfile.mkdtemp(prefix="emul-ctl-")
-        os.chmod(self.dir, 0o700)
+        self.dir = tempfile.mkdtemp(prefix="emul-ctl-")   # created 0700
         self.endpoint = f"ipc://{self.dir}/control"
         self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.ROUTER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.sock.bind(self.endpoint)
+        try:
+            self.sock = self.ctx.socket(zmq.ROUTER)
+            self.sock.setsockopt(zmq.LINGER, 0)
+            self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            self.sock.bind(self.endpoint)
+        except BaseException:
+            self.ctx.destroy(0)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
         self.dropped = 0
         self.poller = zmq.Poller()
         self.poller.register(self.sock, zmq.POLLIN)

@@ -133,9 +133,14 @@ class Controller:
             w = by_name[name]
             if msg["type"] == "hello" and name in pending:
                 pending.discard(name)
-                self.server.send(name, {"type": "setup", "arena": self.arena.name,
-                                        "layout": layout, "index": w.index, "cpus": w.cpus,
-                                        "ticks_per_ns": self.ticks_per_ns})
+                try:
+                    self.server.send(name, {"type": "setup", "arena": self.arena.name,
+                                            "layout": layout, "index": w.index,
+                                            "cpus": w.cpus, "ticks_per_ns": self.ticks_per_ns})
+                except zmq.ZMQError:
+                    self.check_workers()
+                    raise RunAborted(f"worker {name} is unreachable during {self.phase}") \
+                        from None
             elif msg["type"] == "ready":
                 ready.add(name)
         # every worker has the arena mapped: remove its name now, nothing can leak it later
@@ -353,9 +358,14 @@ class Controller:
                         on_repeat(row)
             return rows
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            self.shutdown()
+            # a second Ctrl-C or SIGTERM must not cut the clean-up short: hold them until it ends
+            signal.pthread_sigmask(signal.SIG_BLOCK, set(previous))
+            try:
+                self.shutdown()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, set(previous))
 
     def shutdown(self) -> None:
         """Stop workers (politely, then SIGKILL), close the socket, drop the arena. Idempotent."""
@@ -381,13 +391,15 @@ class Controller:
             except subprocess.TimeoutExpired:
                 w.popen.kill()
                 w.popen.wait()
-        if self.server is not None:
-            self.server.close()
-            self.server = None
-        if self.arena is not None:
-            self.arena.unlink()
-            self.arena.close()
-            self.arena = None
+        try:
+            if self.server is not None:
+                self.server.close()
+                self.server = None
+        finally:
+            if self.arena is not None:
+                self.arena.unlink()
+                self.arena.close()
+                self.arena = None
 
 
 def _raise_interrupt(signum, frame):

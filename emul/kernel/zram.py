@@ -89,7 +89,6 @@ PARAMS_WORDS = 16
 # faults (emul's audit counters)
 F_DOUBLE_QUEUE = 0        # a slot queued for GC while already queued
 F_READ_CORRUPT = 1        # a read returned other content than was written
-F_FREE_UNQUEUED = 2       # a drain freed a slot that was not (or no longer) queued
 FAULTS_WORDS = 8
 
 
@@ -155,7 +154,7 @@ def __slot_acquire(zram: Zram, ctx: Ctx, index: int) -> bool:
     old = atomic_load(zram.table, w)
     if old & lock:
         return False
-    new = (old | lock) & ~OWNER_MASK | ((ctx.stat[W_CPU] + 1) << OWNER_SHIFT)
+    new = (old | lock) & ~OWNER_MASK | (((ctx.stat[W_CPU] + 1) & 0xFF) << OWNER_SHIFT)
     if atomic_cas(zram.table, w, old, new) != old:
         return False
     lock_acquired(ctx, LOCK_SLOT, (old >> OWNER_SHIFT) & 0xFF)
