@@ -55,6 +55,8 @@ def cmd_run(args, console) -> int:
         import dataclasses
         sc = dataclasses.replace(sc, repeats=args.repeats)
     profile = load_profile(args.profile or sc.profile)
+    from .controller import debug_bits
+    debug_bits(sc)   # an unknown switch is refused before anything is created
     outdir = Path(args.output) if args.output else (
         Path("results") / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:

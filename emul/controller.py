@@ -20,10 +20,11 @@ import zmq
 from . import audit
 from .arena import Arena
 from .control import ControlServer
-from .errors import RunAborted
+from .errors import InputError, RunAborted
 from .kernel import context as C
 from .kernel import lockstat, state
 from .kernel.clock import measure_ticks_per_ns
+from .kernel.mm import CTL_RECLAIM_STOP
 from .kernel.zram import STAT_NAMES, ST_GC_SLOTS
 from .profiles import Profile
 from .scenario import Scenario
@@ -69,14 +70,19 @@ class Controller:
         mean = max(32, int(round(sc.page_size / sc.data.compression_ratio)))
         return state.Geometry(
             page_size=sc.page_size, nr_slots=sc.nr_slots,
-            total_pages=sum(p.vma // sc.page_size for p in sc.processes),
+            total_pages=sum(p.vma // sc.page_size for p in sc.processes) + self.reclaim_pages(),
             n_workers=len(self.workers), strategy_id=strategy_id(variant.strategy),
             cap_slots=int(cap_slots or 0), cap_bytes=int(variant.cap_bytes or 0),
             queue_words=max(get_strategy(v.strategy).queue_words(sc.nr_slots, v.cap_slots or 0)
                             for v in sc.variants),
             seed=sc.seed & (2**63 - 1), mean_comp_len=mean, spread_permille=int(sc.data.spread * 1000),
             same_ppm=int(sc.data.same_filled * 1e6), huge_ppm=int(sc.data.incompressible * 1e6),
-            patterns=tuple(sc.data.patterns))
+            patterns=tuple(sc.data.patterns), debug=debug_bits(sc))
+
+    def reclaim_pages(self) -> int:
+        r = self.sc.workers.reclaim
+        return 0 if r is None else r.vma // self.sc.page_size
+
 
     def plan_workers(self) -> None:
         w = self.sc.workers
@@ -85,10 +91,13 @@ class Controller:
         actor_cpu = getattr(w, self.actor).cpu
         self.workers = [WorkerProc("swapout", "swapout", 0, [w.swapout.cpu]),
                         WorkerProc(self.actor, self.actor, 1, [actor_cpu])]
+        if w.reclaim is not None:
+            self.workers.append(WorkerProc("reclaim", "reclaim", len(self.workers),
+                                           [w.reclaim.cpu]))
         if any(get_strategy(v.strategy).NEEDS_GC for v in self.sc.variants):
             for k in range(w.gc.count):
                 cpu = w.gc.cpus[k % len(w.gc.cpus)]
-                self.workers.append(WorkerProc(f"gc{k}", "gc", 2 + k, [cpu]))
+                self.workers.append(WorkerProc(f"gc{k}", "gc", len(self.workers), [cpu]))
 
     def compile_kernels(self) -> None:
         """Compile every entry point here, once, before any worker starts (numba's disk cache is
@@ -98,12 +107,13 @@ class Controller:
         from .kernel.workqueue import gc_worker_reset, gc_worker_stop
         z, mm = state.zram_view(self.arena), state.mm_view(self.arena)
         ctx, page = state.ctx_view(self.arena, 0), state.page_buffer(self.arena, 0)
-        from .kernel.mm import swap_in_range, swap_out_range, unmap_vma
+        from .kernel.mm import reclaim_run, swap_in_range, swap_out_range, unmap_vma
         from .kernel.workqueue import gc_worker_run
         from .kernel.gate import gate_wait
         compile_for(swap_out_range, z, mm, ctx, 0, 0, 0, page)
         compile_for(unmap_vma, z, mm, ctx, 0, 0)
         compile_for(swap_in_range, z, mm, ctx, 0, 0, page)
+        compile_for(reclaim_run, z, mm, ctx, self.arena["ctl"], 0, 0, page)
         compile_for(gc_worker_run, z, ctx, 0)
         compile_for(populate_vma, mm, 0, 0)
         compile_for(gc_worker_stop, z)
@@ -243,6 +253,8 @@ class Controller:
             ranges.append((start, start + n, int(round(p.swapped * 1e6))))
             populate_vma(mm, start, start + n)
             start += n
+        background = (start, start + self.reclaim_pages())
+        populate_vma(mm, *background)
         costs = arena["costs"]
         costs[:] = 0  # set-up is not measured: swap-out runs at machinery speed
         self.phase = f"{variant.name} #{repeat + 1}: swap-out"
@@ -264,8 +276,14 @@ class Controller:
         self.phase = f"{variant.name} #{repeat + 1}: {self.actor_phase}"
         plan = {self.actor: (self.actor_phase, {"ranges": [(s, e) for s, e, _ in ranges]})}
         plan.update({w.name: ("serve", {}) for w in gcs})
+        if self.sc.workers.reclaim is not None:
+            plan["reclaim"] = ("reclaim", {"start": background[0], "end": background[1]})
         self.start_phase(plan)
         actor = self.wait_done({self.actor})[self.actor]
+        if self.sc.workers.reclaim is not None:
+            # reclaim keeps freeing slots: stop it before waiting for the GC to drain
+            arena["ctl"][CTL_RECLAIM_STOP] = 1
+            actor = dict(actor, reclaim=self.wait_done({"reclaim"})["reclaim"])
         peak_after = int(arena["zram_stats"][ST_GC_SLOTS])
         self.phase = f"{variant.name} #{repeat + 1}: GC drain"
         self.wait_until(lambda: arena["zram_stats"][ST_GC_SLOTS] == 0, PHASE_TIMEOUT_S)
@@ -292,6 +310,8 @@ class Controller:
 
         workers = {}
         msgs = {self.actor: actor, **gc_done}
+        if "reclaim" in actor:
+            msgs["reclaim"] = actor["reclaim"]
         for w in self.workers:
             if w.name not in msgs:
                 continue
@@ -313,6 +333,8 @@ class Controller:
             "gc_freed": wsum(C.W_GC_FREED), "gc_passes": wsum(C.W_GC_PASSES),
             "gc_skipped": wsum(C.W_GC_SKIPPED), "gc_sleeps": wsum(C.W_GC_SLEEPS),
             "gc_wakeups": wsum(C.W_WAKEUPS),
+            "reused_queued": wsum(C.W_REUSED_QUEUED),
+            "reclaimed": wsum(C.W_RECLAIMED), "refaulted": wsum(C.W_REFAULTED),
             "gc_busy_ns": wsum(C.W_GC_BUSY) / tpn,
             "gc_drain_ns": drain_ticks / tpn,
             "backlog_at_unmap_end": backlog_at_end,
@@ -378,6 +400,7 @@ class Controller:
                         pass
         if self.arena is not None:
             from .kernel.workqueue import gc_worker_stop
+            self.arena["ctl"][CTL_RECLAIM_STOP] = 1
             try:
                 gc_worker_stop(state.zram_view(self.arena))
             except Exception:
@@ -400,6 +423,18 @@ class Controller:
                 self.arena.unlink()
                 self.arena.close()
                 self.arena = None
+
+
+def debug_bits(sc: Scenario) -> int:
+    """The scenario's debug switches as ZP_DEBUG bits; an unknown name is an input error."""
+    from .kernel.zram import DEBUG_SWITCHES
+    bits = 0
+    for key, on in sc.debug.items():
+        if key not in DEBUG_SWITCHES:
+            raise InputError(sc.source, f"debug.{key}", "unknown debug switch "
+                             f"(expected one of: {', '.join(DEBUG_SWITCHES)})")
+        bits |= DEBUG_SWITCHES[key] if on else 0
+    return bits
 
 
 def _raise_interrupt(signum, frame):

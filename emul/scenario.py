@@ -148,11 +148,19 @@ class GcSpec:
 
 
 @dataclass(frozen=True)
+class ReclaimSpec:
+    cpu: int
+    vma: int                           # bytes of the background process it reclaims and refaults
+
+
+@dataclass(frozen=True)
 class WorkersSpec:
     killer: WorkerSpec
     gc: GcSpec
     swapout: WorkerSpec
     swapin: WorkerSpec = WorkerSpec(cpu=0)
+    reclaim: ReclaimSpec | None = None     # a reclaim worker cycling its own process's pages
+
 
 
 @dataclass(frozen=True)
@@ -224,6 +232,8 @@ class Scenario:
                 "gc": {"cpus": list(self.workers.gc.cpus), "count": self.workers.gc.count},
                 "swapout": {"cpu": self.workers.swapout.cpu},
                 "swapin": {"cpu": self.workers.swapin.cpu},
+                "reclaim": (None if self.workers.reclaim is None else
+                            {"cpu": self.workers.reclaim.cpu, "vma": self.workers.reclaim.vma}),
             },
             "variants": [
                 {"name": v.name, "strategy": v.strategy, "cap_slots": v.cap_slots, "cap_bytes": v.cap_bytes}
@@ -478,11 +488,17 @@ class _SwapoutIn(_In):
     cpu: Cpu = 0
 
 
+class _ReclaimIn(_In):
+    cpu: Cpu = 0
+    vma: Annotated[int, PlainValidator(_v_size(MAX_DISKSIZE))] = "4M"  # type: ignore[assignment]
+
+
 class _WorkersIn(_In):
     killer: _KillerIn = Field(default_factory=dict)  # type: ignore[arg-type]
     gc: _GcIn = Field(default_factory=dict)  # type: ignore[arg-type]
     swapout: _SwapoutIn = Field(default_factory=dict)  # type: ignore[arg-type]
     swapin: _SwapoutIn = Field(default_factory=dict)  # type: ignore[arg-type]
+    reclaim: Union[_ReclaimIn, None] = None
 
 
 class _VariantIn(_In):
@@ -772,6 +788,9 @@ def _resolve(model: _ScenarioIn, *, where: str, raw: dict[str, Any], available: 
             gc=GcSpec(cpus=gc_cpus),
             swapout=WorkerSpec(cpu=model.workers.swapout.cpu),
             swapin=WorkerSpec(cpu=model.workers.swapin.cpu),
+            reclaim=(None if model.workers.reclaim is None else
+                     ReclaimSpec(cpu=model.workers.reclaim.cpu,
+                                 vma=model.workers.reclaim.vma // page * page)),
         ),
         variants=tuple(variants),
         lockstat=model.lockstat,

@@ -189,3 +189,57 @@ def test_swapin_reads_back_what_was_written(tmp_path, no_leftovers):
         assert row["zram_stats_before"]["same_pages"] > 0
         assert row["zram_stats_before"]["huge_pages"] > 0
         assert row["lazy"] + row["in_place"] + row["miss_free"] == PAGES
+
+
+RECLAIM_PROFILE = "name: slow\ndescription: slow zap, slow GC\ncosts_ns: {zap_pte: 20000, slot_free: 200000}\n"
+
+
+def reclaim_scenario(tmp_path, **over):
+    a, _ = two_cpus()
+    return write_yaml(tmp_path / "reuse.yaml", tiny_scenario(
+        repeats=3, zram={"disksize": "10M"},   # 8M victim + 2M background: allocation wraps
+        # all on one CPU: the GC gets a third of it, so the slots it has queued wait long
+        # enough for reclaim's allocation to wrap onto them (on two CPUs the GC's in-order
+        # drain stays just ahead of the allocator, and the reuse window closes)
+        workers={"killer": {"cpu": a}, "gc": {"cpu": a}, "swapout": {"cpu": a},
+                 "reclaim": {"cpu": a, "vma": "2M"}},
+        variants=[{"name": "bitmap", "strategy": "bitmap"}], **over))
+
+
+def test_queued_slots_reused_by_reclaim_are_freed_exactly_once(tmp_path, no_leftovers):
+    """Reclaim writes into slots the GC still holds queued (the device is small, so allocation
+    wraps onto just-freed slots): the old content is freed once, by the write, the new one never
+    by the GC — the audit checks both, and every read checks the data."""
+    (tmp_path / "slow.yaml").write_text(RECLAIM_PROFILE)
+    out = tmp_path / "out"
+    r = run_emul("run", str(reclaim_scenario(tmp_path)), "--profile",
+                 str(tmp_path / "slow.yaml"), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    rows = load(out)["repeats"]
+    for row in rows:
+        assert row["audit"]["ok"], row["audit"]["problems"]
+        assert row["reclaimed"] > 0 and row["refaulted"] > 0
+        # every queued slot was freed exactly once: by the GC, or by the write that reused it
+        assert row["lazy"] == row["gc_freed"] + row["reused_queued"]
+    assert sum(row["reused_queued"] for row in rows) > 0
+
+
+def test_audit_fails_when_reuse_is_broken_on_purpose(tmp_path, no_leftovers):
+    """debug: reuse_keeps_queued leaves a rewritten slot queued, so the GC frees the new
+    content: the audit must catch it and the run must fail (exit 1)."""
+    (tmp_path / "slow.yaml").write_text(RECLAIM_PROFILE)
+    out = tmp_path / "out"
+    r = run_emul("run", str(reclaim_scenario(tmp_path, debug={"reuse_keeps_queued": True})),
+                 "--profile", str(tmp_path / "slow.yaml"), "-o", str(out))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "audit failed" in r.stderr and "Traceback" not in r.stderr
+    doc = load(out)
+    assert doc["status"] == "audit-failed"
+    assert any(row["reused_queued"] > 0 and not row["audit"]["ok"] for row in doc["repeats"])
+
+
+def test_unknown_debug_switch_is_refused(tmp_path, no_leftovers):
+    r = run_emul("run", str(reclaim_scenario(tmp_path, debug={"nosuch": True})),
+                 "-o", str(tmp_path / "out"))
+    assert r.returncode == 2 and "debug.nosuch" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()

@@ -183,7 +183,7 @@ def test_gc_count_repeats_a_single_cpu() -> None:
         (base(variants=[{"strategy": "sync"}, {"strategy": "bitmap", "cap": "lots"}]),
          "variants[1].cap", 'expected a slot count or a size like 64M, got "lots"'),
         (base(workers={"kiler": {"cpu": 0}}),
-         "workers.kiler", "unknown key (expected one of: killer, gc, swapout, swapin)"),
+         "workers.kiler", "unknown key (expected one of: killer, gc, swapout, swapin, reclaim)"),
         (base(zram={"disksize": "lots"}), "zram.disksize", 'expected a size like 256M or 1G, got "lots"'),
         (base(processes=[{"vma": "1.3K"}]), "processes[0].vma", "expected a whole number of bytes"),
         (base(processes=[{"vma": "6K"}]), "processes[0].vma", 'expected a multiple of the page size (4K), got "6K"'),
@@ -269,7 +269,7 @@ def test_file_errors_carry_the_key_path(scenarios_dir: Path) -> None:
     text = "name: t\nvariants:\n  - strategy: sync\n  - strategy: bitmap\n    cap: lots\n"
     assert load_error(text, scenarios_dir) == f'{WHERE}: variants[1].cap: expected a slot count or a size like 64M, got "lots"'
     text = "name: t\nworkers:\n  kiler: {cpu: 0}\n"
-    assert load_error(text, scenarios_dir) == f"{WHERE}: workers.kiler: unknown key (expected one of: killer, gc, swapout, swapin)"
+    assert load_error(text, scenarios_dir) == f"{WHERE}: workers.kiler: unknown key (expected one of: killer, gc, swapout, swapin, reclaim)"
 
 
 def test_yaml_syntax_error_gives_line(scenarios_dir: Path) -> None:

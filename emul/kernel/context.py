@@ -39,6 +39,9 @@ W_STORED = 19         # pages written into zram (swap-out)
 W_WAKEUPS = 20        # futex wakes issued by queue_work
 W_SCAN_WORDS = 21     # gc_map words the drain scanned
 W_GC_BUSY = 22        # ticks the GC spent draining
+W_REUSED_QUEUED = 23  # writes that found their slot still queued for lazy freeing
+W_RECLAIMED = 24      # pages the reclaim worker swapped out
+W_REFAULTED = 25      # pages the reclaim worker faulted back in
 STAT_WORDS = 32
 
 # modelled costs (indexes into ctx.costs, in ticks of read_clock)

@@ -21,7 +21,8 @@ from numba import njit
 
 from .atomics import atomic_cas, atomic_fetch_add, atomic_load, atomic_store_release, read_clock
 from .context import (COST_FAULT, COST_FREE_FOLIO, COST_SWAP_ENTRY_FREE, COST_ZAP_PTE,
-                      W_PTES, W_RESIDENT_FREED, W_STORED, W_SWAP_FREED, W_T_END, W_T_START,
+                      W_PTES, W_RECLAIMED, W_REFAULTED, W_RESIDENT_FREED, W_STORED,
+                      W_SWAP_FREED, W_T_END, W_T_START,
                       Ctx, model_cost, note_cpu)
 from .locking import spin_lock, spin_unlock
 from .lockstat import LOCK_SWAP
@@ -31,6 +32,7 @@ from .zram import F_READ_CORRUPT, Zram, fill_page, page_checksum, zram_read_page
 Mm = namedtuple("Mm", ["pte", "swap_map", "swap_lock"])
 
 SWAP_CURSOR = 8
+CTL_RECLAIM_STOP = 16  # word of the controller's ctl array: the reclaim worker should stop
 PTRS_PER_PTE = 512     # one page-table page: the unit of a compiled batch
 
 
@@ -170,3 +172,27 @@ def swap_in_range(zram: Zram, mm: Mm, ctx: Ctx, start: int, end: int, page) -> i
     ctx.stat[W_T_END] = read_clock()
     ctx.stat[W_PTES] += n
     return n
+
+
+@njit(cache=True, _nrt=False)
+def reclaim_run(zram: Zram, mm: Mm, ctx: Ctx, ctl, start: int, end: int, page) -> None:
+    """kswapd against a background process, until the controller sets CTL_RECLAIM_STOP.
+
+    Walks [start, end) round and round: a resident page is reclaimed (compressed, zs_malloc,
+    stored in a fresh slot), a swapped one is faulted back in (its slot freed through the
+    strategy). Slot allocation wraps around the device, so slots freed moments ago — possibly
+    still queued for the GC — are written again, and GC's zs_free meets reclaim's zs_malloc on
+    the same class locks.
+    """
+    ctx.stat[W_T_START] = read_clock()
+    while atomic_load(ctl, CTL_RECLAIM_STOP) == 0:
+        note_cpu(ctx)
+        for p in range(start, end):
+            if mm.pte[p] > 0:
+                if swap_out_page(zram, mm, ctx, p, page):
+                    ctx.stat[W_RECLAIMED] += 1
+            elif do_swap_page(zram, mm, ctx, p, page):
+                ctx.stat[W_REFAULTED] += 1
+            if (p & 63) == 0 and atomic_load(ctl, CTL_RECLAIM_STOP) != 0:
+                break
+    ctx.stat[W_T_END] = read_clock()

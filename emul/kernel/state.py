@@ -15,7 +15,7 @@ import numpy as np
 from ..arena import Arena, Layout
 from .context import NR_COSTS, STAT_WORDS, Ctx
 from .lockstat import LOCKSTAT_WORDS, reset_rows
-from .mm import Mm
+from .mm import SWAP_CURSOR, Mm
 from .zram import (FAULTS_WORDS, PARAMS_WORDS, STATS_WORDS, ZP_CAP_BYTES, ZP_CAP_SLOTS,
                    ZP_DEBUG, ZP_GC_QUEUE_LEN, ZP_HUGE_CLASS_SIZE, ZP_HUGE_PPM,
                    ZP_MEAN_COMP_LEN, ZP_NR_PATTERNS, ZP_NR_SLOTS, ZP_PAGE_SHIFT, ZP_SAME_PPM, ZP_SEED,
@@ -147,6 +147,9 @@ def init_state(arena: Arena, geo: Geometry) -> None:
     c[PC_CLASS_DELTA] = table.size_class_delta
     c[PC_MAX_ZSPAGES] = max_z
     c[PC_MAX_OBJS] = max_obj
+    # the swap allocator starts at a seed-chosen slot: on a running system the first free
+    # cluster is rarely slot 0, and where it starts decides which slots a wrap-around reuses
+    arena["swap_lock"][SWAP_CURSOR] = (geo.seed * 2654435761) % geo.nr_slots
     arena["fullness"][:] = -1
     arena["zone_free"][:] = -1
     reset_rows(arena["lockstat"])

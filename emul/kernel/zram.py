@@ -29,8 +29,8 @@ from numba import njit
 
 from .atomics import (atomic_cas, atomic_fetch_add, atomic_fetch_and, atomic_fetch_or, atomic_load,
                       cpu_relax, read_clock)
-from .context import (COST_COMPRESS_KIB, COST_DECOMPRESS_KIB, COST_SLOT_FREE, W_CPU, Ctx,
-                      model_cost, model_cost_scaled)
+from .context import (COST_COMPRESS_KIB, COST_DECOMPRESS_KIB, COST_SLOT_FREE, W_CPU,
+                      W_REUSED_QUEUED, Ctx, model_cost, model_cost_scaled)
 from .locking import lock_acquired, lock_contended, lock_released
 from .lockstat import LOCK_SLOT
 from .zsmalloc import zs_free, zs_malloc, zs_obj_read
@@ -84,6 +84,10 @@ ZP_HUGE_PPM = 10          # ... incompressible pages, parts per million
 ZP_DEBUG = 11             # debug switches (emul/kernel/debug.py), 0 in real runs
 ZP_GC_QUEUE_LEN = 12
 ZP_NR_PATTERNS = 13       # data profile: text patterns in use (0: random page content)
+
+# debug switches (ZP_DEBUG bits): break the model on purpose so a test can see the audit fail
+DEBUG_REUSE_KEEPS_QUEUED = 1   # a write into a queued slot leaves it queued: GC frees new data
+DEBUG_SWITCHES = {"reuse_keeps_queued": DEBUG_REUSE_KEEPS_QUEUED}
 PARAMS_WORDS = 16
 
 # faults (emul's audit counters)
@@ -229,6 +233,8 @@ def slot_free(zram: Zram, ctx: Ctx, index: int) -> None:
     (the GC, or a write reusing the slot) owns the free, so it happens exactly once.
     """
     gc_forget(zram, index)
+    if not slot_allocated(zram, index) and get_slot_handle(zram, index) == 0:
+        return   # an empty slot (a fresh write's target): nothing to free, nothing to pay
     model_cost(ctx, COST_SLOT_FREE)
     w = 2 * index + 1
     zram.table[w] &= ~(flag_bit(zram, ZRAM_IDLE) | flag_bit(zram, ZRAM_INCOMPRESSIBLE)
@@ -340,11 +346,35 @@ def compressed_length(zram: Zram, key: int) -> int:
 # --- write and read -----------------------------------------------------------------------------
 
 @njit(cache=True, _nrt=False)
+def __slot_reuse(zram: Zram, ctx: Ctx, index: int) -> bool:
+    """A write is about to replace the slot's content (lock held): was it queued for GC?
+
+    slot_free() then takes it off gc_map, so the GC never frees the new content; the old
+    content is freed here, once.
+    """
+    if gc_test(zram, index):
+        ctx.stat[W_REUSED_QUEUED] += 1
+        return True
+    return False
+
+
+@njit(cache=True, _nrt=False)
+def __debug_requeue(zram: Zram, index: int, was_queued: bool) -> None:
+    """DEBUG_REUSE_KEEPS_QUEUED: the bug the write order prevents, for the audit test."""
+    if was_queued and zram.params[ZP_DEBUG] & DEBUG_REUSE_KEEPS_QUEUED:
+        gc_mark(zram, index)
+        atomic_fetch_add(zram.stats, ST_GC_SLOTS, 1)
+        atomic_fetch_add(zram.stats, ST_GC_BYTES, get_slot_size(zram, index))
+
+
+@njit(cache=True, _nrt=False)
 def write_same_filled_page(zram: Zram, ctx: Ctx, index: int, element: int) -> None:
     slot_lock(zram, ctx, index)
+    queued = __slot_reuse(zram, ctx, index)
     slot_free(zram, ctx, index)
     set_slot_flag(zram, index, ZRAM_SAME)
     set_slot_handle(zram, index, element)
+    __debug_requeue(zram, index, queued)
     slot_unlock(zram, ctx, index)
     atomic_fetch_add(zram.stats, ST_SAME_PAGES, 1)
     atomic_fetch_add(zram.stats, ST_PAGES_STORED, 1)
@@ -358,10 +388,12 @@ def write_incompressible_page(zram: Zram, ctx: Ctx, index: int, csum: int) -> bo
         atomic_fetch_add(zram.stats, ST_FAILED_WRITES, 1)
         return False
     slot_lock(zram, ctx, index)
+    queued = __slot_reuse(zram, ctx, index)
     slot_free(zram, ctx, index)
     set_slot_flag(zram, index, ZRAM_HUGE)
     set_slot_handle(zram, index, handle)
     set_slot_size(zram, index, page_size)
+    __debug_requeue(zram, index, queued)
     slot_unlock(zram, ctx, index)
     atomic_fetch_add(zram.stats, ST_COMPR_DATA_SIZE, page_size)
     atomic_fetch_add(zram.stats, ST_HUGE_PAGES, 1)
@@ -393,9 +425,11 @@ def zram_write_page(zram: Zram, ctx: Ctx, index: int, key: int, page) -> bool:
         atomic_fetch_add(zram.stats, ST_FAILED_WRITES, 1)
         return False
     slot_lock(zram, ctx, index)
+    queued = __slot_reuse(zram, ctx, index)
     slot_free(zram, ctx, index)
     set_slot_handle(zram, index, handle)
     set_slot_size(zram, index, comp_len)
+    __debug_requeue(zram, index, queued)
     slot_unlock(zram, ctx, index)
     atomic_fetch_add(zram.stats, ST_PAGES_STORED, 1)
     atomic_fetch_add(zram.stats, ST_COMPR_DATA_SIZE, comp_len)
