@@ -32,8 +32,9 @@ from .strategies import get_strategy, strategy_id
 
 WORKER_START_TIMEOUT_S = 180.0   # first run compiles; later runs load the cache
 PHASE_TIMEOUT_S = 600.0
-# experiment -> (the measured worker's role, its phase)
-ACTORS = {"unmap": ("killer", "unmap"), "swapin": ("swapin", "swapin")}
+# experiment -> the measured workers: (role, phase, which processes: a role or None for all)
+ACTORS = {"unmap": [("killer", "unmap", None)], "swapin": [("swapin", "swapin", None)],
+          "mixed": [("killer", "unmap", "victim"), ("swapin", "swapin", "app")]}
 STOPPED_GRACE_S = 2.0
 POLL_MS = 50
 
@@ -86,11 +87,14 @@ class Controller:
 
     def plan_workers(self) -> None:
         w = self.sc.workers
-        # the measured actor is worker 1: the killer (unmap) or the swap-in worker (swapin)
-        self.actor, self.actor_phase = ACTORS[self.sc.experiment.value]
-        actor_cpu = getattr(w, self.actor).cpu
-        self.workers = [WorkerProc("swapout", "swapout", 0, [w.swapout.cpu]),
-                        WorkerProc(self.actor, self.actor, 1, [actor_cpu])]
+        # the measured actors: the killer (unmap), the swap-in worker (swapin), or both (mixed);
+        # the first one's time is the run's headline figure
+        self.actors = ACTORS[self.sc.experiment.value]
+        self.actor = self.actors[0][0]
+        self.workers = [WorkerProc("swapout", "swapout", 0, [w.swapout.cpu])]
+        for role, _, _ in self.actors:
+            self.workers.append(WorkerProc(role, role, len(self.workers),
+                                           [getattr(w, role).cpu]))
         if w.reclaim is not None:
             self.workers.append(WorkerProc("reclaim", "reclaim", len(self.workers),
                                            [w.reclaim.cpu]))
@@ -250,7 +254,7 @@ class Controller:
         ranges, start = [], 0
         for p in sc.processes:
             n = p.vma // sc.page_size
-            ranges.append((start, start + n, int(round(p.swapped * 1e6))))
+            ranges.append((start, start + n, int(round(p.swapped * 1e6)), p.role))
             populate_vma(mm, start, start + n)
             start += n
         background = (start, start + self.reclaim_pages())
@@ -258,7 +262,7 @@ class Controller:
         costs = arena["costs"]
         costs[:] = 0  # set-up is not measured: swap-out runs at machinery speed
         self.phase = f"{variant.name} #{repeat + 1}: swap-out"
-        self.start_phase({"swapout": ("swapout", {"ranges": ranges})})
+        self.start_phase({"swapout": ("swapout", {"ranges": [r[:3] for r in ranges]})})
         self.wait_done({"swapout"})
 
         row = self.profile.ticks(self.ticks_per_ns, sc.page_size)
@@ -273,13 +277,17 @@ class Controller:
         gcs = [w for w in self.workers if w.role == "gc"] if get_strategy(
             variant.strategy).NEEDS_GC else []
         gc_worker_reset(z)
-        self.phase = f"{variant.name} #{repeat + 1}: {self.actor_phase}"
-        plan = {self.actor: (self.actor_phase, {"ranges": [(s, e) for s, e, _ in ranges]})}
+        self.phase = f"{variant.name} #{repeat + 1}: {sc.experiment.value}"
+        plan = {role: (phase, {"ranges": [(s, e) for s, e, _, r in ranges
+                                          if which is None or r == which]})
+                for role, phase, which in self.actors}
         plan.update({w.name: ("serve", {}) for w in gcs})
         if self.sc.workers.reclaim is not None:
             plan["reclaim"] = ("reclaim", {"start": background[0], "end": background[1]})
         self.start_phase(plan)
-        actor = self.wait_done({self.actor})[self.actor]
+        done = self.wait_done({role for role, _, _ in self.actors})
+        actor = dict(done[self.actor], others={k: v for k, v in done.items()
+                                               if k != self.actor})
         if self.sc.workers.reclaim is not None:
             # reclaim keeps freeing slots: stop it before waiting for the GC to drain
             arena["ctl"][CTL_RECLAIM_STOP] = 1
@@ -298,8 +306,10 @@ class Controller:
                 backlog_at_end, report) -> dict:
         arena, tpn = self.arena, self.ticks_per_ns
         ws = arena["wstat"]
-        k = ws[1]
+        k = ws[1]   # the first actor
         unmap_ticks = int(k[C.W_T_END] - k[C.W_T_START])
+        actor_ns = {w.name: float(ws[w.index, C.W_T_END] - ws[w.index, C.W_T_START]) / tpn
+                    for w in self.workers if w.name in actor["others"]}
         ptes = int(k[C.W_PTES])
         gc_idle = max((int(ws[w.index, C.W_GC_IDLE_AT]) for w in gcs), default=0)
         drain_ticks = max(0, gc_idle - int(k[C.W_T_END])) if gcs else 0
@@ -309,7 +319,7 @@ class Controller:
             return int(sum(int(ws[w.index, field_]) for w in self.workers))
 
         workers = {}
-        msgs = {self.actor: actor, **gc_done}
+        msgs = {self.actor: actor, **actor["others"], **gc_done}
         if "reclaim" in actor:
             msgs["reclaim"] = actor["reclaim"]
         for w in self.workers:
@@ -326,6 +336,7 @@ class Controller:
             "variant": variant.name, "strategy": variant.strategy, "repeat": repeat,
             "experiment": self.sc.experiment.value,
             "time_ns": unmap_ticks / tpn,
+            "other_actors_ns": actor_ns,
             "ptes": ptes,
             "ns_per_page": unmap_ticks / tpn / ptes if ptes else 0.0,
             "lazy": wsum(C.W_LAZY), "in_place": wsum(C.W_IN_PLACE),

@@ -105,6 +105,7 @@ class Experiment(str, enum.Enum):
 
     UNMAP = "unmap"      # the killer unmaps the processes' VMAs
     SWAPIN = "swapin"    # a swap-in worker faults every swapped page back in
+    MIXED = "mixed"      # both at once: the killer unmaps the victims, swap-in faults the apps
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,6 +123,7 @@ class ProcessSpec:
     name: str
     vma: int                           # bytes, a multiple of the page size
     swapped: float                     # fraction 0..1 of the VMA's pages swapped out beforehand
+    role: str = "victim"               # experiment mixed: "victim" (unmapped) or "app" (swapped in)
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,8 @@ class Scenario:
             "profile": self.profile,
             "zram": {"disksize": self.zram.disksize, "nr_slots": self.nr_slots},
             "processes": [
-                {"name": p.name, "vma": p.vma, "swapped": p.swapped, "pages": n}
+                {"name": p.name, "vma": p.vma, "swapped": p.swapped, "role": p.role,
+                 "pages": n}
                 for p, n in zip(self.processes, self.pages_per_process)
             ],
             "data": {
@@ -451,6 +454,7 @@ class _ProcessIn(_In):
     name: ItemName = None
     vma: Annotated[int, PlainValidator(_v_size(MAX_DISKSIZE))] = "256M"  # type: ignore[assignment]
     swapped: Fraction01 = 1.0
+    role: Literal["victim", "app"] = "victim"
 
 
 class _DataIn(_In):
@@ -723,7 +727,7 @@ def _resolve(model: _ScenarioIn, *, where: str, raw: dict[str, Any], available: 
                 f'process name "{name}" is already used by processes[{seen[name]}]; names must be unique',
             ))
         seen.setdefault(name, i)
-        processes.append(ProcessSpec(name=name, vma=p.vma, swapped=p.swapped))
+        processes.append(ProcessSpec(name=name, vma=p.vma, swapped=p.swapped, role=p.role))
 
     gc = model.workers.gc
     gc_cpus = tuple(gc.cpu)

@@ -243,3 +243,27 @@ def test_unknown_debug_switch_is_refused(tmp_path, no_leftovers):
                  "-o", str(tmp_path / "out"))
     assert r.returncode == 2 and "debug.nosuch" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_mixed_actors_with_lockstat(tmp_path, no_leftovers):
+    """Killer, swap-in, GC and reclaim at once: audit clean, both actors timed, lock_stat rows
+    for every lock class with the class lock taken by several workers."""
+    a, b = two_cpus()
+    sc = write_yaml(tmp_path / "mixed.yaml", tiny_scenario(
+        experiment="mixed", lockstat=True, zram={"disksize": "24M"},
+        processes=[{"name": "dying", "vma": "8M", "role": "victim"},
+                   {"name": "fg", "vma": "4M", "role": "app"}],
+        workers={"killer": {"cpu": a}, "swapin": {"cpu": b}, "gc": {"cpu": b},
+                 "reclaim": {"cpu": a, "vma": "2M"}, "swapout": {"cpu": a}}))
+    out = tmp_path / "out"
+    r = run_emul("run", str(sc), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "lock_stat" in r.stdout and "zs_class_lock" in r.stdout
+    for row in load(out)["repeats"]:
+        assert row["audit"]["ok"], row["audit"]["problems"]
+        assert row["ptes"] == PAGES and row["other_actors_ns"]["swapin"] > 0
+        locks = {l["class name"]: l for l in row["lock_stat"]}
+        assert set(locks) == {"zram_slot_lock", "zs_class_lock", "zs_pool_lock", "zone_lock",
+                              "swap_lock"}
+        assert locks["zs_class_lock"]["acquisitions"] > PAGES
+        assert set(row["workers"]) >= {"killer", "swapin", "reclaim"}

@@ -210,7 +210,7 @@ def test_gc_count_repeats_a_single_cpu() -> None:
         (base(repeats=0), "repeats", "expected a whole number from 1 to 1000, got 0"),
         (base(seed=True), "seed", "got true"),
         (base(profile="pi5"), "profile", 'expected a known profile (one of: rk3588-cpu2), got "pi5"'),
-        (base(experiment="mmap"), "experiment", 'expected an experiment (one of: swapin, unmap), got "mmap"'),
+        (base(experiment="mmap"), "experiment", 'expected an experiment (one of: mixed, swapin, unmap), got "mmap"'),
         (base(lockstat="yes please"), "lockstat", "expected true or false"),
         (base(debug={"x": 1.5}), "debug.x", "expected true, false or a whole number, got 1.5"),
         (base(debug=[1]), "debug", "expected a mapping, got a list"),
