@@ -294,13 +294,30 @@ class Controller:
             actor = dict(actor, reclaim=self.wait_done({"reclaim"})["reclaim"])
         peak_after = int(arena["zram_stats"][ST_GC_SLOTS])
         self.phase = f"{variant.name} #{repeat + 1}: GC drain"
-        self.wait_until(lambda: arena["zram_stats"][ST_GC_SLOTS] == 0, PHASE_TIMEOUT_S)
+        self.wait_until(self.drained_or_stuck(), PHASE_TIMEOUT_S)
         gc_worker_stop(z)
         gc_done = self.wait_done({w.name for w in gcs}) if gcs else {}
         self.phase = f"{variant.name} #{repeat + 1}: audit"
         report = audit.audit(arena, expect_empty=True)
         return self.collect(variant, repeat, actor, gc_done, gcs, stored_before,
                             pool_pages_before, peak_after, report)
+
+    def drained_or_stuck(self) -> Callable[[], bool]:
+        """The GC is done: nothing queued, or it sleeps and gc_slots has not moved for a second
+        (a broken strategy or counter; the audit then says what is wrong)."""
+        from .strategies.common import GC_IDLE, GC_PENDING
+        stats, ctl = self.arena["zram_stats"], self.arena["gc_ctl"]
+        seen = {"value": -1, "since": time.monotonic()}
+
+        def done() -> bool:
+            backlog = int(stats[ST_GC_SLOTS])
+            if backlog == 0:
+                return True
+            now = time.monotonic()
+            if backlog != seen["value"] or ctl[GC_IDLE] == 0 or ctl[GC_PENDING] != 0:
+                seen.update(value=backlog, since=now)
+            return now - seen["since"] > 1.0
+        return done
 
     def collect(self, variant, repeat, actor, gc_done, gcs, stats_before, pool_before,
                 backlog_at_end, report) -> dict:

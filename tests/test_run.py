@@ -191,51 +191,60 @@ def test_swapin_reads_back_what_was_written(tmp_path, no_leftovers):
         assert row["lazy"] + row["in_place"] + row["miss_free"] == PAGES
 
 
-RECLAIM_PROFILE = "name: slow\ndescription: slow zap, slow GC\ncosts_ns: {zap_pte: 20000, slot_free: 200000}\n"
+RECLAIM_PROFILE = "name: slow\ndescription: slow zap, slow GC\ncosts_ns: {zap_pte: 20000, slot_free: 50000}\n"
 
 
 def reclaim_scenario(tmp_path, **over):
     a, _ = two_cpus()
     return write_yaml(tmp_path / "reuse.yaml", tiny_scenario(
-        repeats=3, zram={"disksize": "10M"},   # 8M victim + 2M background: allocation wraps
+        repeats=3, zram={"disksize": "20M"},   # 16M victim + 4M background: allocation wraps
+        processes=[{"name": "victim", "vma": "16M"}],
         # all on one CPU: the GC gets a third of it, so the slots it has queued wait long
         # enough for reclaim's allocation to wrap onto them (on two CPUs the GC's in-order
         # drain stays just ahead of the allocator, and the reuse window closes)
         workers={"killer": {"cpu": a}, "gc": {"cpu": a}, "swapout": {"cpu": a},
-                 "reclaim": {"cpu": a, "vma": "2M"}},
+                 "reclaim": {"cpu": a, "vma": "4M"}},
         variants=[{"name": "bitmap", "strategy": "bitmap"}], **over))
+
+
+def run_reuse(tmp_path, **over):
+    (tmp_path / "slow.yaml").write_text(RECLAIM_PROFILE)
+    out = tmp_path / "out"
+    r = run_emul("run", str(reclaim_scenario(tmp_path, **over)), "--profile",
+                 str(tmp_path / "slow.yaml"), "-o", str(out))
+    return r, load(out)
 
 
 def test_queued_slots_reused_by_reclaim_are_freed_exactly_once(tmp_path, no_leftovers):
     """Reclaim writes into slots the GC still holds queued (the device is small, so allocation
     wraps onto just-freed slots): the old content is freed once, by the write, the new one never
     by the GC — the audit checks both, and every read checks the data."""
-    (tmp_path / "slow.yaml").write_text(RECLAIM_PROFILE)
-    out = tmp_path / "out"
-    r = run_emul("run", str(reclaim_scenario(tmp_path)), "--profile",
-                 str(tmp_path / "slow.yaml"), "-o", str(out))
+    r, doc = run_reuse(tmp_path)
     assert r.returncode == 0, r.stderr
-    rows = load(out)["repeats"]
+    rows = doc["repeats"]
     for row in rows:
         assert row["audit"]["ok"], row["audit"]["problems"]
         assert row["reclaimed"] > 0 and row["refaulted"] > 0
         # every queued slot was freed exactly once: by the GC, or by the write that reused it
         assert row["lazy"] == row["gc_freed"] + row["reused_queued"]
-    assert sum(row["reused_queued"] for row in rows) > 0
+    assert sum(row["reused_queued"] for row in rows) >= 1000
 
 
-def test_audit_fails_when_reuse_is_broken_on_purpose(tmp_path, no_leftovers):
-    """debug: reuse_keeps_queued leaves a rewritten slot queued, so the GC frees the new
-    content: the audit must catch it and the run must fail (exit 1)."""
-    (tmp_path / "slow.yaml").write_text(RECLAIM_PROFILE)
-    out = tmp_path / "out"
-    r = run_emul("run", str(reclaim_scenario(tmp_path, debug={"reuse_keeps_queued": True})),
-                 "--profile", str(tmp_path / "slow.yaml"), "-o", str(out))
+@pytest.mark.parametrize("switch, finding", [
+    ("reuse_keeps_queued", "lost data"),          # the GC frees the new content
+    ("reuse_leaks_old", "leaked objects"),        # the old object is never freed
+    ("reuse_frees_twice", "double free"),         # the old object is freed twice
+])
+def test_audit_fails_when_reuse_is_broken_on_purpose(tmp_path, no_leftovers, switch, finding):
+    """Each debug switch breaks the write order in one way; the audit must catch it and the
+    run must fail (exit 1)."""
+    r, doc = run_reuse(tmp_path, debug={switch: True})
     assert r.returncode == 1, r.stdout + r.stderr
     assert "audit failed" in r.stderr and "Traceback" not in r.stderr
-    doc = load(out)
     assert doc["status"] == "audit-failed"
-    assert any(row["reused_queued"] > 0 and not row["audit"]["ok"] for row in doc["repeats"])
+    broken = [row for row in doc["repeats"] if not row["audit"]["ok"]]
+    assert broken and all(row["reused_queued"] > 0 for row in broken)
+    assert any(finding in " ".join(row["audit"]["problems"]) for row in broken)
 
 
 def test_unknown_debug_switch_is_refused(tmp_path, no_leftovers):

@@ -6,6 +6,8 @@ Shared arrays (one ``Mm`` of views into the arena):
                   < 0 a swap entry for slot -pte - 1
   swap_map[s]     use count of swap slot s (0: free for get_swap_slot)
   swap_lock[..]   the swap device lock (si->lock) and the allocator's next-slot cursor
+  swap_recent[]   slots freed most recently, newest on top: the allocator takes these first,
+                  as the kernel's allocator refills from the clusters that frees just opened
 
 Every process owns a contiguous range of pte; page p's synthetic content is keyed by p, so a
 swap-in can check that it got back what the swap-out wrote.
@@ -29,20 +31,29 @@ from .lockstat import LOCK_SWAP
 from .notify import zram_slot_free_notify
 from .zram import F_READ_CORRUPT, Zram, fill_page, page_checksum, zram_read_page, zram_write_page
 
-Mm = namedtuple("Mm", ["pte", "swap_map", "swap_lock"])
+Mm = namedtuple("Mm", ["pte", "swap_map", "swap_lock", "swap_recent"])
 
 SWAP_CURSOR = 8
+SWAP_RECENT_TOP = 9    # entries on the swap_recent stack
 CTL_RECLAIM_STOP = 16  # word of the controller's ctl array: the reclaim worker should stop
 PTRS_PER_PTE = 512     # one page-table page: the unit of a compiled batch
 
 
 @njit(cache=True, _nrt=False)
 def get_swap_slot(mm: Mm, ctx: Ctx) -> int:
-    """Allocate a free swap slot (-1: the device is full), scanning from the cursor."""
+    """Allocate a free swap slot (-1: the device is full): the most recently freed one if any
+    is still free, else the next free one from the cursor."""
     n = mm.swap_map.size
     spin_lock(mm.swap_lock, 0, ctx, LOCK_SWAP)
-    start = mm.swap_lock[SWAP_CURSOR]
     slot = -1
+    while mm.swap_lock[SWAP_RECENT_TOP] > 0:
+        mm.swap_lock[SWAP_RECENT_TOP] -= 1
+        s = mm.swap_recent[mm.swap_lock[SWAP_RECENT_TOP]]
+        if atomic_load(mm.swap_map, s) == 0:
+            atomic_store_release(mm.swap_map, s, 1)
+            spin_unlock(mm.swap_lock, 0, ctx, LOCK_SWAP)
+            return s
+    start = mm.swap_lock[SWAP_CURSOR]
     for k in range(n):
         s = start + k
         if s >= n:
@@ -66,7 +77,13 @@ def swap_entry_free(zram: Zram, mm: Mm, ctx: Ctx, slot: int) -> None:
         return
     zram_slot_free_notify(zram, ctx, slot)
     ctx.stat[W_SWAP_FREED] += 1
+    spin_lock(mm.swap_lock, 0, ctx, LOCK_SWAP)        # swap_range_free, under the device lock
     atomic_store_release(mm.swap_map, slot, 0)
+    top = mm.swap_lock[SWAP_RECENT_TOP]
+    if top < mm.swap_recent.size:
+        mm.swap_recent[top] = slot
+        mm.swap_lock[SWAP_RECENT_TOP] = top + 1
+    spin_unlock(mm.swap_lock, 0, ctx, LOCK_SWAP)
 
 
 @njit(cache=True, _nrt=False)

@@ -102,6 +102,7 @@ def build_layout(geo: Geometry) -> Layout:
     lay.add("pte", i64, max(1, geo.total_pages))
     lay.add("swap_map", i64, geo.nr_slots)
     lay.add("swap_lock", i64, 16)
+    lay.add("swap_recent", i64, geo.nr_slots)
     # emulator
     lay.add("ctl", i64, CTL_WORDS)
     lay.add("wstat", i64, (geo.n_workers, STAT_WORDS))
@@ -176,7 +177,7 @@ def zram_view(arena: Arena) -> Zram:
 
 
 def mm_view(arena: Arena) -> Mm:
-    return Mm(arena["pte"], arena["swap_map"], arena["swap_lock"])
+    return Mm(arena["pte"], arena["swap_map"], arena["swap_lock"], arena["swap_recent"])
 
 
 def ctx_view(arena: Arena, worker: int) -> Ctx:

@@ -87,7 +87,11 @@ ZP_NR_PATTERNS = 13       # data profile: text patterns in use (0: random page c
 
 # debug switches (ZP_DEBUG bits): break the model on purpose so a test can see the audit fail
 DEBUG_REUSE_KEEPS_QUEUED = 1   # a write into a queued slot leaves it queued: GC frees new data
-DEBUG_SWITCHES = {"reuse_keeps_queued": DEBUG_REUSE_KEEPS_QUEUED}
+DEBUG_REUSE_LEAKS_OLD = 2      # ... overwrites the old handle without freeing it: a leak
+DEBUG_REUSE_FREES_TWICE = 4    # ... frees the old object twice: a double free
+DEBUG_SWITCHES = {"reuse_keeps_queued": DEBUG_REUSE_KEEPS_QUEUED,
+                  "reuse_leaks_old": DEBUG_REUSE_LEAKS_OLD,
+                  "reuse_frees_twice": DEBUG_REUSE_FREES_TWICE}
 PARAMS_WORDS = 16
 
 # faults (emul's audit counters)
@@ -352,10 +356,15 @@ def __slot_reuse(zram: Zram, ctx: Ctx, index: int) -> bool:
     slot_free() then takes it off gc_map, so the GC never frees the new content; the old
     content is freed here, once.
     """
-    if gc_test(zram, index):
-        ctx.stat[W_REUSED_QUEUED] += 1
-        return True
-    return False
+    if not gc_test(zram, index):
+        return False
+    ctx.stat[W_REUSED_QUEUED] += 1
+    debug = zram.params[ZP_DEBUG]
+    if debug & DEBUG_REUSE_LEAKS_OLD and not test_slot_flag(zram, index, ZRAM_SAME):
+        set_slot_handle(zram, index, 0)          # forget the object instead of freeing it
+    if debug & DEBUG_REUSE_FREES_TWICE and not test_slot_flag(zram, index, ZRAM_SAME):
+        zs_free(zram.pool, ctx, get_slot_handle(zram, index))   # slot_free frees it again
+    return True
 
 
 @njit(cache=True, _nrt=False)
