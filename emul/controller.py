@@ -147,20 +147,27 @@ class Controller:
             w = by_name[name]
             if msg["type"] == "hello" and name in pending:
                 pending.discard(name)
-                try:
-                    self.server.send(name, {"type": "setup", "arena": self.arena.name,
-                                            "layout": layout, "index": w.index,
-                                            "cpus": w.cpus, "ticks_per_ns": self.ticks_per_ns})
-                except zmq.ZMQError:
-                    self.check_workers()
-                    raise RunAborted(f"worker {name} is unreachable during {self.phase}") \
-                        from None
+                self.send(name, {"type": "setup", "arena": self.arena.name, "layout": layout,
+                                 "index": w.index, "cpus": w.cpus,
+                                 "ticks_per_ns": self.ticks_per_ns})
             elif msg["type"] == "ready":
                 ready.add(name)
         # every worker has the arena mapped: remove its name now, nothing can leak it later
         self.arena.unlink()
 
     # --- supervision ----------------------------------------------------------------------------
+
+    def send(self, name: str, msg: dict) -> None:
+        """Send to a worker; one that has vanished ends the run with the reason it died."""
+        try:
+            self.server.send(name, msg)
+        except zmq.ZMQError:
+            try:
+                self.by_name[name].popen.wait(timeout=5)  # gone: let check_workers say how
+            except subprocess.TimeoutExpired:
+                pass
+            self.check_workers()
+            raise RunAborted(f"worker {name} is unreachable during {self.phase}") from None
 
     def check_workers(self) -> None:
         now = time.monotonic()
@@ -218,16 +225,7 @@ class Controller:
         ctl = self.arena["ctl"]
         ctl[state.CTL_GATE_ARRIVE] = 0
         for name, (phase, args) in assignments.items():
-            try:
-                self.server.send(name, {"type": "phase", "phase": phase, "seq": self.seq,
-                                        "args": args})
-            except zmq.ZMQError:
-                try:
-                    self.by_name[name].popen.wait(timeout=5)  # gone: let check_workers say how
-                except subprocess.TimeoutExpired:
-                    pass
-                self.check_workers()
-                raise RunAborted(f"worker {name} is unreachable during {self.phase}") from None
+            self.send(name, {"type": "phase", "phase": phase, "seq": self.seq, "args": args})
         self.wait_until(lambda: ctl[state.CTL_GATE_ARRIVE] >= len(assignments), PHASE_TIMEOUT_S)
         ctl[state.CTL_GATE_GO] = self.seq
 
@@ -286,20 +284,18 @@ class Controller:
             plan["reclaim"] = ("reclaim", {"start": background[0], "end": background[1]})
         self.start_phase(plan)
         done = self.wait_done({role for role, _, _ in self.actors})
-        actor = dict(done[self.actor], others={k: v for k, v in done.items()
-                                               if k != self.actor})
         if self.sc.workers.reclaim is not None:
             # reclaim keeps freeing slots: stop it before waiting for the GC to drain
             arena["ctl"][CTL_RECLAIM_STOP] = 1
-            actor = dict(actor, reclaim=self.wait_done({"reclaim"})["reclaim"])
+            done.update(self.wait_done({"reclaim"}))
         peak_after = int(arena["zram_stats"][ST_GC_SLOTS])
         self.phase = f"{variant.name} #{repeat + 1}: GC drain"
         self.wait_until(self.drained_or_stuck(), PHASE_TIMEOUT_S)
         gc_worker_stop(z)
-        gc_done = self.wait_done({w.name for w in gcs}) if gcs else {}
+        done.update(self.wait_done({w.name for w in gcs}) if gcs else {})
         self.phase = f"{variant.name} #{repeat + 1}: audit"
         report = audit.audit(arena, expect_empty=True)
-        return self.collect(variant, repeat, actor, gc_done, gcs, stored_before,
+        return self.collect(variant, repeat, done, gcs, stored_before,
                             pool_pages_before, peak_after, report)
 
     def drained_or_stuck(self) -> Callable[[], bool]:
@@ -319,14 +315,15 @@ class Controller:
             return now - seen["since"] > 1.0
         return done
 
-    def collect(self, variant, repeat, actor, gc_done, gcs, stats_before, pool_before,
+    def collect(self, variant, repeat, msgs: dict[str, dict], gcs, stats_before, pool_before,
                 backlog_at_end, report) -> dict:
+        """One repeat's row; msgs holds every worker's phase-done message by name."""
         arena, tpn = self.arena, self.ticks_per_ns
         ws = arena["wstat"]
         k = ws[1]   # the first actor
         unmap_ticks = int(k[C.W_T_END] - k[C.W_T_START])
         actor_ns = {w.name: float(ws[w.index, C.W_T_END] - ws[w.index, C.W_T_START]) / tpn
-                    for w in self.workers if w.name in actor["others"]}
+                    for w in self.workers if w.role in [r for r, _, _ in self.actors[1:]]}
         ptes = int(k[C.W_PTES])
         gc_idle = max((int(ws[w.index, C.W_GC_IDLE_AT]) for w in gcs), default=0)
         drain_ticks = max(0, gc_idle - int(k[C.W_T_END])) if gcs else 0
@@ -336,9 +333,6 @@ class Controller:
             return int(sum(int(ws[w.index, field_]) for w in self.workers))
 
         workers = {}
-        msgs = {self.actor: actor, **actor["others"], **gc_done}
-        if "reclaim" in actor:
-            msgs["reclaim"] = actor["reclaim"]
         for w in self.workers:
             if w.name not in msgs:
                 continue

@@ -115,3 +115,17 @@ def compile_for(dispatcher, *args) -> None:
 
 def run(worker: Worker) -> None:
     sys.exit(worker.main())
+
+
+def run_ranges(w: Worker, path, ranges, *extra) -> int:
+    """Run compiled path(zram, mm, ctx, start, end, *extra) over each range in turn; the
+    phase's time is from the first range's start to the last one's end."""
+    from emul.kernel.context import W_T_START
+    first = None
+    total = 0
+    for start, end in ranges:
+        total += path(w.zram, w.mm, w.ctx, int(start), int(end), *extra) or 0
+        first = w.ctx.stat[W_T_START] if first is None else first
+    if first is not None:
+        w.ctx.stat[W_T_START] = first
+    return int(total)
