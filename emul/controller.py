@@ -270,6 +270,9 @@ class Controller:
         lockstat.reset_rows(arena["lockstat"])
         for w in self.workers:
             wstat[w.index, C.W_LOCKSTAT] = int(sc.lockstat)
+            if w.role == "gc":
+                wstat[w.index, C.W_GC_POLL_NS] = int(sc.workers.gc.idle_poll_ns
+                                                     * self.ticks_per_ns)
         stored_before = arena["zram_stats"].copy()
         pool_pages_before = int(arena["pool_stat"][0])
         gcs = [w for w in self.workers if w.role == "gc"] if get_strategy(
@@ -354,7 +357,7 @@ class Controller:
             "fallback": wsum(C.W_FALLBACK), "miss_free": wsum(C.W_MISS_FREE),
             "gc_freed": wsum(C.W_GC_FREED), "gc_passes": wsum(C.W_GC_PASSES),
             "gc_skipped": wsum(C.W_GC_SKIPPED), "gc_sleeps": wsum(C.W_GC_SLEEPS),
-            "gc_wakeups": wsum(C.W_WAKEUPS),
+            "gc_wakeups": wsum(C.W_WAKEUPS), "gc_wake_polled": wsum(C.W_WAKE_POLLED),
             "reused_queued": wsum(C.W_REUSED_QUEUED),
             "reclaimed": wsum(C.W_RECLAIMED), "refaulted": wsum(C.W_REFAULTED),
             "gc_busy_ns": wsum(C.W_GC_BUSY) / tpn,

@@ -25,7 +25,9 @@ in this example, which is the default scenario ``scenarios/seed-unmap.yaml``::
     workers:                         # cpu: a CPU number or "cpuN", one this process may use
       killer:  {cpu: 0}
       gc:      {cpu: 1, count: 1}    # count 1..(CPUs available); cpu may be a list of CPUs,
-                                     # one per GC worker (count then defaults to its length)
+                                     # one per GC worker (count then defaults to its length);
+                                     # idle_poll: 0 (e.g. 200us: poll before sleeping, so a
+                                     # wake-up costs the profile's wake_up, not a futex call)
       swapout: {cpu: 0}
     variants:                        # at least one; names must be unique
       - name: sync                   # default: the strategy name
@@ -143,6 +145,7 @@ class WorkerSpec:
 @dataclass(frozen=True)
 class GcSpec:
     cpus: tuple[int, ...]              # one CPU per GC worker (may repeat)
+    idle_poll_ns: int = 0              # poll for work this long before sleeping (0: sleep)
 
     @property
     def count(self) -> int:
@@ -232,7 +235,8 @@ class Scenario:
             },
             "workers": {
                 "killer": {"cpu": self.workers.killer.cpu},
-                "gc": {"cpus": list(self.workers.gc.cpus), "count": self.workers.gc.count},
+                "gc": {"cpus": list(self.workers.gc.cpus), "count": self.workers.gc.count,
+                       "idle_poll_ns": self.workers.gc.idle_poll_ns},
                 "swapout": {"cpu": self.workers.swapout.cpu},
                 "swapin": {"cpu": self.workers.swapin.cpu},
                 "reclaim": (None if self.workers.reclaim is None else
@@ -347,6 +351,22 @@ def _v_size(maximum: int) -> Any:
         return size_bytes(value, minimum=1, maximum=maximum)   # SizeError is a ValueError
 
     return check
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s)\s*$")
+_DURATION_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+
+
+def _v_duration(value: Any) -> int:
+    """A duration as nanoseconds: 0, a whole number of ns, or "200us", "1.5ms", "2s" (<= 10 s)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10**10:
+        return value
+    m = _DURATION.match(value) if isinstance(value, str) else None
+    if m:
+        ns = int(float(m.group(1)) * _DURATION_NS[m.group(2)])
+        if ns <= 10**10:
+            return ns
+    raise ValueError(f'expected a duration such as 200us, 1ms or 0 (at most 10s), got {show_value(value)}')
 
 
 def _v_page_size(value: Any) -> int:
@@ -481,6 +501,7 @@ class _KillerIn(_In):
 class _GcIn(_In):
     cpu: Annotated[list[Cpu], Field(min_length=1)] = 1  # type: ignore[assignment]
     count: Annotated[Union[int, None], PlainValidator(_v_gc_count)] = None
+    idle_poll: Annotated[int, PlainValidator(_v_duration)] = 0
 
     @field_validator("cpu", mode="before")
     @classmethod
@@ -789,7 +810,7 @@ def _resolve(model: _ScenarioIn, *, where: str, raw: dict[str, Any], available: 
         ),
         workers=WorkersSpec(
             killer=WorkerSpec(cpu=model.workers.killer.cpu),
-            gc=GcSpec(cpus=gc_cpus),
+            gc=GcSpec(cpus=gc_cpus, idle_poll_ns=model.workers.gc.idle_poll),
             swapout=WorkerSpec(cpu=model.workers.swapout.cpu),
             swapin=WorkerSpec(cpu=model.workers.swapin.cpu),
             reclaim=(None if model.workers.reclaim is None else

@@ -42,6 +42,9 @@ W_GC_BUSY = 22        # ticks the GC spent draining
 W_REUSED_QUEUED = 23  # writes that found their slot still queued for lazy freeing
 W_RECLAIMED = 24      # pages the reclaim worker swapped out
 W_REFAULTED = 25      # pages the reclaim worker faulted back in
+W_WAKE_POLLED = 26    # queue_work found the GC polling: the modelled wake-up, no futex call
+W_COLD = 27           # 1 while in the fault path: slot_free there pays COST_SLOT_FREE_COLD
+W_GC_POLL_NS = 28     # the GC worker's idle poll before it sleeps, in ticks (0: sleep at once)
 STAT_WORDS = 32
 
 # modelled costs (indexes into ctx.costs, in ticks of read_clock)
@@ -56,6 +59,8 @@ COST_ALLOC_ZSPAGE_PAGE = 7 # per page allocated for a new zspage
 COST_COMPRESS_KIB = 8      # compressing, per KiB of input page
 COST_DECOMPRESS_KIB = 9    # decompressing, per KiB of compressed input
 COST_FAULT = 10            # do_swap_page's own work per fault (beyond read and free)
+COST_WAKE_UP = 11          # queue_work waking an idle kworker on another CPU (ttwu + IPI send)
+COST_SLOT_FREE_COLD = 12   # slot_free in the fault path: its metadata is cache-cold there
 NR_COSTS = 16
 
 

@@ -23,7 +23,7 @@ from numba import njit
 
 from .atomics import atomic_cas, atomic_fetch_add, atomic_load, atomic_store_release, read_clock
 from .context import (COST_FAULT, COST_FREE_FOLIO, COST_SWAP_ENTRY_FREE, COST_ZAP_PTE,
-                      W_PTES, W_RECLAIMED, W_REFAULTED, W_RESIDENT_FREED, W_STORED,
+                      W_COLD, W_PTES, W_RECLAIMED, W_REFAULTED, W_RESIDENT_FREED, W_STORED,
                       W_SWAP_FREED, W_T_END, W_T_START,
                       Ctx, model_cost, note_cpu)
 from .locking import spin_lock, spin_unlock
@@ -172,7 +172,9 @@ def do_swap_page(zram: Zram, mm: Mm, ctx: Ctx, p: int, page) -> bool:
     if got != page_checksum(page):
         atomic_fetch_add(zram.faults, F_READ_CORRUPT, 1)
     mm.pte[p] = p + 1
+    ctx.stat[W_COLD] = 1      # the fault's own work has evicted zram's metadata from cache
     swap_entry_free(zram, mm, ctx, slot)
+    ctx.stat[W_COLD] = 0
     return True
 
 

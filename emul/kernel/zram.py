@@ -29,7 +29,8 @@ from numba import njit
 
 from .atomics import (atomic_cas, atomic_fetch_add, atomic_fetch_and, atomic_fetch_or, atomic_load,
                       cpu_relax, read_clock)
-from .context import (COST_COMPRESS_KIB, COST_DECOMPRESS_KIB, COST_SLOT_FREE, W_CPU,
+from .context import (COST_COMPRESS_KIB, COST_DECOMPRESS_KIB, COST_SLOT_FREE,
+                      COST_SLOT_FREE_COLD, W_COLD, W_CPU,
                       W_REUSED_QUEUED, Ctx, model_cost, model_cost_scaled)
 from .locking import lock_acquired, lock_contended, lock_released
 from .lockstat import LOCK_SLOT
@@ -240,6 +241,8 @@ def slot_free(zram: Zram, ctx: Ctx, index: int) -> None:
     if not slot_allocated(zram, index) and get_slot_handle(zram, index) == 0:
         return   # an empty slot (a fresh write's target): nothing to free, nothing to pay
     model_cost(ctx, COST_SLOT_FREE)
+    if ctx.stat[W_COLD]:
+        model_cost(ctx, COST_SLOT_FREE_COLD)
     w = 2 * index + 1
     zram.table[w] &= ~(flag_bit(zram, ZRAM_IDLE) | flag_bit(zram, ZRAM_INCOMPRESSIBLE)
                        | flag_bit(zram, ZRAM_PP_SLOT) | flag_bit(zram, ZRAM_COMP_PRIORITY_BIT1)

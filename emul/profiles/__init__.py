@@ -27,6 +27,8 @@ COST_INDEX = {
     "compress_kib": C.COST_COMPRESS_KIB,
     "decompress_kib": C.COST_DECOMPRESS_KIB,
     "fault": C.COST_FAULT,
+    "wake_up": C.COST_WAKE_UP,
+    "slot_free_cold": C.COST_SLOT_FREE_COLD,
 }
 # per-KiB costs are scaled by bytes; the zspage page costs are charged per KiB of page too
 PER_KIB = {"compress_kib", "decompress_kib", "free_zspage_page", "alloc_zspage_page"}

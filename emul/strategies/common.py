@@ -13,7 +13,8 @@ from numba import njit
 
 from ..kernel.atomics import (atomic_fetch_add, atomic_load, atomic_xchg, count_trailing_zeros,
                               futex_wake)
-from ..kernel.context import W_PEAK_BACKLOG, W_WAKEUPS, W_HEARTBEAT, Ctx
+from ..kernel.context import (COST_WAKE_UP, W_HEARTBEAT, W_PEAK_BACKLOG, W_WAKE_POLLED,
+                              W_WAKEUPS, Ctx, model_cost)
 from ..kernel.zram import (ST_GC_BYTES, ST_GC_SLOTS, ZP_CAP_BYTES, ZP_CAP_SLOTS, Zram, gc_mark,
                            get_slot_size)
 
@@ -21,6 +22,7 @@ from ..kernel.zram import (ST_GC_BYTES, ST_GC_SLOTS, ZP_CAP_BYTES, ZP_CAP_SLOTS,
 GC_PENDING = 0     # WORK_STRUCT_PENDING: set by queue_work, cleared when the work item starts
 GC_IDLE = 1        # 1 while the worker sleeps (or is about to) on GC_PENDING
 GC_STOP = 2        # the controller asks the worker to leave its loop
+GC_POLLING = 3     # 1 while the idle worker polls PENDING before it sleeps (gc idle_poll)
 GC_CTL_WORDS = 16
 
 LAZY_QUEUED = 1      # the strategy took the slot
@@ -30,10 +32,22 @@ LAZY_REFUSED = -1    # over the cap: the caller frees in place (a counted fallba
 
 @njit(cache=True, _nrt=False)
 def queue_work(zram: Zram, ctx: Ctx) -> None:
-    """Schedule the GC work item: set PENDING, and wake the worker only if it sleeps."""
-    if atomic_xchg(zram.gc_ctl, GC_PENDING, 1) == 0 and atomic_load(zram.gc_ctl, GC_IDLE) != 0:
-        futex_wake(zram.gc_ctl, GC_PENDING, 1)
-        ctx.stat[W_WAKEUPS] += 1
+    """Schedule the GC work item: set PENDING, and wake the worker only if it is idle.
+
+    An idle worker that still polls (its idle_poll) sees PENDING by itself; the waker then pays
+    the modelled wake_up (what try_to_wake_up of a kworker costs on the board) instead of the
+    host's futex syscall. PENDING is set before POLLING is read and the worker clears POLLING
+    before it re-reads PENDING (all seq_cst), so one of the two always sees the other.
+    """
+    ctl = zram.gc_ctl
+    if atomic_xchg(ctl, GC_PENDING, 1) != 0 or atomic_load(ctl, GC_IDLE) == 0:
+        return
+    if atomic_load(ctl, GC_POLLING) != 0:
+        model_cost(ctx, COST_WAKE_UP)
+        ctx.stat[W_WAKE_POLLED] += 1
+        return
+    futex_wake(ctl, GC_PENDING, 1)
+    ctx.stat[W_WAKEUPS] += 1
 
 
 @njit(cache=True, _nrt=False)
