@@ -124,6 +124,11 @@ def cmd_profiles(args, console) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args, console) -> int:
+    from .bench import run_bench
+    return run_bench(console, quick=args.quick, output=args.output)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="emul", description=__doc__)
     sub = ap.add_subparsers(dest="command")
@@ -137,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_strategies)
     p = sub.add_parser("profiles", help="list the built-in cost profiles")
     p.set_defaults(fn=cmd_profiles)
+    b = sub.add_parser("bench", help="microbenchmarks of emul's machinery against an atomic add")
+    b.add_argument("--quick", action="store_true", help="fewer iterations (about 15 s)")
+    b.add_argument("-o", "--output", help="also write the rows as JSON to this file")
+    b.set_defaults(fn=cmd_bench)
     return ap
 
 

@@ -26,6 +26,7 @@ from .kernel import lockstat, state
 from .kernel.clock import measure_ticks_per_ns
 from .kernel.mm import CTL_RECLAIM_STOP
 from .kernel.zram import STAT_NAMES, ST_GC_SLOTS
+from .kernel.zsmalloc import ZS_FLAG_NAMES
 from .profiles import Profile
 from .scenario import Scenario
 from .strategies import get_strategy, strategy_id
@@ -63,22 +64,28 @@ class Controller:
 
     # --- set-up ---------------------------------------------------------------------------------
 
+    def cap_slots(self, variant) -> int:
+        """The variant's cap in slots: as written, else the strategy's default (0: none)."""
+        strat = get_strategy(variant.strategy)
+        cap = variant.cap_slots if variant.cap_slots is not None else (
+            strat.DEFAULT_CAP_SLOTS if variant.cap_bytes is None else 0)
+        return int(cap or 0)
+
     def geometry(self, variant) -> state.Geometry:
         sc = self.sc
-        strat = get_strategy(variant.strategy)
-        cap_slots = variant.cap_slots if variant.cap_slots is not None else (
-            strat.DEFAULT_CAP_SLOTS if variant.cap_bytes is None else 0)
+        cap_slots = self.cap_slots(variant)
         mean = max(32, int(round(sc.page_size / sc.data.compression_ratio)))
         return state.Geometry(
             page_size=sc.page_size, nr_slots=sc.nr_slots,
             total_pages=sum(p.vma // sc.page_size for p in sc.processes) + self.reclaim_pages(),
             n_workers=len(self.workers), strategy_id=strategy_id(variant.strategy),
             cap_slots=int(cap_slots or 0), cap_bytes=int(variant.cap_bytes or 0),
-            queue_words=max(get_strategy(v.strategy).queue_words(sc.nr_slots, v.cap_slots or 0)
+            queue_words=max(get_strategy(v.strategy).queue_words(sc.nr_slots, self.cap_slots(v))
                             for v in sc.variants),
             seed=sc.seed & (2**63 - 1), mean_comp_len=mean, spread_permille=int(sc.data.spread * 1000),
             same_ppm=int(sc.data.same_filled * 1e6), huge_ppm=int(sc.data.incompressible * 1e6),
-            patterns=tuple(sc.data.patterns), debug=debug_bits(sc))
+            patterns=tuple(sc.data.patterns), debug=debug_bits(sc),
+            zs_flags=sum(ZS_FLAG_NAMES[f] for f in variant.zsmalloc))
 
     def reclaim_pages(self) -> int:
         r = self.sc.workers.reclaim
@@ -118,7 +125,7 @@ class Controller:
         compile_for(unmap_vma, z, mm, ctx, 0, 0)
         compile_for(swap_in_range, z, mm, ctx, 0, 0, page)
         compile_for(reclaim_run, z, mm, ctx, self.arena["ctl"], 0, 0, page)
-        compile_for(gc_worker_run, z, ctx, 0)
+        compile_for(gc_worker_run, z, mm, ctx, 0)
         compile_for(populate_vma, mm, 0, 0)
         compile_for(gc_worker_stop, z)
         compile_for(gc_worker_reset, z)
@@ -248,6 +255,9 @@ class Controller:
         for key in arena.views:
             arena[key][:] = 0
         state.init_state(arena, geo)
+        strat = get_strategy(variant.strategy)
+        if hasattr(strat, "setup_queue"):
+            strat.setup_queue(arena["gc_queue"], sc.nr_slots, self.cap_slots(variant))
         z, mm = state.zram_view(arena), state.mm_view(arena)
         ranges, start = [], 0
         for p in sc.processes:

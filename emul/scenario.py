@@ -36,6 +36,9 @@ in this example, which is the default scenario ``scenarios/seed-unmap.yaml``::
         strategy: bitmap
         cap: 30000                   # GC cap: a slot count, or a size such as 64M (rounded
                                      # down to whole pages); default null = strategy default
+        zsmalloc: default            # or v6 (zs_free without pool->lock, zspage pages freed
+                                     # after the class lock), or a list: [class_in_handle,
+                                     # free_unlocked]
     lockstat: false                  # collect per-lock statistics
     debug: {}                        # test switches: name -> true/false or a whole number
 
@@ -174,6 +177,7 @@ class VariantSpec:
     strategy: str
     cap_slots: int | None              # None: the strategy's default cap
     cap_bytes: int | None              # the size as written, when the cap was given as a size
+    zsmalloc: tuple[str, ...] = ()     # zsmalloc variant flags (emul.kernel.zsmalloc ZS_FLAG_NAMES)
 
 
 @dataclass(frozen=True)
@@ -243,7 +247,8 @@ class Scenario:
                             {"cpu": self.workers.reclaim.cpu, "vma": self.workers.reclaim.vma}),
             },
             "variants": [
-                {"name": v.name, "strategy": v.strategy, "cap_slots": v.cap_slots, "cap_bytes": v.cap_bytes}
+                {"name": v.name, "strategy": v.strategy, "cap_slots": v.cap_slots, "cap_bytes": v.cap_bytes,
+                 "zsmalloc": list(v.zsmalloc)}
                 for v in self.variants
             ],
             "lockstat": self.lockstat,
@@ -401,6 +406,20 @@ def _v_strategy(value: Any, info: ValidationInfo) -> str:
     raise ValueError(f"expected a known strategy (one of: {_one_of(known or ())}), got {show_value(value)}")
 
 
+ZSMALLOC_FLAGS = ("class_in_handle", "free_unlocked")   # see emul/kernel/zsmalloc.py
+ZSMALLOC_SETS = {"default": (), "v6": ZSMALLOC_FLAGS}
+
+
+def _v_zsmalloc(value: Any) -> tuple[str, ...]:
+    """zsmalloc variant: "default", "v6" (both of v6's changes), or a list of flag names."""
+    if isinstance(value, str) and value in ZSMALLOC_SETS:
+        return ZSMALLOC_SETS[value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) and v in ZSMALLOC_FLAGS for v in value):
+        return tuple(dict.fromkeys(value))
+    raise ValueError(f"expected default, v6 or a list of: {', '.join(ZSMALLOC_FLAGS)}; "
+                     f"got {show_value(value)}")
+
+
 def _v_cpu(value: Any, info: ValidationInfo) -> int:
     cpu: int | None = None
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
@@ -530,6 +549,7 @@ class _VariantIn(_In):
     name: ItemName = None
     strategy: Annotated[str, PlainValidator(_v_strategy)]
     cap: Cap = None
+    zsmalloc: Annotated[tuple[str, ...], PlainValidator(_v_zsmalloc)] = ()
 
 
 class _ScenarioIn(_In):
@@ -787,7 +807,8 @@ def _resolve(model: _ScenarioIn, *, where: str, raw: dict[str, Any], available: 
                     cap_slots = slots_from_bytes(n, page_size=page, got=_got(raw, ("variants", i, "cap"), n))
                 except SizeError as err:
                     problems.append((("variants", i, "cap"), err.message))
-        variants.append(VariantSpec(name=name, strategy=v.strategy, cap_slots=cap_slots, cap_bytes=cap_bytes))
+        variants.append(VariantSpec(name=name, strategy=v.strategy, cap_slots=cap_slots, cap_bytes=cap_bytes,
+                                    zsmalloc=v.zsmalloc))
 
     _raise_first(where, raw, problems)
 

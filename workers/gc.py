@@ -8,11 +8,11 @@ SLEEP_TIMEOUT_NS = 100_000_000   # a sleeping worker re-checks STOP at least thi
 
 
 def warm(w: Worker) -> None:
-    compile_for(gc_worker_run, w.zram, w.ctx, SLEEP_TIMEOUT_NS)
+    compile_for(gc_worker_run, w.zram, w.mm, w.ctx, SLEEP_TIMEOUT_NS)
 
 
 def serve(w: Worker, args: dict) -> dict:
-    gc_worker_run(w.zram, w.ctx, SLEEP_TIMEOUT_NS)
+    gc_worker_run(w.zram, w.mm, w.ctx, SLEEP_TIMEOUT_NS)
     return {}
 
 

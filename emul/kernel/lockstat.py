@@ -19,8 +19,10 @@ LOCK_CLASS = 1     # zsmalloc size_class->lock
 LOCK_POOL = 2      # zsmalloc pool->lock (rwlock; zs_free takes it for read)
 LOCK_ZONE = 3      # page allocator (zone->lock), taken to get or give back zspage pages
 LOCK_SWAP = 4      # swap slot allocator (si->lock)
-NR_LOCK_CLASSES = 5
-LOCK_CLASS_NAMES = ("zram_slot_lock", "zs_class_lock", "zs_pool_lock", "zone_lock", "swap_lock")
+LOCK_GC_QUEUE = 5  # a strategy's queue lock (array / per-CPU buffer / handle buffer)
+NR_LOCK_CLASSES = 6
+LOCK_CLASS_NAMES = ("zram_slot_lock", "zs_class_lock", "zs_pool_lock", "zone_lock", "swap_lock",
+                    "gc_queue_lock")
 
 # fields of a lock class row
 LS_CON_BOUNCES = 0

@@ -21,15 +21,23 @@ from collections import namedtuple
 
 from numba import njit
 
-from .atomics import atomic_cas, atomic_fetch_add, atomic_load, atomic_store_release, read_clock
+from .atomics import (atomic_cas, atomic_fetch_add, atomic_load, atomic_store, atomic_store_release,
+                      cpu_relax, read_clock)
 from .context import (COST_FAULT, COST_FREE_FOLIO, COST_SWAP_ENTRY_FREE, COST_ZAP_PTE,
-                      W_COLD, W_PTES, W_RECLAIMED, W_REFAULTED, W_RESIDENT_FREED, W_STORED,
+                      W_COLD, W_GC_FREED, W_IN_PLACE, W_LAZY, W_PTES, W_RECLAIMED, W_REFAULTED, W_RESIDENT_FREED, W_STORED,
                       W_SWAP_FREED, W_T_END, W_T_START,
                       Ctx, model_cost, note_cpu)
 from .locking import spin_lock, spin_unlock
 from .lockstat import LOCK_SWAP
+from ..strategies import mm_async
+from ..strategies.common import (DB_COUNT, DB_LOCK, QH_DRAIN_LOCK, cond_resched, dbuf_base,
+                                 dbuf_flip, dbuf_half_start, dbuf_pending, queue_work)
+from ..strategies.dispatch import MM_ASYNC
+from .locking import spin_trylock
+from .lockstat import LOCK_GC_QUEUE
 from .notify import zram_slot_free_notify
-from .zram import F_READ_CORRUPT, Zram, fill_page, page_checksum, zram_read_page, zram_write_page
+from .zram import (F_READ_CORRUPT, ST_GC_BYTES, ST_GC_SLOTS, ZP_STRATEGY, Zram, fill_page,
+                   get_slot_size, page_checksum, zram_read_page, zram_write_page)
 
 Mm = namedtuple("Mm", ["pte", "swap_map", "swap_lock", "swap_recent"])
 
@@ -87,6 +95,41 @@ def swap_entry_free(zram: Zram, mm: Mm, ctx: Ctx, slot: int) -> None:
 
 
 @njit(cache=True, _nrt=False)
+def mm_async_work(zram: Zram, mm: Mm, ctx: Ctx) -> int:
+    """vivo's kworker: free the swap entries dying processes handed over (strategy mm-async).
+
+    The frees it makes in zram_slot_free_notify are counted as GC frees, not in-place ones.
+    """
+    q = zram.gc_queue
+    if not spin_trylock(q, QH_DRAIN_LOCK, ctx, LOCK_GC_QUEUE):
+        queue_work(zram, ctx)
+        cpu_relax()
+        return 0
+    in_place = ctx.stat[W_IN_PLACE]
+    freed = 0
+    base = dbuf_base(q, 0)
+    while dbuf_pending(q, base) != 0:
+        spin_lock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
+        half = dbuf_flip(q, base)
+        n = q[base + DB_COUNT + half]
+        spin_unlock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
+        start = dbuf_half_start(q, base, half)
+        for k in range(n):
+            slot = q[start + k]
+            size = get_slot_size(zram, slot)
+            swap_entry_free(zram, mm, ctx, slot)
+            atomic_fetch_add(zram.stats, ST_GC_SLOTS, -1)
+            atomic_fetch_add(zram.stats, ST_GC_BYTES, -size)
+            freed += 1
+            cond_resched(ctx)
+        atomic_store(q, base + DB_COUNT + half, 0)
+    spin_unlock(q, QH_DRAIN_LOCK, ctx, LOCK_GC_QUEUE)
+    ctx.stat[W_GC_FREED] += ctx.stat[W_IN_PLACE] - in_place
+    ctx.stat[W_IN_PLACE] = in_place
+    return 0     # counted above, as the notify frees
+
+
+@njit(cache=True, _nrt=False)
 def zap_pte_range(zram: Zram, mm: Mm, ctx: Ctx, start: int, end: int) -> None:
     """Clear the PTEs of [start, end): free resident folios, free swap entries."""
     for p in range(start, end):
@@ -99,6 +142,8 @@ def zap_pte_range(zram: Zram, mm: Mm, ctx: Ctx, start: int, end: int) -> None:
         if pte > 0:
             model_cost(ctx, COST_FREE_FOLIO)
             ctx.stat[W_RESIDENT_FREED] += 1
+        elif zram.params[ZP_STRATEGY] == MM_ASYNC and mm_async.hand_off(zram, ctx, -pte - 1):
+            ctx.stat[W_LAZY] += 1       # vivo: the kworker frees this entry later
         else:
             swap_entry_free(zram, mm, ctx, -pte - 1)
 

@@ -22,7 +22,7 @@ from .zram import (FAULTS_WORDS, PARAMS_WORDS, STATS_WORDS, ZP_CAP_BYTES, ZP_CAP
                    ZP_SPREAD_PERMILLE, ZP_STRATEGY, Zram)
 from .zs_classes import build_size_classes
 from .zsmalloc import (CI_HUGE, CI_OBJS, CI_PAGES, CI_SIZE, CI_WORDS, CLASS_LOCK_STRIDE,
-                       CS_WORDS, NR_FULLNESS_GROUPS, PC_CLASS_DELTA, PC_MAX_OBJS,
+                       CS_WORDS, NR_FULLNESS_GROUPS, PC_CLASS_DELTA, PC_FLAGS, PC_MAX_OBJS,
                        PC_MAX_ZSPAGES, PC_NR_RAW_CLASSES, PC_PAGE_SIZE, PC_WORDS, PS_WORDS,
                        Z_WORDS, ZONE_WORDS, Pool)
 
@@ -50,6 +50,7 @@ class Geometry:
     huge_ppm: int
     chain_size: int = 8
     debug: int = 0
+    zs_flags: int = 0
     patterns: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
@@ -148,6 +149,7 @@ def init_state(arena: Arena, geo: Geometry) -> None:
     c[PC_CLASS_DELTA] = table.size_class_delta
     c[PC_MAX_ZSPAGES] = max_z
     c[PC_MAX_OBJS] = max_obj
+    c[PC_FLAGS] = geo.zs_flags
     # the swap allocator starts at a seed-chosen slot: on a running system the first free
     # cluster is rarely slot 0, and where it starts decides which slots a wrap-around reuses
     arena["swap_lock"][SWAP_CURSOR] = (geo.seed * 2654435761) % geo.nr_slots

@@ -15,7 +15,9 @@ from __future__ import annotations
 from numba import njit
 
 from ..strategies.common import GC_IDLE, GC_PENDING, GC_POLLING, GC_STOP, gc_backlog
-from ..strategies.dispatch import gc_drain
+from ..strategies.dispatch import MM_ASYNC, gc_drain
+from .mm import Mm, mm_async_work
+from .zram import ZP_STRATEGY
 from .atomics import (atomic_load, atomic_store, atomic_xchg, cpu_relax, futex_wait, futex_wake,
                       read_clock)
 from .context import (W_GC_BUSY, W_GC_FREED, W_GC_IDLE_AT, W_GC_PASSES, W_GC_POLL_NS,
@@ -24,14 +26,17 @@ from .zram import Zram
 
 
 @njit(cache=True, _nrt=False)
-def gc_worker_run(zram: Zram, ctx: Ctx, sleep_timeout_ns: int) -> None:
+def gc_worker_run(zram: Zram, mm: Mm, ctx: Ctx, sleep_timeout_ns: int) -> None:
     """Serve GC work items until the controller sets GC_STOP."""
     ctl = zram.gc_ctl
     while atomic_load(ctl, GC_STOP) == 0:
         note_cpu(ctx)
         if atomic_xchg(ctl, GC_PENDING, 0) != 0:
             t0 = read_clock()
-            ctx.stat[W_GC_FREED] += gc_drain(zram, ctx)
+            if zram.params[ZP_STRATEGY] == MM_ASYNC:
+                mm_async_work(zram, mm, ctx)
+            else:
+                ctx.stat[W_GC_FREED] += gc_drain(zram, ctx)
             t1 = read_clock()
             ctx.stat[W_GC_PASSES] += 1
             ctx.stat[W_GC_BUSY] += t1 - t0

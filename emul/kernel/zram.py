@@ -231,18 +231,17 @@ def gc_forget(zram: Zram, index: int) -> bool:
 # --- slot_free ---------------------------------------------------------------------------------
 
 @njit(cache=True, _nrt=False)
-def slot_free(zram: Zram, ctx: Ctx, index: int) -> None:
-    """Free a slot's content and reset it. Caller holds the slot lock.
+def slot_free_extract(zram: Zram, ctx: Ctx, index: int) -> int:
+    """slot_free's zram half: reset the entry's flags, size and handle, fix the stats. Caller
+    holds the slot lock. Returns the handle whose object still needs zs_free (0: none).
 
     A slot still queued for lazy freeing is taken off gc_map first: whoever frees the content
     (the GC, or a write reusing the slot) owns the free, so it happens exactly once.
     """
     gc_forget(zram, index)
     if not slot_allocated(zram, index) and get_slot_handle(zram, index) == 0:
-        return   # an empty slot (a fresh write's target): nothing to free, nothing to pay
+        return 0   # an empty slot (a fresh write's target): nothing to free, nothing to pay
     model_cost(ctx, COST_SLOT_FREE)
-    if ctx.stat[W_COLD]:
-        model_cost(ctx, COST_SLOT_FREE_COLD)
     w = 2 * index + 1
     zram.table[w] &= ~(flag_bit(zram, ZRAM_IDLE) | flag_bit(zram, ZRAM_INCOMPRESSIBLE)
                        | flag_bit(zram, ZRAM_PP_SLOT) | flag_bit(zram, ZRAM_COMP_PRIORITY_BIT1)
@@ -250,18 +249,33 @@ def slot_free(zram: Zram, ctx: Ctx, index: int) -> None:
     if test_slot_flag(zram, index, ZRAM_HUGE):
         clear_slot_flag(zram, index, ZRAM_HUGE)
         atomic_fetch_add(zram.stats, ST_HUGE_PAGES, -1)
+    handle = 0
     if test_slot_flag(zram, index, ZRAM_SAME):
         clear_slot_flag(zram, index, ZRAM_SAME)
         atomic_fetch_add(zram.stats, ST_SAME_PAGES, -1)
     else:
         handle = get_slot_handle(zram, index)
         if handle == 0:
-            return
-        zs_free(zram.pool, ctx, handle)
+            return 0
         atomic_fetch_add(zram.stats, ST_COMPR_DATA_SIZE, -get_slot_size(zram, index))
     atomic_fetch_add(zram.stats, ST_PAGES_STORED, -1)
     set_slot_handle(zram, index, 0)
     set_slot_size(zram, index, 0)
+    return handle
+
+
+@njit(cache=True, _nrt=False)
+def slot_free(zram: Zram, ctx: Ctx, index: int) -> None:
+    """Free a slot's content and reset it (zram's slot_free). Caller holds the slot lock.
+
+    In the fault path (ctx W_COLD) the object's zsmalloc metadata is cache-cold: the profile's
+    slot_free_cold is paid with the zs_free.
+    """
+    handle = slot_free_extract(zram, ctx, index)
+    if handle != 0:
+        if ctx.stat[W_COLD]:
+            model_cost(ctx, COST_SLOT_FREE_COLD)
+        zs_free(zram.pool, ctx, handle)
 
 
 # --- page content: what emul writes into and reads out of zram ---------------------------------

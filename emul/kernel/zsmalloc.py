@@ -52,7 +52,14 @@ PC_NR_RAW_CLASSES = 1
 PC_CLASS_DELTA = 2
 PC_MAX_ZSPAGES = 3
 PC_MAX_OBJS = 4
+PC_FLAGS = 5             # ZS_* variant flags below
 PC_WORDS = 8
+
+# zsmalloc variants (scenario variants[].zsmalloc), orthogonal to the GC strategy. From
+# "mm/zsmalloc: reduce lock contention in zs_free()" v6 (KERNEL-MODEL.md):
+ZS_CLASS_IN_HANDLE = 1   # the class index travels in the object value: zs_free skips pool->lock
+ZS_FREE_UNLOCKED = 2     # an emptied zspage's pages go back after the class lock is dropped
+ZS_FLAG_NAMES = {"class_in_handle": ZS_CLASS_IN_HANDLE, "free_unlocked": ZS_FREE_UNLOCKED}
 
 # pool.stat
 PS_PAGES_ALLOCATED = 0   # pages held by the pool: "compressed memory held"
@@ -260,13 +267,18 @@ def alloc_zspage(pool: Pool, ctx: Ctx, cls: int) -> int:
 
 
 @njit(cache=True, _nrt=False)
-def __free_zspage(pool: Pool, ctx: Ctx, cls: int, z: int) -> None:
-    """Give an empty zspage's pages back. Caller holds the class lock (pages go back under it)."""
-    pages = pool.class_info[cls * CI_WORDS + CI_PAGES]
+def __detach_zspage(pool: Pool, cls: int, z: int) -> None:
+    """Take an empty zspage off its class (class lock held): it no longer counts as the class's."""
     objs = pool.class_info[cls * CI_WORDS + CI_OBJS]
     __remove_zspage(pool, cls, z)
-    model_cost_scaled(ctx, COST_FREE_ZSPAGE_PAGE, pages << 10)
     pool.class_stat[cls * CS_WORDS + CS_OBJS_ALLOCATED] -= objs
+
+
+@njit(cache=True, _nrt=False)
+def __release_zspage_pages(pool: Pool, ctx: Ctx, cls: int, z: int) -> None:
+    """Give a detached zspage's pages back to the page allocator."""
+    pages = pool.class_info[cls * CI_WORDS + CI_PAGES]
+    model_cost_scaled(ctx, COST_FREE_ZSPAGE_PAGE, pages << 10)
     atomic_fetch_add(pool.stat, PS_PAGES_ALLOCATED, -pages)
     atomic_fetch_add(pool.stat, PS_ZSPAGES, -1)
     zone = pool.zone
@@ -275,6 +287,43 @@ def __free_zspage(pool: Pool, ctx: Ctx, cls: int, z: int) -> None:
     pool.zspage[z * Z_WORDS + Z_NEXT] = pool.zone_free[cls]
     pool.zone_free[cls] = z
     spin_unlock(zone, ZONE_LOCK, ctx, LOCK_ZONE)
+
+
+@njit(cache=True, _nrt=False)
+def __free_zspage(pool: Pool, ctx: Ctx, cls: int, z: int) -> None:
+    """Give an empty zspage's pages back. Caller holds the class lock (pages go back under it)."""
+    __detach_zspage(pool, cls, z)
+    __release_zspage_pages(pool, ctx, cls, z)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def __obj_class(pool: Pool, ctx: Ctx, obj: int) -> int:
+    """The object's size class: under pool->lock (read), or straight from the object value with
+    ZS_CLASS_IN_HANDLE (emul never migrates objects, so the read itself is the same)."""
+    z = pool.obj_zspage[obj]
+    if pool.consts[PC_FLAGS] & ZS_CLASS_IN_HANDLE:
+        return pool.zspage[z * Z_WORDS + Z_CLASS]
+    read_lock(pool.lock, 0, ctx, LOCK_POOL)
+    cls = pool.zspage[z * Z_WORDS + Z_CLASS]
+    read_unlock(pool.lock, 0, ctx, LOCK_POOL)
+    return cls
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def __free_obj_locked(pool: Pool, ctx: Ctx, cls: int, obj: int) -> int:
+    """obj_free under the class lock; returns the zspage to release after the unlock (-1: none,
+    or it was released under the lock already)."""
+    z = pool.obj_zspage[obj]
+    if not __obj_free(pool, z, obj):
+        return -1
+    pool.class_stat[cls * CS_WORDS + CS_OBJS_INUSE] -= 1
+    if __fix_fullness_group(pool, cls, z) != ZS_INUSE_RATIO_0:
+        return -1
+    if pool.consts[PC_FLAGS] & ZS_FREE_UNLOCKED:
+        __detach_zspage(pool, cls, z)
+        return z
+    __free_zspage(pool, ctx, cls, z)
+    return -1
 
 
 @njit(cache=True, _nrt=False)
@@ -312,22 +361,60 @@ def zs_malloc(pool: Pool, ctx: Ctx, size: int, csum: int) -> int:
 
 @njit(cache=True, _nrt=False)
 def zs_free(pool: Pool, ctx: Ctx, handle: int) -> None:
-    """Free the object behind handle; an emptied zspage goes back to the page allocator."""
+    """Free the object behind handle; an emptied zspage goes back to the page allocator.
+
+    Lock order: pool->lock (read, only to find the class) -> size_class->lock -> zone lock.
+    """
     if handle == 0:
         return
     obj = handle - 1
-    read_lock(pool.lock, 0, ctx, LOCK_POOL)
-    z = pool.obj_zspage[obj]
-    cls = pool.zspage[z * Z_WORDS + Z_CLASS]
+    if pool.consts[PC_FLAGS] & ZS_CLASS_IN_HANDLE:
+        cls = __obj_class(pool, ctx, obj)
+        ci = cls * CLASS_LOCK_STRIDE
+        spin_lock(pool.class_lock, ci, ctx, LOCK_CLASS)
+    else:
+        # the class lock is taken before pool->lock is dropped, as the kernel does
+        read_lock(pool.lock, 0, ctx, LOCK_POOL)
+        cls = pool.zspage[pool.obj_zspage[obj] * Z_WORDS + Z_CLASS]
+        ci = cls * CLASS_LOCK_STRIDE
+        spin_lock(pool.class_lock, ci, ctx, LOCK_CLASS)
+        read_unlock(pool.lock, 0, ctx, LOCK_POOL)
+    z = __free_obj_locked(pool, ctx, cls, obj)
+    spin_unlock(pool.class_lock, ci, ctx, LOCK_CLASS)
+    if z >= 0:
+        __release_zspage_pages(pool, ctx, cls, z)
+    model_cost(ctx, COST_ZS_FREE)
+
+
+@njit(cache=True, _nrt=False)
+def zs_free_run(pool: Pool, ctx: Ctx, handles, lo: int, hi: int) -> int:
+    """Free handles[lo:hi], all of one size class, under one class-lock hold (RFC v3's batch).
+
+    Returns how many class-lock acquisitions the run saved. An emptied zspage is released
+    under the lock, or (ZS_FREE_UNLOCKED) with the lock dropped around it.
+    """
+    if hi <= lo:
+        return 0
+    cls = __obj_class(pool, ctx, handles[lo] - 1)
     ci = cls * CLASS_LOCK_STRIDE
     spin_lock(pool.class_lock, ci, ctx, LOCK_CLASS)
-    read_unlock(pool.lock, 0, ctx, LOCK_POOL)
-    if __obj_free(pool, z, obj):
-        pool.class_stat[cls * CS_WORDS + CS_OBJS_INUSE] -= 1
-        if __fix_fullness_group(pool, cls, z) == ZS_INUSE_RATIO_0:
-            __free_zspage(pool, ctx, cls, z)
+    saved = hi - lo - 1
+    for k in range(lo, hi):
+        z = __free_obj_locked(pool, ctx, cls, handles[k] - 1)
+        if z >= 0:
+            spin_unlock(pool.class_lock, ci, ctx, LOCK_CLASS)
+            __release_zspage_pages(pool, ctx, cls, z)
+            spin_lock(pool.class_lock, ci, ctx, LOCK_CLASS)
+            saved -= 1
+        model_cost(ctx, COST_ZS_FREE)
     spin_unlock(pool.class_lock, ci, ctx, LOCK_CLASS)
-    model_cost(ctx, COST_ZS_FREE)
+    return saved
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def zs_handle_class(pool: Pool, handle: int) -> int:
+    """The size class a handle's object belongs to (what RFC v3 keeps with a deferred handle)."""
+    return pool.zspage[pool.obj_zspage[handle - 1] * Z_WORDS + Z_CLASS]
 
 
 @njit(cache=True, _nrt=False)

@@ -9,14 +9,20 @@ marked (checked under the slot lock).
 """
 from __future__ import annotations
 
+import os
+
 from numba import njit
 
-from ..kernel.atomics import (atomic_fetch_add, atomic_load, atomic_xchg, count_trailing_zeros,
-                              futex_wake)
-from ..kernel.context import (COST_WAKE_UP, W_HEARTBEAT, W_PEAK_BACKLOG, W_WAKE_POLLED,
-                              W_WAKEUPS, Ctx, model_cost)
-from ..kernel.zram import (ST_GC_BYTES, ST_GC_SLOTS, ZP_CAP_BYTES, ZP_CAP_SLOTS, Zram, gc_mark,
-                           get_slot_size)
+from ..kernel.atomics import (atomic_fetch_add, atomic_load, atomic_store, atomic_xchg,
+                              count_trailing_zeros, cpu_relax, futex_wake)
+from ..kernel.context import (COST_WAKE_UP, W_BATCH_SAVED, W_CPU, W_HEARTBEAT, W_PEAK_BACKLOG,
+                              W_WAKE_POLLED, W_WAKEUPS, Ctx, model_cost)
+from ..kernel.locking import spin_lock, spin_trylock, spin_unlock
+from ..kernel.lockstat import LOCK_GC_QUEUE
+from ..kernel.zram import (ST_GC_BYTES, ST_GC_SLOTS, ZP_CAP_BYTES, ZP_CAP_SLOTS, ZRAM_SAME, Zram,
+                           gc_mark, gc_test, get_slot_handle, get_slot_size, slot_free,
+                           slot_free_extract, slot_lock, slot_unlock, test_slot_flag)
+from ..kernel.zsmalloc import zs_free, zs_free_run, zs_handle_class
 
 # gc_ctl futex words (int32)
 GC_PENDING = 0     # WORK_STRUCT_PENDING: set by queue_work, cleared when the work item starts
@@ -102,3 +108,277 @@ def cond_resched(ctx: Ctx) -> None:
 @njit(cache=True, _nrt=False, inline="always")
 def gc_backlog(zram: Zram) -> int:
     return atomic_load(zram.stats, ST_GC_SLOTS)
+
+
+# --- double-buffered arrays: the queue storage of array, percpu and the handle strategies -------
+#
+# gc_queue[0..7] is the strategy header: [0] the drain lock (one GC drains at a time), [2] the
+# number of buffers (CPUs, or 1), [3] each buffer's capacity. A double buffer at ``base``:
+#   [base+0] its lock (spin_lock; the kernel's spinlock or, per CPU, local_lock), [base+1] owner
+#   [base+2] the active half producers push to, [base+3], [base+4] the halves' counts
+#   [base+8 ...] half 0, then half 1, each ``cap`` words
+# The GC flips the active half under the lock and then empties the other one without it:
+# producers only ever write the active half.
+QH_DRAIN_LOCK = 0
+QH_NR_BUFS = 2
+QH_BUF_CAP = 3
+QH_WORDS = 8
+DB_LOCK = 0
+DB_ACTIVE = 2
+DB_COUNT = 3
+DB_HEADER = 8
+
+
+def dbuf_words(cap: int) -> int:
+    return DB_HEADER + 2 * cap
+
+
+def dbufs_words(nr_bufs: int, cap: int) -> int:
+    """gc_queue words for a header and nr_bufs double buffers of cap entries each."""
+    return QH_WORDS + nr_bufs * dbuf_words(cap)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def dbuf_base(q, buf: int) -> int:
+    return QH_WORDS + buf * (DB_HEADER + 2 * q[QH_BUF_CAP])
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def dbuf_room(q, base: int) -> bool:
+    """Room in the active half (buffer lock held)."""
+    return q[base + DB_COUNT + q[base + DB_ACTIVE]] < q[QH_BUF_CAP]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def dbuf_push(q, base: int, value: int) -> None:
+    """Append to the active half (buffer lock held, room checked)."""
+    half = q[base + DB_ACTIVE]
+    n = q[base + DB_COUNT + half]
+    q[base + DB_HEADER + half * q[QH_BUF_CAP] + n] = value
+    q[base + DB_COUNT + half] = n + 1
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def dbuf_flip(q, base: int) -> int:
+    """Make the other half active (buffer lock held); returns the half to empty."""
+    half = q[base + DB_ACTIVE]
+    q[base + DB_ACTIVE] = 1 - half
+    return half
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def dbuf_half_start(q, base: int, half: int) -> int:
+    return base + DB_HEADER + half * q[QH_BUF_CAP]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def dbuf_pending(q, base: int) -> int:
+    return atomic_load(q, base + DB_COUNT) + atomic_load(q, base + DB_COUNT + 1)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def this_cpu_buf(q, ctx: Ctx) -> int:
+    """The buffer of the CPU this worker runs on (per-CPU strategies)."""
+    return ctx.stat[W_CPU] % q[QH_NR_BUFS]
+
+
+def cpu_buffers() -> int:
+    """How many per-CPU buffers a per-CPU strategy keeps: one per CPU of the machine."""
+    return max(1, os.cpu_count() or 1)
+
+
+def init_queue(q, nr_bufs: int, cap: int) -> None:
+    """Header values (controller side, after the arena is zeroed)."""
+    q[QH_NR_BUFS] = nr_bufs
+    q[QH_BUF_CAP] = cap
+
+
+# --- slot queues in double buffers (array, percpu) ----------------------------------------------
+
+@njit(cache=True, _nrt=False)
+def queue_slot_in_buf(zram: Zram, ctx: Ctx, index: int, buf: int) -> int:
+    """Queue a slot in buffer buf: reserve room under the cap, mark gc_map, record the index.
+
+    A full buffer (stale entries of slots reused while queued take room until drained) refuses,
+    like the cap. Lock order: slot lock -> gc queue lock.
+    """
+    q = zram.gc_queue
+    base = dbuf_base(q, buf)
+    spin_lock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
+    lazy = LAZY_REFUSED
+    if dbuf_room(q, base):
+        lazy = lazy_queue_slot(zram, ctx, index)
+        if lazy > 0:
+            dbuf_push(q, base, index)
+    spin_unlock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
+    if lazy > 0:
+        queue_work(zram, ctx)
+    return lazy
+
+
+@njit(cache=True, _nrt=False)
+def drain_slot_bufs(zram: Zram, ctx: Ctx) -> int:
+    """Empty every buffer: flip it, then free each recorded slot that is still queued.
+
+    An entry whose slot was reused (and so taken off gc_map) is stale and skipped. A locked slot
+    is waited for (the kworker may sleep on the bit lock): the entry is the only record of it.
+    """
+    q = zram.gc_queue
+    if not spin_trylock(q, QH_DRAIN_LOCK, ctx, LOCK_GC_QUEUE):
+        queue_work(zram, ctx)    # another GC worker drains; make sure someone looks again
+        cpu_relax()
+        return 0
+    freed = 0
+    again = True
+    while again:
+        again = False
+        for buf in range(q[QH_NR_BUFS]):
+            base = dbuf_base(q, buf)
+            if dbuf_pending(q, base) == 0:
+                continue
+            spin_lock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
+            half = dbuf_flip(q, base)
+            n = q[base + DB_COUNT + half]
+            spin_unlock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
+            start = dbuf_half_start(q, base, half)
+            for k in range(n):
+                index = q[start + k]
+                if not gc_test(zram, index):
+                    continue
+                slot_lock(zram, ctx, index)
+                if gc_test(zram, index):
+                    slot_free(zram, ctx, index)
+                    freed += 1
+                slot_unlock(zram, ctx, index)
+                cond_resched(ctx)
+            atomic_store(q, base + DB_COUNT + half, 0)
+            again = True
+    spin_unlock(q, QH_DRAIN_LOCK, ctx, LOCK_GC_QUEUE)
+    return freed
+
+
+# --- handle queues (deferred-zsfree, percpu-zsfree) -----------------------------------------------
+# An entry packs what zs_free needs later: the handle, the object's size (for gc_bytes), and
+# (percpu-zsfree) its size class, highest, so sorting entries groups them by class.
+HE_HANDLE_BITS = 32
+HE_SIZE_SHIFT = 32
+HE_SIZE_BITS = 18
+HE_CLASS_SHIFT = 50
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def handle_entry(handle: int, size: int, cls: int) -> int:
+    return (cls << HE_CLASS_SHIFT) | (size << HE_SIZE_SHIFT) | handle
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def entry_handle(e: int) -> int:
+    return e & ((1 << HE_HANDLE_BITS) - 1)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def entry_size(e: int) -> int:
+    return (e >> HE_SIZE_SHIFT) & ((1 << HE_SIZE_BITS) - 1)
+
+
+@njit(cache=True, _nrt=False)
+def defer_handle(zram: Zram, ctx: Ctx, index: int, buf: int, cls_key: bool, wait: bool) -> int:
+    """Free the slot's metadata now and park its object's handle in buffer buf for the GC.
+
+    Caller holds the slot lock. ``wait`` false: the buffer lock is only tried (RFC v2: a
+    contended buffer means free synchronously). Same-filled slots have no object: LAZY_NO.
+    """
+    if test_slot_flag(zram, index, ZRAM_SAME) or get_slot_handle(zram, index) == 0:
+        return LAZY_NO
+    q = zram.gc_queue
+    base = dbuf_base(q, buf)
+    if wait:
+        spin_lock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
+    elif not spin_trylock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE):
+        return LAZY_REFUSED
+    lazy = LAZY_REFUSED
+    if dbuf_room(q, base) and gc_reserve(zram, ctx, index):
+        size = get_slot_size(zram, index)
+        handle = slot_free_extract(zram, ctx, index)
+        cls = zs_handle_class(zram.pool, handle) if cls_key else 0
+        dbuf_push(q, base, handle_entry(handle, size, cls))
+        lazy = LAZY_QUEUED
+    spin_unlock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
+    if lazy > 0:
+        queue_work(zram, ctx)
+    return lazy
+
+
+@njit(cache=True, _nrt=False)
+def sort_entries(a, lo: int, hi: int) -> None:
+    """Heapsort a[lo:hi] in place (no allocation: compiled code here runs without NRT)."""
+    n = hi - lo
+    for start in range(n // 2 - 1, -1, -1):
+        _sift_down(a, lo, start, n)
+    for end in range(n - 1, 0, -1):
+        a[lo], a[lo + end] = a[lo + end], a[lo]
+        _sift_down(a, lo, 0, end)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _sift_down(a, lo: int, root: int, n: int) -> None:
+    while True:
+        child = 2 * root + 1
+        if child >= n:
+            return
+        if child + 1 < n and a[lo + child + 1] > a[lo + child]:
+            child += 1
+        if a[lo + root] >= a[lo + child]:
+            return
+        a[lo + root], a[lo + child] = a[lo + child], a[lo + root]
+        root = child
+
+
+@njit(cache=True, _nrt=False)
+def drain_handle_bufs(zram: Zram, ctx: Ctx, batch_by_class: bool) -> int:
+    """Empty every handle buffer: flip it, then zs_free its handles, one by one or (RFC v3) in
+    runs of one size class under one class-lock hold. Returns the handles freed."""
+    q = zram.gc_queue
+    if not spin_trylock(q, QH_DRAIN_LOCK, ctx, LOCK_GC_QUEUE):
+        queue_work(zram, ctx)
+        cpu_relax()
+        return 0
+    freed = 0
+    again = True
+    while again:
+        again = False
+        for buf in range(q[QH_NR_BUFS]):
+            base = dbuf_base(q, buf)
+            if dbuf_pending(q, base) == 0:
+                continue
+            spin_lock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
+            half = dbuf_flip(q, base)
+            n = q[base + DB_COUNT + half]
+            spin_unlock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
+            start = dbuf_half_start(q, base, half)
+            if batch_by_class:
+                sort_entries(q, start, start + n)
+            k = start
+            while k < start + n:
+                run_end = k + 1
+                if batch_by_class:
+                    cls = q[k] >> HE_CLASS_SHIFT
+                    while run_end < start + n and (q[run_end] >> HE_CLASS_SHIFT) == cls:
+                        run_end += 1
+                nbytes = 0
+                for j in range(k, run_end):
+                    nbytes += entry_size(q[j])
+                    q[j] = entry_handle(q[j])
+                if run_end - k == 1:
+                    zs_free(zram.pool, ctx, q[k])
+                else:
+                    ctx.stat[W_BATCH_SAVED] += zs_free_run(zram.pool, ctx, q, k, run_end)
+                atomic_fetch_add(zram.stats, ST_GC_SLOTS, -(run_end - k))
+                atomic_fetch_add(zram.stats, ST_GC_BYTES, -nbytes)
+                freed += run_end - k
+                k = run_end
+                cond_resched(ctx)
+            atomic_store(q, base + DB_COUNT + half, 0)
+            again = True
+    spin_unlock(q, QH_DRAIN_LOCK, ctx, LOCK_GC_QUEUE)
+    return freed

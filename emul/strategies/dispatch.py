@@ -10,9 +10,11 @@ from numba import njit
 
 from ..kernel.context import Ctx
 from ..kernel.zram import ZP_STRATEGY, Zram
-from . import bitmap, sync
+from . import array, bitmap, deferred_zsfree, hbitmap, mm_async, percpu, percpu_zsfree, sync
 
-STRATEGY_IDS = {"sync": 0, "bitmap": 1}
+STRATEGY_IDS = {"sync": 0, "bitmap": 1, "hbitmap": 2, "array": 3, "percpu": 4,
+                "deferred-zsfree": 5, "percpu-zsfree": 6, "mm-async": 7}
+MM_ASYNC = 7
 
 
 @njit(cache=True, _nrt=False)
@@ -20,6 +22,18 @@ def gc_try_lazy_free(zram: Zram, ctx: Ctx, index: int) -> int:
     kind = zram.params[ZP_STRATEGY]
     if kind == 1:
         return bitmap.enqueue(zram, ctx, index)
+    if kind == 2:
+        return hbitmap.enqueue(zram, ctx, index)
+    if kind == 3:
+        return array.enqueue(zram, ctx, index)
+    if kind == 4:
+        return percpu.enqueue(zram, ctx, index)
+    if kind == 5:
+        return deferred_zsfree.enqueue(zram, ctx, index)
+    if kind == 6:
+        return percpu_zsfree.enqueue(zram, ctx, index)
+    if kind == 7:
+        return mm_async.enqueue(zram, ctx, index)
     return sync.enqueue(zram, ctx, index)
 
 
@@ -28,4 +42,16 @@ def gc_drain(zram: Zram, ctx: Ctx) -> int:
     kind = zram.params[ZP_STRATEGY]
     if kind == 1:
         return bitmap.drain(zram, ctx)
+    if kind == 2:
+        return hbitmap.drain(zram, ctx)
+    if kind == 3:
+        return array.drain(zram, ctx)
+    if kind == 4:
+        return percpu.drain(zram, ctx)
+    if kind == 5:
+        return deferred_zsfree.drain(zram, ctx)
+    if kind == 6:
+        return percpu_zsfree.drain(zram, ctx)
+    if kind == 7:
+        return mm_async.drain(zram, ctx)
     return sync.drain(zram, ctx)

@@ -1,0 +1,653 @@
+"""``emul bench``: microbenchmarks of emul's own machinery, each against the same run's floor.
+
+The floor is one uncontended atomic add (``lock xadd`` on x86-64, ``ldaddal`` / an LL/SC loop on
+arm64) in a compiled loop: the cheapest shared-memory operation any emulated path performs.
+Every other row is reported as a multiple of it, measured minutes apart on the same machine, so
+the ratios stay meaningful on a shared or throttled host where the absolute figures drift.
+
+Rows: the floor; the real slot lock (trylock + unlock); a contended lock hand-off between two
+pinned processes; each registered strategy's enqueue (zram_slot_free_notify's part under the
+slot lock) and drain (the GC work item, in this process, zero cost profile); a control-plane
+round trip over the ZeroMQ ROUTER/DEALER pair the controller uses; and the time ``emul run``
+takes from its start to its first phase.
+
+Every timed figure is the median of several batches; each batch is one compiled loop of many
+iterations timed with ``time.perf_counter_ns`` from Python (never a single operation).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numba
+import numpy as np
+from numba import njit
+
+from .kernel.atomics import atomic_fetch_add
+from .kernel.context import Ctx, note_cpu
+from .kernel.zram import Zram, slot_lock, slot_trylock, slot_unlock, zram_write_page
+from .strategies.common import LAZY_QUEUED, gc_backlog
+from .strategies.dispatch import gc_drain, gc_try_lazy_free
+
+ENQUEUE_LIMIT_X = 10.0          # acceptance: enqueue within 10x the atomic add
+DRAIN_TARGET = 5_000_000        # acceptance: bitmap drain >= 5 M slots/s (zero profile)
+PEER_START_TIMEOUT_S = 180.0    # the peer imports numba and loads the cached kernels
+RUN_TIMEOUT_S = 300.0
+HANDOFF_SLOT = 0
+
+
+# --------------------------------------------------------------------------- compiled kernels
+# They live in this module (not __main__) so the peer process loads the same cached code the
+# bench compiled before starting it: numba's disk cache is not safe against concurrent compilers.
+
+@njit(cache=True, _nrt=False)
+def loop_atomic_add(words, n: int) -> int:
+    for _ in range(n):
+        atomic_fetch_add(words, 0, 1)
+    return words[0]
+
+
+@njit(cache=True, _nrt=False)
+def loop_slot_lock(zram: Zram, ctx: Ctx, n: int, mask: int) -> int:
+    """trylock + unlock over a small, cache-resident run of slots (mask + 1 of them)."""
+    got = 0
+    for i in range(n):
+        index = i & mask
+        if slot_trylock(zram, ctx, index):
+            got += 1
+            slot_unlock(zram, ctx, index)
+    return got
+
+
+@njit(cache=True, _nrt=False)
+def loop_handoff(zram: Zram, ctx: Ctx, index: int, me: int, turns: int) -> int:
+    """Take the slot lock ``turns`` times on my turn, passing the turn to the other process.
+
+    The turn counter is the slot's handle word, changed only under the slot lock (as everything
+    in an entry is), so each turn needs the lock's cache line to come over from the other CPU:
+    one hand-off of a contended lock. Returns the acquisitions that found it not my turn.
+    """
+    note_cpu(ctx)
+    done = 0
+    early = 0
+    while done < turns:
+        slot_lock(zram, ctx, index)
+        t = zram.table[2 * index]
+        if t & 1 == me:
+            zram.table[2 * index] = t + 1
+            done += 1
+        else:
+            early += 1
+        slot_unlock(zram, ctx, index)
+    return early
+
+
+@njit(cache=True, _nrt=False)
+def fill_slots(zram: Zram, ctx: Ctx, start: int, end: int, page) -> int:
+    """Write content into every slot of [start, end) through zram's real write path."""
+    n = 0
+    for i in range(start, end):
+        if zram_write_page(zram, ctx, i, i, page):
+            n += 1
+    return n
+
+
+@njit(cache=True, _nrt=False)
+def loop_enqueue(zram: Zram, ctx: Ctx, start: int, end: int) -> int:
+    """zram_slot_free_notify's lazy part for each slot: trylock, offer it to the strategy,
+    unlock. Returns the slots the strategy queued."""
+    queued = 0
+    for i in range(start, end):
+        if slot_trylock(zram, ctx, i):
+            if gc_try_lazy_free(zram, ctx, i) == LAZY_QUEUED:
+                queued += 1
+            slot_unlock(zram, ctx, i)
+    return queued
+
+
+@njit(cache=True, _nrt=False)
+def loop_drain(zram: Zram, ctx: Ctx, max_passes: int) -> int:
+    """Run GC work items until nothing is queued (the GC worker's loop without the sleeps)."""
+    freed = 0
+    passes = 0
+    while gc_backlog(zram) > 0 and passes < max_passes:
+        freed += gc_drain(zram, ctx)
+        passes += 1
+    return freed
+
+
+def compile_for(dispatcher, *args) -> None:
+    """Load (or compile) dispatcher for these arguments' types without running it."""
+    dispatcher.compile(tuple(numba.typeof(a) for a in args))
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclass
+class Row:
+    key: str                      # stable identifier (JSON)
+    name: str                     # what the table shows
+    value: float | None           # in unit
+    unit: str
+    ns: float | None              # nanoseconds per operation (per slot for throughputs)
+    note: str = ""
+    x_floor: float | None = None
+    samples: list[float] = field(default_factory=list)   # per-batch values, in unit
+
+
+@dataclass
+class Settings:
+    quick: bool
+    batches: int
+    atomic_n: int
+    lock_n: int
+    slots: int
+    handoff_turns: int
+    rtt_n: int
+    runs: int
+
+    @classmethod
+    def make(cls, quick: bool) -> "Settings":
+        if quick:
+            return cls(True, batches=3, atomic_n=1_000_000, lock_n=500_000, slots=1 << 15,
+                       handoff_turns=20_000, rtt_n=500, runs=1)
+        return cls(False, batches=7, atomic_n=5_000_000, lock_n=2_000_000, slots=1 << 16,
+                   handoff_turns=100_000, rtt_n=2_000, runs=3)
+
+
+def timed_batches(fn: Callable[[], object], batches: int) -> list[int]:
+    """Wall nanoseconds of each call of fn (one compiled loop per call), after one warm-up."""
+    fn()
+    out = []
+    for _ in range(batches):
+        t0 = time.perf_counter_ns()
+        fn()
+        out.append(time.perf_counter_ns() - t0)
+    return out
+
+
+# --------------------------------------------------------------------------- the bench
+
+class Bench:
+    def __init__(self, settings: Settings, progress: Callable[[str], None]) -> None:
+        self.s = settings
+        self.progress = progress
+        self.rows: list[Row] = []
+        self.cpus = sorted(os.sched_getaffinity(0))
+        self.cpu_a = self.cpus[0]
+        self.cpu_b = self.cpus[1] if len(self.cpus) > 1 else self.cpus[0]
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def geometry(self, strategy: str):
+        from .kernel import state
+        from .strategies import STRATEGY_MODULES, strategy_id
+        n = self.s.slots
+        qwords = 0
+        for mod in STRATEGY_MODULES.values():
+            try:
+                qwords = max(qwords, int(mod.queue_words(n, n)))
+            except Exception:   # a strategy being written right now must not sink the others
+                pass
+        # the cap is the whole device: every slot can be queued, none falls back
+        return state.Geometry(page_size=4096, nr_slots=n, total_pages=1, n_workers=2,
+                              strategy_id=strategy_id(strategy), cap_slots=n, cap_bytes=0,
+                              queue_words=qwords, seed=1, mean_comp_len=2048,
+                              spread_permille=250, same_ppm=0, huge_ppm=0)
+
+    def reset(self, strategy: str) -> None:
+        """An empty device running ``strategy``, zero cost profile (as a repeat starts)."""
+        from .kernel import state
+        from .profiles import load_profile
+        geo = self.geometry(strategy)
+        for view in self.arena.views.values():
+            view[...] = 0
+        state.init_state(self.arena, geo)
+        self.arena["costs"][:] = load_profile("zero").ticks(self.ticks_per_ns, geo.page_size)
+        note_cpu(self.ctx)
+
+    def compile(self) -> None:
+        from .kernel.gate import gate_wait
+        z, ctx, page = self.zram, self.ctx, self.page
+        compile_for(loop_atomic_add, self.words, 0)
+        compile_for(loop_slot_lock, z, ctx, 0, 0)
+        compile_for(loop_handoff, z, ctx, 0, 0, 0)
+        compile_for(fill_slots, z, ctx, 0, 0, page)
+        compile_for(loop_enqueue, z, ctx, 0, 0)
+        compile_for(loop_drain, z, ctx, 0)
+        compile_for(gate_wait, self.arena["ctl"], 0, 0)
+        compile_for(note_cpu, ctx)
+
+    # --- rows --------------------------------------------------------------------------------
+
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        shown = "—" if row.value is None else f"{fmt_value(row.value, row.unit)}"
+        self.progress(f"{row.name}: {shown}" + (f" ({row.note})" if row.note else ""))
+        return row
+
+    def bench_floor(self) -> None:
+        n = self.s.atomic_n
+        words = self.words
+        ts = timed_batches(lambda: loop_atomic_add(words, n), self.s.batches)
+        per = [t / n for t in ts]
+        ns = statistics.median(per)
+        self.floor_ns = ns
+        self.add(Row("atomic_add", "atomic add, uncontended (floor)", ns, "ns", ns,
+                     f"atomic_fetch_add in a loop of {n:,}", samples=per))
+
+    def bench_slot_lock(self) -> None:
+        self.reset("sync")
+        n = self.s.lock_n
+        z, ctx = self.zram, self.ctx
+        ts = timed_batches(lambda: loop_slot_lock(z, ctx, n, 1023), self.s.batches)
+        per = [t / n for t in ts]
+        ns = statistics.median(per)
+        self.add(Row("slot_lock", "slot lock + unlock, uncontended", ns, "ns", ns,
+                     "slot_trylock + slot_unlock, 1,024 hot slots", samples=per))
+
+    def bench_strategies(self) -> None:
+        from .strategies import STRATEGY_MODULES
+        for name, mod in STRATEGY_MODULES.items():
+            try:
+                self.bench_strategy(name, mod)
+            except Exception as exc:   # report it in the table, keep benchmarking the rest
+                for what in ("enqueue", "drain"):
+                    self.add(Row(f"{what}:{name}", f"{what}: {name}", None, "", None,
+                                 f"failed: {type(exc).__name__}: {exc}"))
+
+    def bench_strategy(self, name: str, mod) -> None:
+        self.reset(name)
+        z, ctx, page, n = self.zram, self.ctx, self.page, self.s.slots
+        enq, drn, queued_seen, freed_seen, left = [], [], [], [], []
+        for b in range(self.s.batches + 1):          # batch 0 warms caches and branch predictors
+            fill_slots(z, ctx, 0, n, page)           # untimed: content to free
+            t0 = time.perf_counter_ns()
+            queued = loop_enqueue(z, ctx, 0, n)
+            t1 = time.perf_counter_ns()
+            freed = loop_drain(z, ctx, 1_000_000) if queued else 0
+            t2 = time.perf_counter_ns()
+            if b == 0:
+                continue
+            enq.append((t1 - t0) / n)
+            queued_seen.append(queued)
+            freed_seen.append(freed)
+            left.append(int(gc_backlog(z)))
+            if freed:
+                drn.append(freed / ((t2 - t1) / 1e9))
+        q = int(statistics.median(queued_seen))
+        note = f"{n:,} slots, cap {n:,}, no GC waiting (queue_work only sets PENDING)"
+        if q == 0:
+            note = f"{n:,} slots, none queued: the caller frees in place (slot_free not timed)"
+        elif q < n:
+            note += f"; queued {q:,} of {n:,}"
+        ns = statistics.median(enq)
+        self.add(Row(f"enqueue:{name}", f"enqueue: {name}", ns, "ns/slot", ns, note,
+                     samples=enq))
+        if not drn:
+            self.add(Row(f"drain:{name}", f"drain: {name}", None, "slots/s", None,
+                         "nothing queued: no GC work"))
+            return
+        rate = statistics.median(drn)
+        note = f"{statistics.median(freed_seen):,.0f} slots freed by gc_drain until backlog 0"
+        if max(left):
+            note += f"; backlog left {max(left):,}"
+        self.add(Row(f"drain:{name}", f"drain: {name}", rate, "slots/s", 1e9 / rate, note,
+                     samples=drn))
+
+    def bench_handoff(self, peer: "Peer") -> None:
+        from .kernel.state import CTL_GATE_ARRIVE, CTL_GATE_GO
+        self.reset("sync")
+        same = self.cpu_a == self.cpu_b
+        # on one CPU every hand-off waits for the scheduler to preempt the spinner: keep it short
+        turns = 20 if same else self.s.handoff_turns
+        z, ctx, ctl = self.zram, self.ctx, self.arena["ctl"]
+        per = []
+        for b in range(self.s.batches + 1):
+            z.table[2 * HANDOFF_SLOT] = 0
+            ctl[CTL_GATE_ARRIVE] = 0
+            seq = peer.start("handoff", {"turns": turns if b else min(turns, 1000),
+                                         "index": HANDOFF_SLOT})
+            deadline = time.monotonic() + 60
+            while ctl[CTL_GATE_ARRIVE] < 1:
+                peer.check(deadline)
+                time.sleep(0.0002)
+            t0 = time.perf_counter_ns()
+            ctl[CTL_GATE_GO] = seq
+            loop_handoff(z, ctx, HANDOFF_SLOT, 0, turns if b else min(turns, 1000))
+            dt = time.perf_counter_ns() - t0
+            peer.wait_done(seq)
+            total = int(z.table[2 * HANDOFF_SLOT])
+            if b:
+                per.append(dt / max(1, total - 1))
+        ns = statistics.median(per)
+        note = (f"CPU {self.cpu_a} ↔ CPU {self.cpu_b}, {2 * turns:,} turns, real slot lock"
+                if not same else f"both on CPU {self.cpu_a} (only one usable CPU): every "
+                                 f"hand-off waits for a preemption")
+        self.add(Row("handoff", "contended lock hand-off, 2 processes", ns, "ns", ns, note,
+                     samples=per))
+
+    def bench_control(self, peer: "Peer") -> None:
+        n = self.s.rtt_n
+        peer.echo(n // 5)
+        per = []
+        for _ in range(self.s.batches):
+            t0 = time.perf_counter_ns()
+            peer.echo(n)
+            per.append((time.perf_counter_ns() - t0) / n / 1000)
+        us = statistics.median(per)
+        self.add(Row("control_rtt", "control-plane round trip (ZeroMQ)", us, "µs", us * 1000,
+                     f"ROUTER/DEALER over ipc, JSON, to CPU {self.cpu_b}; {n:,} per batch",
+                     samples=per))
+
+    def bench_run_start(self) -> None:
+        times, notes = [], []
+        cold = 0
+        attempts = 0
+        while len(times) < self.s.runs and attempts < self.s.runs + 2:
+            attempts += 1
+            got = time_run_start(self.cpu_a, self.cpu_b)
+            if got.get("error"):
+                notes.append(got["error"])
+                break
+            if got["cold"] and cold == 0:
+                cold += 1          # the run compiled the kernel paths: a warm-up, not a figure
+                continue
+            times.append(got["ms"])
+        if not times:
+            self.add(Row("run_start", "emul run: start to first phase", None, "ms", None,
+                         "; ".join(notes) or "no figure"))
+            return
+        ms = statistics.median(times)
+        note = (f"wall time to 'repeat 1/…' (first phase sent), tiny scenario, "
+                f"{len(times)} run{'s' if len(times) > 1 else ''}, numba cache warm")
+        if cold:
+            note += "; one cold run (compiling) discarded"
+        self.add(Row("run_start", "emul run: start to first phase", ms, "ms", ms * 1e6, note,
+                     samples=times))
+
+    # --- the whole bench ---------------------------------------------------------------------
+
+    def run(self) -> list[Row]:
+        import psutil
+
+        from .arena import Arena
+        from .kernel import state
+        from .kernel.clock import measure_ticks_per_ns
+        me = psutil.Process()
+        affinity = me.cpu_affinity()
+        self.ticks_per_ns = measure_ticks_per_ns(0.02)
+        self.words = np.zeros(16, np.int64)
+        self.arena = Arena.create(state.build_layout(self.geometry("sync")))
+        peer: Peer | None = None
+        try:
+            self.zram = state.zram_view(self.arena)
+            self.ctx = state.ctx_view(self.arena, 0)
+            self.page = state.page_buffer(self.arena, 0)
+            self.reset("sync")
+            # pinned, so the loops never migrate mid-batch and the hand-off has fixed ends
+            me.cpu_affinity([self.cpu_a])
+            self.progress("compiling the bench kernels (cached after the first run)")
+            self.compile()
+            self.bench_floor()
+            self.bench_slot_lock()
+            self.bench_strategies()
+            self.progress(f"starting the peer process on CPU {self.cpu_b}")
+            peer = Peer(self.arena, self.cpu_b, self.ticks_per_ns)
+            self.arena.unlink()     # both processes mapped it: nothing can be left behind now
+            self.bench_handoff(peer)
+            self.bench_control(peer)
+            peer.stop()
+            peer = None
+            me.cpu_affinity(affinity)   # emul run pins its own workers
+            self.progress("timing emul run on a tiny scenario")
+            self.bench_run_start()
+        finally:
+            if peer is not None:
+                peer.kill()
+            self.arena.unlink()
+            self.zram = self.ctx = self.page = None
+            self.arena.close()
+            me.cpu_affinity(affinity)
+        for row in self.rows:
+            if row.ns is not None and self.floor_ns > 0:
+                row.x_floor = row.ns / self.floor_ns
+        return self.rows
+
+
+# --------------------------------------------------------------------------- the peer process
+
+class Peer:
+    """``python -m workers.benchpeer``: a second real process on the control plane and the arena."""
+
+    NAME = "benchpeer"
+
+    def __init__(self, arena, cpu: int, ticks_per_ns: float) -> None:
+        from .control import ControlServer
+        self.server = ControlServer()
+        self.seq = 0
+        self.err = tempfile.TemporaryFile()
+        root = Path(__file__).resolve().parent.parent
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
+        cmd = [sys.executable, "-m", "workers.benchpeer", "--control", self.server.endpoint,
+               "--name", self.NAME, "--token", self.server.token]
+        try:
+            self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=self.err)
+            deadline = time.monotonic() + PEER_START_TIMEOUT_S
+            self.expect("hello", deadline)
+            self.server.send(self.NAME, {"type": "setup", "arena": arena.name,
+                                         "layout": arena.layout.to_json(), "index": 1,
+                                         "cpus": [cpu], "ticks_per_ns": ticks_per_ns})
+            self.expect("ready", deadline)
+        except BaseException:
+            self.kill()
+            raise
+
+    def check(self, deadline: float) -> None:
+        from .errors import RunAborted
+        rc = self.proc.poll()
+        if rc is not None:
+            self.err.seek(0)
+            tail = self.err.read().decode(errors="replace").strip().splitlines()[-5:]
+            raise RunAborted(f"the bench peer exited with status {rc}: " + " | ".join(tail))
+        if time.monotonic() > deadline:
+            raise RunAborted("the bench peer did not answer in time")
+
+    def expect(self, kind: str, deadline: float, seq: int | None = None) -> dict:
+        from .errors import RunAborted
+        while True:
+            got = self.server.recv(50, {self.NAME})
+            if got is not None:
+                msg = got[1]
+                if msg["type"] == "error":
+                    raise RunAborted(f"the bench peer failed: {msg.get('message')}")
+                if msg["type"] == kind and (seq is None or msg.get("seq") == seq):
+                    return msg
+            self.check(deadline)
+
+    def start(self, phase: str, args: dict) -> int:
+        self.seq += 1
+        self.server.send(self.NAME, {"type": "phase", "phase": phase, "seq": self.seq,
+                                     "args": args})
+        return self.seq
+
+    def wait_done(self, seq: int) -> dict:
+        return self.expect("done", time.monotonic() + 120, seq)
+
+    def echo(self, n: int) -> None:
+        """n round trips: a phase message out, its done message back (as emul's control plane)."""
+        from .errors import RunAborted
+        send, recv, known = self.server.send, self.server.recv, {self.NAME}
+        for i in range(n):
+            send(self.NAME, {"type": "phase", "phase": "echo", "seq": i})
+            got = recv(10_000, known)
+            if got is None or got[1].get("seq") != i:
+                raise RunAborted("the bench peer's echo went missing")
+
+    def stop(self) -> None:
+        try:
+            self.server.send(self.NAME, {"type": "exit"})
+            self.proc.wait(timeout=10)
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        if getattr(self, "proc", None) is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.server.close()
+        self.err.close()
+
+
+# --------------------------------------------------------------------------- emul run start-up
+
+PROGRESS_LINE = re.compile(r"^\[\s*([0-9.]+)s\]\s*(.*)$")
+
+
+def tiny_scenario(cpu_a: int, cpu_b: int) -> dict:
+    return {
+        "name": "bench-tiny", "experiment": "unmap", "page_size": "4K", "repeats": 1, "seed": 1,
+        "profile": "zero", "zram": {"disksize": "16M"},
+        "processes": [{"name": "victim", "vma": "8M", "swapped": 1.0}],
+        "data": {"compression_ratio": 2.0, "spread": 0.25},
+        "workers": {"killer": {"cpu": cpu_a}, "gc": {"cpu": cpu_b}, "swapout": {"cpu": cpu_a}},
+        "variants": [{"name": "sync", "strategy": "sync"},
+                     {"name": "bitmap", "strategy": "bitmap", "cap": 1000}],
+    }
+
+
+def time_run_start(cpu_a: int, cpu_b: int) -> dict:
+    """Run ``emul run`` on a tiny scenario; wall ms from spawning it to its first line naming a
+    repeat (sent right before the first phase). ``cold``: its kernel compile took over 1.5 s."""
+    import yaml
+    with tempfile.TemporaryDirectory(prefix="emul-bench-") as tmp:
+        sc = Path(tmp) / "tiny.yaml"
+        sc.write_text(yaml.safe_dump(tiny_scenario(cpu_a, cpu_b), sort_keys=False))
+        cmd = [sys.executable, "-m", "emul.cli", "run", str(sc), "-o", str(Path(tmp) / "out")]
+        root = Path(__file__).resolve().parent.parent
+        with tempfile.TemporaryFile() as err:
+            t0 = time.perf_counter_ns()
+            proc = subprocess.Popen(cmd, cwd=root, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=err, text=True)
+            first = None
+            stamps: dict[str, float] = {}
+            try:
+                for line in proc.stdout:
+                    m = PROGRESS_LINE.match(line.strip())
+                    text = m.group(2) if m else line
+                    if m:
+                        for key in ("compiling", "starting"):
+                            if text.startswith(key) and key not in stamps:
+                                stamps[key] = float(m.group(1))
+                    if first is None and "repeat 1/" in text:
+                        first = time.perf_counter_ns() - t0
+                rc = proc.wait(timeout=RUN_TIMEOUT_S)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            if rc != 0 or first is None:
+                err.seek(0)
+                tail = err.read().decode(errors="replace").strip().splitlines()[-1:]
+                return {"error": f"emul run exited with {rc}: {' '.join(tail)}"}
+    cold = stamps.get("starting", 0.0) - stamps.get("compiling", 0.0) > 1.5
+    return {"ms": first / 1e6, "cold": cold}
+
+
+# --------------------------------------------------------------------------- output
+
+def fmt_value(value: float, unit: str) -> str:
+    if unit == "slots/s":
+        return f"{value / 1e6:.2f} M slots/s"
+    if unit in ("ns", "ns/slot"):
+        return f"{value:.1f} {unit}" if value < 100 else f"{value:,.0f} {unit}"
+    if unit == "µs":
+        return f"{value:.1f} µs"
+    if unit == "ms":
+        return f"{value:,.0f} ms"
+    return f"{value:g} {unit}"
+
+
+def fmt_x(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x:.2f}×" if x < 10 else f"{x:,.0f}×" if x < 1e6 else f"{x:.2e}×"
+
+
+def criteria(rows: list[Row]) -> list[dict]:
+    """The project's acceptance figures, reported (never asserted)."""
+    out = []
+    for r in rows:
+        if r.key.startswith("enqueue:") and r.x_floor is not None:
+            out.append({"criterion": f"{r.name} within {ENQUEUE_LIMIT_X:g}× the atomic add",
+                        "value": f"{r.x_floor:.2f}×", "met": r.x_floor <= ENQUEUE_LIMIT_X})
+    for r in rows:
+        if r.key == "drain:bitmap":
+            ok = r.value is not None and r.value >= DRAIN_TARGET
+            out.append({"criterion": f"bitmap drain ≥ {DRAIN_TARGET / 1e6:g} M slots/s "
+                                     "(zero profile)",
+                        "value": "—" if r.value is None else fmt_value(r.value, r.unit),
+                        "met": ok})
+    return out
+
+
+def table(rows: list[Row], title: str):
+    from rich.table import Table
+    t = Table(title=title)
+    t.add_column("benchmark")
+    t.add_column("value", justify="right")
+    t.add_column("× floor", justify="right")
+    t.add_column("note")
+    for r in rows:
+        t.add_row(r.name, "—" if r.value is None else fmt_value(r.value, r.unit),
+                  fmt_x(r.x_floor), r.note)
+    return t
+
+
+def run_bench(console, quick: bool = False, output: str | None = None) -> int:
+    """``emul bench``: run every row, print the table and the acceptance figures."""
+    t_start = time.monotonic()
+
+    def progress(text: str) -> None:
+        # plain lines on stderr: the table on stdout stays clean for pipes and files
+        print(f"[{time.monotonic() - t_start:6.1f}s] bench: {text}", file=sys.stderr, flush=True)
+
+    settings = Settings.make(quick)
+    bench = Bench(settings, progress)
+    rows = bench.run()
+    cpus = bench.cpus
+    title = (f"emul bench — {platform.machine()}, {len(cpus)} usable CPU"
+             f"{'s' if len(cpus) != 1 else ''}, {'--quick, ' if quick else ''}median of "
+             f"{settings.batches} batches; × floor: ns per operation / the atomic add's")
+    console.print(table(rows, title))
+    crit = criteria(rows)
+    for c in crit:
+        mark = "met" if c["met"] else "NOT met"
+        console.print(f"acceptance: {c['criterion']}: {c['value']} — {mark}", highlight=False)
+    if output:
+        doc = {"schema": "emul-bench", "version": 1,
+               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": quick,
+               "machine": {"arch": platform.machine(), "cpus": cpus,
+                           "python": platform.python_version(), "numba": numba.__version__},
+               "settings": asdict(settings), "floor_ns": bench.floor_ns,
+               "rows": [asdict(r) for r in rows], "criteria": crit,
+               "elapsed_s": time.monotonic() - t_start}
+        try:
+            Path(output).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            from .errors import InputError
+            raise InputError("-o", None, f"cannot write {output}: {exc.strerror}") from None
+        console.print(f"rows: {output}")
+    return 0

@@ -1,0 +1,45 @@
+"""deferred-zsfree: RFC v2 -- slot_free's metadata part in place, zs_free deferred to the GC.
+
+RFC v2, Wenchao Hao (Xiaomi), linux-mm, 2026-04-21 (KERNEL-MODEL.md, "The designs on the
+table"): zs_free_deferred() with a per-pool array of 128 MiB worth of handles (32768 at 4 KiB
+pages, the default cap), spin_trylock, and a synchronous fallback when the array is busy or full.
+Its zram patch splits slot_free() into slot_free_extract() -- metadata and stats under the slot
+lock, returning the handle -- and the deferred zs_free, used only by zram_slot_free_notify. The
+slot is free at once, so a write that reuses it never meets a queued slot. Nhat Pham's review: a
+per-pool queue limits concurrency.
+"""
+from __future__ import annotations
+
+from numba import njit
+
+from ..kernel.context import Ctx
+from ..kernel.zram import Zram
+from .common import dbufs_words, defer_handle, drain_handle_bufs, init_queue
+
+NAME = "deferred-zsfree"
+SUMMARY = "RFC v2: slot metadata freed in place, handles to a per-pool array (trylock, sync fallback)"
+NEEDS_GC = True
+DEFAULT_CAP_SLOTS = 32768   # 128 MiB worth of handles at 4 KiB pages
+NR_BUFS = 1
+
+
+def buffer_cap(nr_slots: int, cap_slots: int) -> int:
+    return min(nr_slots, cap_slots) if cap_slots else nr_slots
+
+
+def queue_words(nr_slots: int, cap_slots: int) -> int:
+    return dbufs_words(NR_BUFS, buffer_cap(nr_slots, cap_slots))
+
+
+def setup_queue(q, nr_slots: int, cap_slots: int) -> None:
+    init_queue(q, NR_BUFS, buffer_cap(nr_slots, cap_slots))
+
+
+@njit(cache=True, _nrt=False)
+def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
+    return defer_handle(zram, ctx, index, 0, False, False)
+
+
+@njit(cache=True, _nrt=False)
+def drain(zram: Zram, ctx: Ctx) -> int:
+    return drain_handle_bufs(zram, ctx, False)

@@ -1,0 +1,63 @@
+"""mm-async: vivo's design -- an exiting process hands its swap entries to a kworker.
+
+Zhiguo Jiang (vivo), "mm: tlb swap entries batch async release" v3, 2024-08-05, and Lei Liu
+(vivo), "mm: swap: Gather swap entries and batch async release", 2025-09-09 (KERNEL-MODEL.md,
+"History of proposals"). The change sits in mm, not zram: zap_pte_range of the dying process
+parks each swap entry (still referenced, so nobody can reuse the slot) in an array, and a kworker
+later runs the whole swap_entry_free -> zram_slot_free_notify -> slot_free for it. Swap-in faults
+and reclaim free their entries synchronously as today. The kworker's side is mm_async_work in
+emul/kernel/mm.py (it needs the swap map); here is the hand-off and the queue.
+"""
+from __future__ import annotations
+
+from numba import njit
+
+from ..kernel.context import Ctx
+from ..kernel.locking import spin_lock, spin_unlock
+from ..kernel.lockstat import LOCK_GC_QUEUE
+from ..kernel.zram import Zram
+from .common import (DB_LOCK, LAZY_NO, dbuf_base, dbuf_push, dbuf_room, dbufs_words, gc_reserve,
+                     init_queue, queue_work)
+
+NAME = "mm-async"
+SUMMARY = "vivo: the exiting process hands its swap entries to a kworker (mm level, no cap)"
+NEEDS_GC = True
+DEFAULT_CAP_SLOTS = 0
+NR_BUFS = 1
+
+
+def buffer_cap(nr_slots: int, cap_slots: int) -> int:
+    return min(nr_slots, cap_slots) if cap_slots else nr_slots
+
+
+def queue_words(nr_slots: int, cap_slots: int) -> int:
+    return dbufs_words(NR_BUFS, buffer_cap(nr_slots, cap_slots))
+
+
+def setup_queue(q, nr_slots: int, cap_slots: int) -> None:
+    init_queue(q, NR_BUFS, buffer_cap(nr_slots, cap_slots))
+
+
+@njit(cache=True, _nrt=False)
+def hand_off(zram: Zram, ctx: Ctx, slot: int) -> bool:
+    """The dying process parks swap entry slot for the kworker; False: free it here (cap)."""
+    q = zram.gc_queue
+    base = dbuf_base(q, 0)
+    spin_lock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
+    ok = dbuf_room(q, base) and gc_reserve(zram, ctx, slot)
+    if ok:
+        dbuf_push(q, base, slot)
+    spin_unlock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
+    if ok:
+        queue_work(zram, ctx)
+    return ok
+
+
+@njit(cache=True, _nrt=False)
+def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
+    return LAZY_NO     # zram itself frees in place; the deferral happened before, in mm
+
+
+@njit(cache=True, _nrt=False)
+def drain(zram: Zram, ctx: Ctx) -> int:
+    return 0           # the kworker runs mm_async_work instead (emul/kernel/workqueue.py)

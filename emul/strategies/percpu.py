@@ -1,0 +1,44 @@
+"""percpu: per-CPU arrays of queued slot indices, drained by the GC a whole CPU's batch at a time.
+
+Kairui Song's review of the RFC (linux-mm, 2026-04-12): "Perhaps a percpu stack can be used,
+something like the folio batch?"; Barry Song's reply worries that per-CPU queues drained together
+bring back the zsmalloc contention the series removes. Each CPU's array has its own lock (the
+kernel would use local_lock; emul's workers can be preempted, so it is a real lock, uncontended
+unless two workers share a CPU); the GC swaps a CPU's full half for an empty one in one lock hold
+-- the batch -- and frees it without the lock.
+"""
+from __future__ import annotations
+
+from numba import njit
+
+from ..kernel.context import Ctx
+from ..kernel.zram import Zram
+from .common import (cpu_buffers, dbufs_words, drain_slot_bufs, init_queue, queue_slot_in_buf,
+                     this_cpu_buf)
+
+NAME = "percpu"
+SUMMARY = "per-CPU arrays of queued slots (local lock), each drained as one batch; cap 30000"
+NEEDS_GC = True
+DEFAULT_CAP_SLOTS = 30000
+
+
+def buffer_cap(nr_slots: int, cap_slots: int) -> int:
+    return min(nr_slots, cap_slots) + 256 if cap_slots else nr_slots
+
+
+def queue_words(nr_slots: int, cap_slots: int) -> int:
+    return dbufs_words(cpu_buffers(), buffer_cap(nr_slots, cap_slots))
+
+
+def setup_queue(q, nr_slots: int, cap_slots: int) -> None:
+    init_queue(q, cpu_buffers(), buffer_cap(nr_slots, cap_slots))
+
+
+@njit(cache=True, _nrt=False)
+def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
+    return queue_slot_in_buf(zram, ctx, index, this_cpu_buf(zram.gc_queue, ctx))
+
+
+@njit(cache=True, _nrt=False)
+def drain(zram: Zram, ctx: Ctx) -> int:
+    return drain_slot_bufs(zram, ctx)

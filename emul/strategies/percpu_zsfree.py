@@ -1,0 +1,53 @@
+"""percpu-zsfree: RFC v3 -- per-CPU buffers of handles, freed in same-class runs by the GC.
+
+Kairui Song's review of the RFC (linux-mm, 2026-04-12) suggests to "clear the handler for the
+freeing slot and leave the handler in a percpu stack, then batch free these handlers ...
+something like kmem_cache_free_bulk but for zsmalloc"; v3 (KERNEL-MODEL.md, "History of
+proposals"; 2026-05-08, with the 2026-05-09 variant that batches by size class) does that: each
+CPU pushes handles (with their class) into a one-page buffer with preemption off, a WQ_UNBOUND
+worker drains full pages, and with no spare page the free is synchronous. The drain sorts a page
+by class and frees each run of one class under one class-lock hold; W_BATCH_SAVED counts the
+class-lock acquisitions that saves.
+
+emul's buffer per CPU is two pages (the one being filled and the spare being drained); the push
+queues the worker every time, not only when a page fills, so the last partial page of an exit is
+not stranded (the kernel would need a flush for it).
+"""
+from __future__ import annotations
+
+from numba import njit
+
+from ..kernel.context import Ctx
+from ..kernel.zram import Zram
+from .common import (cpu_buffers, dbufs_words, defer_handle, drain_handle_bufs, init_queue,
+                     this_cpu_buf)
+
+NAME = "percpu-zsfree"
+SUMMARY = "RFC v3: per-CPU handle buffers, drained in same-class runs under one class lock"
+NEEDS_GC = True
+DEFAULT_CAP_SLOTS = 30000
+
+
+PAGE_ENTRIES = 512   # one 4 KiB page of 8-byte handles
+
+
+def buffer_cap(nr_slots: int, cap_slots: int) -> int:
+    return PAGE_ENTRIES
+
+
+def queue_words(nr_slots: int, cap_slots: int) -> int:
+    return dbufs_words(cpu_buffers(), buffer_cap(nr_slots, cap_slots))
+
+
+def setup_queue(q, nr_slots: int, cap_slots: int) -> None:
+    init_queue(q, cpu_buffers(), buffer_cap(nr_slots, cap_slots))
+
+
+@njit(cache=True, _nrt=False)
+def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
+    return defer_handle(zram, ctx, index, this_cpu_buf(zram.gc_queue, ctx), True, True)
+
+
+@njit(cache=True, _nrt=False)
+def drain(zram: Zram, ctx: Ctx) -> int:
+    return drain_handle_bufs(zram, ctx, True)
