@@ -209,10 +209,14 @@ class Bench:
         """An empty device running ``strategy``, zero cost profile (as a repeat starts)."""
         from .kernel import state
         from .profiles import load_profile
+        from .strategies import get_strategy
         geo = self.geometry(strategy)
         for view in self.arena.views.values():
             view[...] = 0
         state.init_state(self.arena, geo)
+        strat = get_strategy(strategy)
+        if hasattr(strat, "setup_queue"):     # optional: the queue's initial values
+            strat.setup_queue(self.arena["gc_queue"], geo.nr_slots, geo.cap_slots)
         self.arena["costs"][:] = load_profile("zero").ticks(self.ticks_per_ns, geo.page_size)
         note_cpu(self.ctx)
 

@@ -40,23 +40,25 @@ class Progress:
 
 
 def cmd_run(args, console) -> int:
+    import dataclasses
+
     from . import results
-    from .controller import Controller
+    from .controller import Controller, debug_bits, run_groups
     from .profiles import builtin_names, load_profile
-    from .scenario import load_scenario
+    from .scenario import load_matrix
     from .strategies import strategy_names
 
     path = _resolve_scenario(args.scenario)
-    sc = load_scenario(path, cpus=os.sched_getaffinity(0), strategies=strategy_names(),
-                       profiles=builtin_names() + ([args.profile] if args.profile else []))
+    groups = load_matrix(path, cpus=os.sched_getaffinity(0), strategies=strategy_names(),
+                         profiles=builtin_names() + ([args.profile] if args.profile else []))
     if args.repeats is not None:
         if args.repeats < 1:
             raise InputError("--repeats", None, f"expected a count >= 1, got {args.repeats}")
-        import dataclasses
-        sc = dataclasses.replace(sc, repeats=args.repeats)
-    profile = load_profile(args.profile or sc.profile)
-    from .controller import debug_bits
-    debug_bits(sc)   # an unknown switch is refused before anything is created
+        groups = [dataclasses.replace(sc, repeats=args.repeats) for sc in groups]
+    profiles = [load_profile(args.profile or sc.profile) for sc in groups]
+    for sc in groups:
+        debug_bits(sc)   # an unknown switch is refused before anything is created
+    sc = groups[0]
     outdir = Path(args.output) if args.output else (
         Path("results") / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
@@ -66,9 +68,11 @@ def cmd_run(args, console) -> int:
                          f"{exc.strerror}") from None
     log = outdir / "run.log"
     progress = Progress(console)
-    progress(f"scenario {path} ({sc.name}), profile {profile.name}, {sc.repeats} repeats, "
-             f"variants: {', '.join(v.name for v in sc.variants)}")
-    ctl = Controller(sc, profile, progress, log_path=str(log))
+    variants = [v for g in groups for v in g.variants]
+    progress(f"scenario {path} ({sc.name}), profile "
+             f"{', '.join(dict.fromkeys(p.name for p in profiles))}, {sc.repeats} repeats, "
+             f"{len(variants)} variants: {', '.join(v.name for v in variants)}")
+    ctls = [Controller(g, p, progress, log_path=str(log)) for g, p in zip(groups, profiles)]
     rows: list[dict] = []
 
     def on_repeat(row):
@@ -78,22 +82,24 @@ def cmd_run(args, console) -> int:
         progress(f"  {row['variant']}: {row['experiment']} {row['time_ns'] / 1e6:.2f} ms, "
                  f"{row['ns_per_page']:.0f} ns/page, {a}")
 
+    def ticks() -> float:
+        return max((getattr(c, "ticks_per_ns", 0.0) for c in ctls), default=0.0)
+
     try:
-        ctl.run(on_repeat)
+        run_groups(ctls, on_repeat)
     except (EmulError, KeyboardInterrupt) as exc:
         reason = str(exc) if isinstance(exc, EmulError) else f"interrupted ({exc or 'SIGINT'})"
-        doc = results.build(sc, profile, getattr(ctl, "ticks_per_ns", 0.0), rows, "aborted",
-                            reason)
+        doc = results.build(groups, profiles, ticks(), rows, "aborted", reason)
         results.write(outdir, doc)
         if isinstance(exc, KeyboardInterrupt):
             print(f"emul: run aborted: {reason}; partial results in {outdir}", file=sys.stderr)
             return EXIT_ABORTED
         raise
     bad = [r for r in rows if not r["audit"]["ok"]]
-    doc = results.build(sc, profile, ctl.ticks_per_ns, rows, "audit-failed" if bad else "ok")
+    doc = results.build(groups, profiles, ticks(), rows, "audit-failed" if bad else "ok")
     path_json = results.write(outdir, doc)
     tables = [results.table(doc), results.worker_table(doc)]
-    if sc.lockstat:
+    if any(g.lockstat for g in groups):
         tables.append(results.lock_table(doc))
     from rich.console import Console
     with open(outdir / "summary.txt", "w") as f:

@@ -85,7 +85,17 @@ class Controller:
             seed=sc.seed & (2**63 - 1), mean_comp_len=mean, spread_permille=int(sc.data.spread * 1000),
             same_ppm=int(sc.data.same_filled * 1e6), huge_ppm=int(sc.data.incompressible * 1e6),
             patterns=tuple(sc.data.patterns), debug=debug_bits(sc),
-            zs_flags=sum(ZS_FLAG_NAMES[f] for f in variant.zsmalloc))
+            zs_flags=sum(ZS_FLAG_NAMES[f] for f in variant.zsmalloc),
+            alloc_start=self.alloc_start())
+
+    def alloc_start(self) -> int:
+        """The swap allocator's first slot (-1: seed-chosen)."""
+        sc = self.sc
+        if sc.zram.alloc_from == "head":
+            return 0
+        if sc.zram.alloc_from == "tail":   # the swapped pages end exactly at the device's end
+            return max(0, sc.nr_slots - sum(sc.swapped_pages_per_process))
+        return -1
 
     def reclaim_pages(self) -> int:
         r = self.sc.workers.reclaim
@@ -99,9 +109,13 @@ class Controller:
         self.actors = ACTORS[self.sc.experiment.value]
         self.actor = self.actors[0][0]
         self.workers = [WorkerProc("swapout", "swapout", 0, [w.swapout.cpu])]
+        self.actor_workers: dict[str, list[WorkerProc]] = {}
         for role, _, _ in self.actors:
-            self.workers.append(WorkerProc(role, role, len(self.workers),
-                                           [getattr(w, role).cpu]))
+            cpus = list(w.killers or [w.killer.cpu]) if role == "killer" else [getattr(w, role).cpu]
+            for k, cpu in enumerate(cpus):
+                proc = WorkerProc(role if k == 0 else f"{role}{k + 1}", role, len(self.workers), [cpu])
+                self.workers.append(proc)
+                self.actor_workers.setdefault(role, []).append(proc)
         if w.reclaim is not None:
             self.workers.append(WorkerProc("reclaim", "reclaim", len(self.workers),
                                            [w.reclaim.cpu]))
@@ -289,14 +303,17 @@ class Controller:
             variant.strategy).NEEDS_GC else []
         gc_worker_reset(z)
         self.phase = f"{variant.name} #{repeat + 1}: {sc.experiment.value}"
-        plan = {role: (phase, {"ranges": [(s, e) for s, e, _, r in ranges
-                                          if which is None or r == which]})
-                for role, phase, which in self.actors}
+        plan = {}
+        for role, phase, which in self.actors:
+            mine = [(s, e) for s, e, _, r in ranges if which is None or r == which]
+            procs = self.actor_workers[role]
+            for k, w in enumerate(procs):   # processes dealt out to the role's workers in turn
+                plan[w.name] = (phase, {"ranges": mine[k::len(procs)]})
         plan.update({w.name: ("serve", {}) for w in gcs})
         if self.sc.workers.reclaim is not None:
             plan["reclaim"] = ("reclaim", {"start": background[0], "end": background[1]})
         self.start_phase(plan)
-        done = self.wait_done({role for role, _, _ in self.actors})
+        done = self.wait_done({w.name for ws in self.actor_workers.values() for w in ws})
         if self.sc.workers.reclaim is not None:
             # reclaim keeps freeing slots: stop it before waiting for the GC to drain
             arena["ctl"][CTL_RECLAIM_STOP] = 1
@@ -333,13 +350,15 @@ class Controller:
         """One repeat's row; msgs holds every worker's phase-done message by name."""
         arena, tpn = self.arena, self.ticks_per_ns
         ws = arena["wstat"]
-        k = ws[1]   # the first actor
-        unmap_ticks = int(k[C.W_T_END] - k[C.W_T_START])
+        # the headline: the first actor role's workers, from the first start to the last end
+        heads = [ws[w.index] for w in self.actor_workers[self.actors[0][0]]]
+        t_end = max(int(k[C.W_T_END]) for k in heads)
+        unmap_ticks = t_end - min(int(k[C.W_T_START]) for k in heads)
         actor_ns = {w.name: float(ws[w.index, C.W_T_END] - ws[w.index, C.W_T_START]) / tpn
                     for w in self.workers if w.role in [r for r, _, _ in self.actors[1:]]}
-        ptes = int(k[C.W_PTES])
+        ptes = sum(int(k[C.W_PTES]) for k in heads)
         gc_idle = max((int(ws[w.index, C.W_GC_IDLE_AT]) for w in gcs), default=0)
-        drain_ticks = max(0, gc_idle - int(k[C.W_T_END])) if gcs else 0
+        drain_ticks = max(0, gc_idle - t_end) if gcs else 0
         peak = max([int(ws[w.index, C.W_PEAK_BACKLOG]) for w in self.workers])
 
         def wsum(field_):
@@ -358,6 +377,7 @@ class Controller:
                                                     "involuntary")}}
         return {
             "variant": variant.name, "strategy": variant.strategy, "repeat": repeat,
+            "group": variant.group, "profile": self.profile.name,
             "experiment": self.sc.experiment.value,
             "time_ns": unmap_ticks / tpn,
             "other_actors_ns": actor_ns,
@@ -374,6 +394,8 @@ class Controller:
             "gc_drain_ns": drain_ticks / tpn,
             "backlog_at_unmap_end": backlog_at_end,
             "peak_backlog": peak,
+            "peak_backlog_bytes": max(int(ws[w.index, C.W_PEAK_BYTES]) for w in self.workers),
+            "batch_saved": wsum(C.W_BATCH_SAVED),
             "pool_pages_before": pool_before,
             "pool_pages_after": int(arena["pool_stat"][0]),
             "zram_stats": {n: int(v) for n, v in zip(STAT_NAMES, arena["zram_stats"])},
@@ -385,44 +407,24 @@ class Controller:
 
     # --- the whole run --------------------------------------------------------------------------
 
-    def run(self, on_repeat: Callable[[dict], None] | None = None) -> list[dict]:
+    def setup(self) -> None:
+        """Arena, compiled kernels, control socket and pinned workers, ready for repeats."""
         self.plan_workers()
         self.by_name = {w.name: w for w in self.workers}
         self.ticks_per_ns = measure_ticks_per_ns()
-        rows: list[dict] = []
-        # Ctrl-C and SIGTERM unwind through the finally below (workers first, then the arena)
-        previous = {sig: signal.signal(sig, _raise_interrupt)
-                    for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            geo = self.geometry(self.sc.variants[0])
-            self.arena = Arena.create(state.build_layout(geo))
-            state.init_state(self.arena, geo)
-            self.progress("compiling the kernel paths (cached after the first run)")
-            self.compile_kernels()
-            self.server = ControlServer()
-            self.progress(f"starting {len(self.workers)} workers")
-            self.phase = "worker start-up"
-            self.start_workers()
-            order = self.sc.variants
-            for r in range(self.sc.repeats):
-                # alternate the order so drift on a shared machine hits every variant alike
-                seq = order if r % 2 == 0 else list(reversed(order))
-                for v in seq:
-                    self.progress(f"repeat {r + 1}/{self.sc.repeats}: {v.name}")
-                    row = self.run_repeat(v, r)
-                    rows.append(row)
-                    if on_repeat:
-                        on_repeat(row)
-            return rows
-        finally:
-            # a second Ctrl-C or SIGTERM must not cut the clean-up short: hold them until it ends
-            signal.pthread_sigmask(signal.SIG_BLOCK, set(previous))
-            try:
-                self.shutdown()
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, set(previous))
+        geo = self.geometry(self.sc.variants[0])
+        self.arena = Arena.create(state.build_layout(geo))
+        state.init_state(self.arena, geo)
+        self.progress("compiling the kernel paths (cached after the first run)")
+        self.compile_kernels()
+        self.server = ControlServer()
+        self.progress(f"starting {len(self.workers)} workers")
+        self.phase = "worker start-up"
+        self.start_workers()
+
+    def run(self, on_repeat: Callable[[dict], None] | None = None) -> list[dict]:
+        """Every repeat of every variant of this one scenario (see run_groups)."""
+        return run_groups([self], on_repeat)
 
     def shutdown(self) -> None:
         """Stop workers (politely, then SIGKILL), close the socket, drop the arena. Idempotent."""
@@ -458,6 +460,47 @@ class Controller:
                 self.arena.unlink()
                 self.arena.close()
                 self.arena = None
+
+
+def run_groups(groups: list[Controller], on_repeat: Callable[[dict], None] | None = None
+               ) -> list[dict]:
+    """Run the repeats of several controllers' variants, interleaved so that drift on a shared
+    machine hits every variant alike: each repeat visits every group and variant, and every
+    other repeat in reverse order. Every group's workers stay up for the whole run (an idle
+    worker waits on its socket and uses no CPU). Ctrl-C or SIGTERM stops every group's workers
+    first, then removes the arenas."""
+    rows: list[dict] = []
+    previous = {sig: signal.signal(sig, _raise_interrupt)
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for g, ctl in enumerate(groups):
+            if len(groups) > 1:
+                ctl.progress(f"group {g + 1}/{len(groups)}: "
+                             f"{ctl.sc.variants[0].group or ctl.sc.name}")
+            ctl.setup()
+        order = [(ctl, v) for ctl in groups for v in ctl.sc.variants]
+        repeats = max(ctl.sc.repeats for ctl in groups)
+        for r in range(repeats):
+            seq = order if r % 2 == 0 else list(reversed(order))
+            for ctl, v in seq:
+                if r >= ctl.sc.repeats:
+                    continue
+                ctl.progress(f"repeat {r + 1}/{repeats}: {v.name}")
+                row = ctl.run_repeat(v, r)
+                rows.append(row)
+                if on_repeat:
+                    on_repeat(row)
+        return rows
+    finally:
+        # a second Ctrl-C or SIGTERM must not cut the clean-up short: hold them until it ends
+        signal.pthread_sigmask(signal.SIG_BLOCK, set(previous))
+        try:
+            for ctl in groups:
+                ctl.shutdown()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, set(previous))
 
 
 def debug_bits(sc: Scenario) -> int:

@@ -12,6 +12,8 @@ in this example, which is the default scenario ``scenarios/seed-unmap.yaml``::
     profile: rk3588-cpu2             # a known timing profile
     zram:
       disksize: 512M                 # a multiple of page_size, >= the processes' total VMA
+      alloc_from: seed               # where swap-out takes its first slot: seed (a seed-chosen
+                                     # slot), head (slot 0) or tail (so the slots end the device)
     processes:                       # at least one
       - name: victim                 # default "victim", then "victim2", "victim3", ...
         vma: 256M                    # a multiple of page_size
@@ -23,7 +25,8 @@ in this example, which is the default scenario ``scenarios/seed-unmap.yaml``::
       incompressible: 0.0            # fraction stored as huge objects, 0..1 (same_filled +
                                      # incompressible <= 1)
     workers:                         # cpu: a CPU number or "cpuN", one this process may use
-      killer:  {cpu: 0}
+      killer:  {cpu: 0}              # cpu may be a list or "all"; count: killers (default:
+                                     # one per CPU listed), victims dealt out to them in turn
       gc:      {cpu: 1, count: 1}    # count 1..(CPUs available); cpu may be a list of CPUs,
                                      # one per GC worker (count then defaults to its length);
                                      # idle_poll: 0 (e.g. 200us: poll before sleeping, so a
@@ -100,7 +103,7 @@ MAX_SEED = (1 << 64) - 1
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 _SCENARIO_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
-_ITEM_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+_ITEM_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+= -]{0,99}")
 _CPU_RE = re.compile(r"cpu([0-9]{1,6})", re.IGNORECASE)
 _KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -121,6 +124,7 @@ class Experiment(str, enum.Enum):
 @dataclass(frozen=True)
 class ZramSpec:
     disksize: int                      # bytes, a multiple of the page size
+    alloc_from: str = "seed"           # where swap-out starts allocating slots: seed, head, tail
 
 
 @dataclass(frozen=True)
@@ -163,11 +167,12 @@ class ReclaimSpec:
 
 @dataclass(frozen=True)
 class WorkersSpec:
-    killer: WorkerSpec
+    killer: WorkerSpec                 # the first killer (the only one unless killers says more)
     gc: GcSpec
     swapout: WorkerSpec
     swapin: WorkerSpec = WorkerSpec(cpu=0)
     reclaim: ReclaimSpec | None = None     # a reclaim worker cycling its own process's pages
+    killers: tuple[int, ...] = ()          # CPU of each killer; victims are dealt out in turn
 
 
 
@@ -178,6 +183,7 @@ class VariantSpec:
     cap_slots: int | None              # None: the strategy's default cap
     cap_bytes: int | None              # the size as written, when the cap was given as a size
     zsmalloc: tuple[str, ...] = ()     # zsmalloc variant flags (emul.kernel.zsmalloc ZS_FLAG_NAMES)
+    group: str = ""                    # vary: the structural settings this variant runs with
 
 
 @dataclass(frozen=True)
@@ -224,7 +230,8 @@ class Scenario:
             "repeats": self.repeats,
             "seed": self.seed,
             "profile": self.profile,
-            "zram": {"disksize": self.zram.disksize, "nr_slots": self.nr_slots},
+            "zram": {"disksize": self.zram.disksize, "nr_slots": self.nr_slots,
+                     "alloc_from": self.zram.alloc_from},
             "processes": [
                 {"name": p.name, "vma": p.vma, "swapped": p.swapped, "role": p.role,
                  "pages": n}
@@ -238,7 +245,7 @@ class Scenario:
                 "patterns": list(self.data.patterns),
             },
             "workers": {
-                "killer": {"cpu": self.workers.killer.cpu},
+                "killer": {"cpu": self.workers.killer.cpu, "cpus": list(self.workers.killers)},
                 "gc": {"cpus": list(self.workers.gc.cpus), "count": self.workers.gc.count,
                        "idle_poll_ns": self.workers.gc.idle_poll_ns},
                 "swapout": {"cpu": self.workers.swapout.cpu},
@@ -248,7 +255,7 @@ class Scenario:
             },
             "variants": [
                 {"name": v.name, "strategy": v.strategy, "cap_slots": v.cap_slots, "cap_bytes": v.cap_bytes,
-                 "zsmalloc": list(v.zsmalloc)}
+                 "zsmalloc": list(v.zsmalloc), "group": v.group}
                 for v in self.variants
             ],
             "lockstat": self.lockstat,
@@ -304,7 +311,7 @@ def _v_item_name(value: Any) -> str | None:
     if isinstance(value, str) and _ITEM_NAME_RE.fullmatch(value):
         return value
     raise ValueError(
-        'expected a name of letters, digits, ".", "_", "+" and "-" (at most 100, starting with '
+        'expected a name of letters, digits, spaces, ".", "_", "+", "=" and "-" (at most 100, starting with '
         f"a letter or digit), got {show_value(value)}"
     )
 
@@ -420,6 +427,10 @@ def _v_zsmalloc(value: Any) -> tuple[str, ...]:
                      f"got {show_value(value)}")
 
 
+def _v_optional_count(value: Any) -> int | None:
+    return None if value is None else _v_int(1, 64)(value)
+
+
 def _v_cpu(value: Any, info: ValidationInfo) -> int:
     cpu: int | None = None
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
@@ -487,6 +498,7 @@ class _In(BaseModel):
 
 class _ZramIn(_In):
     disksize: Annotated[int, PlainValidator(_v_size(MAX_DISKSIZE))] = "512M"  # type: ignore[assignment]
+    alloc_from: Literal["seed", "head", "tail"] = "seed"
 
 
 class _ProcessIn(_In):
@@ -514,7 +526,15 @@ class _DataIn(_In):
 
 
 class _KillerIn(_In):
-    cpu: Cpu = 0
+    cpu: Annotated[list[Cpu], Field(min_length=1)] = 0  # type: ignore[assignment]
+    count: Annotated[Union[int, None], PlainValidator(_v_optional_count)] = None
+
+    @field_validator("cpu", mode="before")
+    @classmethod
+    def _listify(cls, value: Any, info: ValidationInfo) -> Any:
+        if value == "all":   # one killer per CPU this process may use
+            return sorted(_ctx(info, "cpus") or [0])
+        return value if isinstance(value, list) else [value]
 
 
 class _GcIn(_In):
@@ -578,7 +598,7 @@ class _ScenarioIn(_In):
 
 Loc = tuple[Union[str, int], ...]
 _ABSENT = object()
-_SCALAR_OR_LIST: frozenset[Loc] = frozenset({("workers", "gc", "cpu")})   # see _GcIn._listify
+_SCALAR_OR_LIST: frozenset[Loc] = frozenset({("workers", "gc", "cpu"), ("workers", "killer", "cpu")})   # see _GcIn._listify
 
 
 def _place(raw: Any, loc: Loc) -> tuple[str, tuple[int, ...]]:
@@ -785,6 +805,9 @@ def _resolve(model: _ScenarioIn, *, where: str, raw: dict[str, Any], available: 
             f"expected at most {len(available)} CPUs (the CPUs available), got a list of {len(gc_cpus)}",
         ))
 
+    kc = model.workers.killer
+    killer_cpus = tuple(kc.cpu[k % len(kc.cpu)] for k in range(kc.count or len(kc.cpu)))
+
     variants: list[VariantSpec] = []
     seen = {}
     for i, v in enumerate(model.variants):
@@ -820,7 +843,7 @@ def _resolve(model: _ScenarioIn, *, where: str, raw: dict[str, Any], available: 
         repeats=model.repeats,
         seed=model.seed,
         profile=model.profile,
-        zram=ZramSpec(disksize=disksize),
+        zram=ZramSpec(disksize=disksize, alloc_from=model.zram.alloc_from),
         processes=tuple(processes),
         data=DataSpec(
             compression_ratio=model.data.compression_ratio,
@@ -830,7 +853,8 @@ def _resolve(model: _ScenarioIn, *, where: str, raw: dict[str, Any], available: 
             patterns=model.data.patterns,
         ),
         workers=WorkersSpec(
-            killer=WorkerSpec(cpu=model.workers.killer.cpu),
+            killer=WorkerSpec(cpu=killer_cpus[0]),
+            killers=killer_cpus,
             gc=GcSpec(cpus=gc_cpus, idle_poll_ns=model.workers.gc.idle_poll),
             swapout=WorkerSpec(cpu=model.workers.swapout.cpu),
             swapin=WorkerSpec(cpu=model.workers.swapin.cpu),
@@ -857,3 +881,117 @@ def _got(raw: Any, loc: Loc, nbytes: int) -> str:
         else:
             return format_size(nbytes)
     return show_value(node)
+
+
+# --------------------------------------------------------------------------------------------
+# vary: matrices of scenarios
+# --------------------------------------------------------------------------------------------
+
+# Keys a scenario may vary. Variant keys multiply the variants of one run; structural keys change
+# the arena or the workers, so each combination of them runs as its own group of workers.
+VARIANT_KEYS = ("strategy", "cap", "zsmalloc")
+STRUCTURAL_KEYS: dict[str, tuple[str, ...]] = {
+    "page_size": ("page_size",),
+    "disksize": ("zram", "disksize"),
+    "profile": ("profile",),
+    "gc_cpu": ("workers", "gc", "cpu"),
+    "killers": ("workers", "killer", "count"),
+}
+VARY_KEYS = VARIANT_KEYS + tuple(STRUCTURAL_KEYS)
+
+
+def _vary_label(key: str, value: Any) -> str:
+    short = {"page_size": "page", "disksize": "disk", "gc_cpu": "gc_cpu", "zsmalloc": "zs"}
+    text = value if isinstance(value, (str, int)) else "+".join(map(str, value))
+    return f"{short.get(key, key)}={text}"
+
+
+def _set_path(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        nxt = doc.get(key)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            doc[key] = nxt
+        doc = nxt
+    doc[path[-1]] = value
+
+
+def expand_vary(data: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
+    """A scenario mapping with ``vary:`` as one mapping per structural group, each holding the
+    group's variants (the cartesian product of every varied key); without ``vary:``, itself.
+
+    Returns (group label, mapping) pairs; variant names carry the varied values, so they are
+    unique across groups.
+    """
+    import copy
+    import itertools
+
+    if not isinstance(data, dict) or "vary" not in data:
+        return [("", data)]
+    vary = data["vary"]
+    if not isinstance(vary, dict) or not vary:
+        raise InputError(where, "vary", f"expected a mapping of keys to lists of values, got {show_value(vary)}")
+    for key, values in vary.items():
+        if key not in VARY_KEYS:
+            raise InputError(where, f"vary.{key}", f"expected one of: {', '.join(VARY_KEYS)}")
+        if not isinstance(values, list) or not values:
+            raise InputError(where, f"vary.{key}", f"expected a non-empty list of values, got {show_value(values)}")
+        if len(values) > 64:
+            raise InputError(where, f"vary.{key}", f"expected at most 64 values, got {len(values)}")
+    base = {k: v for k, v in data.items() if k != "vary"}
+    structural = [k for k in vary if k in STRUCTURAL_KEYS]
+    base_variants = base.get("variants")
+    if "strategy" in vary:
+        base_variants = [{"strategy": s} for s in vary["strategy"]]
+    elif not isinstance(base_variants, list) or not base_variants:
+        base_variants = [{"name": "sync", "strategy": "sync"}, {"name": "bitmap", "strategy": "bitmap"}]
+    variant_axes = [k for k in ("cap", "zsmalloc") if k in vary]
+    groups: list[tuple[str, dict[str, Any]]] = []
+    combos = list(itertools.product(*(vary[k] for k in structural))) or [()]
+    if len(combos) * len(base_variants) * max(1, len(list(itertools.product(*(vary[k] for k in variant_axes))))) > 256:
+        raise InputError(where, "vary", "expected at most 256 variants in the product")
+    for combo in combos:
+        doc = copy.deepcopy(base)
+        labels = []
+        for key, value in zip(structural, combo):
+            _set_path(doc, STRUCTURAL_KEYS[key], value)
+            labels.append(_vary_label(key, value))
+        group = " ".join(labels)
+        variants = []
+        for bv in base_variants:
+            if not isinstance(bv, dict):
+                variants.append(bv)   # scenario_from_dict reports it
+                continue
+            for vcombo in itertools.product(*(vary[k] for k in variant_axes)):
+                v = dict(bv)
+                name = str(v.get("name") or v.get("strategy"))
+                for key, value in zip(variant_axes, vcombo):
+                    v[key] = value
+                    name += " " + _vary_label(key, value)
+                v["name"] = f"{name} {group}".strip()
+                variants.append(v)
+        doc["variants"] = variants
+        groups.append((group, doc))
+    return groups
+
+
+def load_matrix(
+    path: str | os.PathLike[str], *, cpus: Iterable[int], strategies: Iterable[str], profiles: Iterable[str]
+) -> list[Scenario]:
+    """Read a scenario file that may ``vary:`` keys: one :class:`Scenario` per structural group
+    (variants tagged with their group). A file without ``vary:`` gives a list of one."""
+    import dataclasses
+
+    where = os.fsdecode(os.fspath(path))
+    data = _read_yaml(where, path)
+    out = []
+    cpus, strategies, profiles = list(cpus), list(strategies), list(profiles)
+    for group, doc in expand_vary(data, where):
+        sc = scenario_from_dict(doc, where=f"{where} (vary: {group})" if group else where,
+                                cpus=cpus, strategies=strategies, profiles=profiles)
+        if group:
+            sc = dataclasses.replace(
+                sc, source=where,
+                variants=tuple(dataclasses.replace(v, group=group) for v in sc.variants))
+        out.append(sc)
+    return out

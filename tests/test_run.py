@@ -50,9 +50,9 @@ def test_tiny_run_end_to_end(tmp_path, no_leftovers):
     out = tmp_path / "out"
     r = run_emul("run", str(sc), "-o", str(out))
     assert r.returncode == 0, r.stderr
-    assert "speedup" in r.stdout and "bitmap" in r.stdout
+    assert "ratio" in r.stdout and "bitmap" in r.stdout
     doc = load(out)
-    assert doc["schema"] == "emul-results" and doc["version"] == 1 and doc["status"] == "ok"
+    assert doc["schema"] == "emul-results" and doc["version"] == 2 and doc["status"] == "ok"
     assert doc["machine"]["arch"] and doc["profile"]["name"] == "zero"
     assert len(doc["repeats"]) == 4
     for row in doc["repeats"]:
@@ -181,7 +181,7 @@ def test_swapin_reads_back_what_was_written(tmp_path, no_leftovers):
     out = tmp_path / "out"
     r = run_emul("run", str(sc), "-o", str(out))
     assert r.returncode == 0, r.stderr
-    assert "swap-in time" in r.stdout
+    assert "swap-in (median" in r.stdout
     for row in load(out)["repeats"]:
         assert row["audit"]["ok"], row["audit"]["problems"]
         assert row["ptes"] == PAGES                      # every page faulted back in
@@ -273,6 +273,6 @@ def test_mixed_actors_with_lockstat(tmp_path, no_leftovers):
         assert row["ptes"] == PAGES and row["other_actors_ns"]["swapin"] > 0
         locks = {l["class name"]: l for l in row["lock_stat"]}
         assert set(locks) == {"zram_slot_lock", "zs_class_lock", "zs_pool_lock", "zone_lock",
-                              "swap_lock"}
+                              "swap_lock", "gc_queue_lock"}
         assert locks["zs_class_lock"]["acquisitions"] > PAGES
         assert set(row["workers"]) >= {"killer", "swapin", "reclaim"}

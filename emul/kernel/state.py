@@ -51,6 +51,7 @@ class Geometry:
     chain_size: int = 8
     debug: int = 0
     zs_flags: int = 0
+    alloc_start: int = -1      # the swap allocator's first slot; -1: chosen from the seed
     patterns: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
@@ -152,7 +153,8 @@ def init_state(arena: Arena, geo: Geometry) -> None:
     c[PC_FLAGS] = geo.zs_flags
     # the swap allocator starts at a seed-chosen slot: on a running system the first free
     # cluster is rarely slot 0, and where it starts decides which slots a wrap-around reuses
-    arena["swap_lock"][SWAP_CURSOR] = (geo.seed * 2654435761) % geo.nr_slots
+    arena["swap_lock"][SWAP_CURSOR] = (geo.alloc_start if geo.alloc_start >= 0
+                                       else (geo.seed * 2654435761) % geo.nr_slots)
     arena["fullness"][:] = -1
     arena["zone_free"][:] = -1
     reset_rows(arena["lockstat"])

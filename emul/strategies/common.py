@@ -16,7 +16,7 @@ from numba import njit
 from ..kernel.atomics import (atomic_fetch_add, atomic_load, atomic_store, atomic_xchg,
                               count_trailing_zeros, cpu_relax, futex_wake)
 from ..kernel.context import (COST_WAKE_UP, W_BATCH_SAVED, W_CPU, W_HEARTBEAT, W_PEAK_BACKLOG,
-                              W_WAKE_POLLED, W_WAKEUPS, Ctx, model_cost)
+                              W_PEAK_BYTES, W_WAKE_POLLED, W_WAKEUPS, Ctx, model_cost)
 from ..kernel.locking import spin_lock, spin_trylock, spin_unlock
 from ..kernel.lockstat import LOCK_GC_QUEUE
 from ..kernel.zram import (ST_GC_BYTES, ST_GC_SLOTS, ZP_CAP_BYTES, ZP_CAP_SLOTS, ZRAM_SAME, Zram,
@@ -70,6 +70,8 @@ def gc_reserve(zram: Zram, ctx: Ctx, index: int) -> bool:
         return False
     if n > ctx.stat[W_PEAK_BACKLOG]:
         ctx.stat[W_PEAK_BACKLOG] = n
+    if b > ctx.stat[W_PEAK_BYTES]:
+        ctx.stat[W_PEAK_BYTES] = b
     return True
 
 
