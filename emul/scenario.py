@@ -962,10 +962,12 @@ def expand_vary(data: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
             if not isinstance(bv, dict):
                 variants.append(bv)   # scenario_from_dict reports it
                 continue
-            for vcombo in itertools.product(*(vary[k] for k in variant_axes)):
+            # a cap means nothing to sync: it gets the other axes only
+            axes = [k for k in variant_axes if not (k == "cap" and bv.get("strategy") == "sync")]
+            for vcombo in itertools.product(*(vary[k] for k in axes)):
                 v = dict(bv)
                 name = str(v.get("name") or v.get("strategy"))
-                for key, value in zip(variant_axes, vcombo):
+                for key, value in zip(axes, vcombo):
                     v[key] = value
                     name += " " + _vary_label(key, value)
                 v["name"] = f"{name} {group}".strip()
@@ -991,7 +993,7 @@ def load_matrix(
                                 cpus=cpus, strategies=strategies, profiles=profiles)
         if group:
             sc = dataclasses.replace(
-                sc, source=where,
+                sc, source=where, raw=data,
                 variants=tuple(dataclasses.replace(v, group=group) for v in sc.variants))
         out.append(sc)
     return out
