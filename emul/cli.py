@@ -117,8 +117,9 @@ def cmd_run(args, console) -> int:
 def cmd_strategies(args, console) -> int:
     from .strategies import STRATEGY_MODULES
     for name, mod in STRATEGY_MODULES.items():
-        cap = f" (default cap {mod.DEFAULT_CAP_SLOTS} slots)" if mod.DEFAULT_CAP_SLOTS else ""
-        console.print(f"{name:16} {mod.SUMMARY}{cap}")
+        cap = (f"cap {mod.DEFAULT_CAP_SLOTS} slots" if mod.DEFAULT_CAP_SLOTS
+               else "no cap" if mod.NEEDS_GC else "")
+        console.print(f"{name:16} {cap:17} {mod.SUMMARY}")
     return EXIT_OK
 
 

@@ -14,7 +14,7 @@ from ..kernel.zram import Zram
 from .common import dbufs_words, drain_slot_bufs, init_queue, queue_slot_in_buf
 
 NAME = "array"
-SUMMARY = "one array of queued slot indices under a spinlock; cap 64 MiB of pages (16384 slots)"
+SUMMARY = "one array of queued slot indices under a spinlock (64 MiB of 4 KiB pages)"
 NEEDS_GC = True
 DEFAULT_CAP_SLOTS = 16384
 NR_BUFS = 1

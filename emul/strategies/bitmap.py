@@ -19,7 +19,7 @@ from ..kernel.zram import ZP_NR_SLOTS, Zram, gc_test, slot_free, slot_trylock, s
 from .common import cond_resched, find_next_bit, lazy_queue_slot, queue_work
 
 NAME = "bitmap"
-SUMMARY = "RFC v1: gc_map bitmap + find_next_bit scan, trylock, cap 30000 slots"
+SUMMARY = "RFC v1 (Barry Song, 2026-04-12): gc_map walked with find_next_bit, slot trylock"
 NEEDS_GC = True
 DEFAULT_CAP_SLOTS = 30000
 

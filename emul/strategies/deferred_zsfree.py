@@ -17,7 +17,7 @@ from ..kernel.zram import Zram
 from .common import dbufs_words, defer_handle, drain_handle_bufs, init_queue
 
 NAME = "deferred-zsfree"
-SUMMARY = "RFC v2: slot metadata freed in place, handles to a per-pool array (trylock, sync fallback)"
+SUMMARY = "RFC v2: slot_free_extract in place, handles to a per-pool array (trylock, sync fallback)"
 NEEDS_GC = True
 DEFAULT_CAP_SLOTS = 32768   # 128 MiB worth of handles at 4 KiB pages
 NR_BUFS = 1

@@ -17,7 +17,7 @@ from ..kernel.zram import ZP_NR_SLOTS, Zram, gc_test, slot_free, slot_trylock, s
 from .common import cond_resched, find_next_bit, lazy_queue_slot, queue_work
 
 NAME = "hbitmap"
-SUMMARY = "bitmap with a summary level (one bit per gc_map word): the scan skips empty words"
+SUMMARY = "bitmap plus a summary level (one bit per gc_map word): the walk skips empty words"
 NEEDS_GC = True
 DEFAULT_CAP_SLOTS = 30000
 

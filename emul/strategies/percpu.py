@@ -17,7 +17,7 @@ from .common import (cpu_buffers, dbufs_words, drain_slot_bufs, init_queue, queu
                      this_cpu_buf)
 
 NAME = "percpu"
-SUMMARY = "per-CPU arrays of queued slots (local lock), each drained as one batch; cap 30000"
+SUMMARY = "per-CPU arrays of queued slots (local lock), each drained as one batch"
 NEEDS_GC = True
 DEFAULT_CAP_SLOTS = 30000
 

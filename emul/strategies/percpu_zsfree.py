@@ -23,7 +23,7 @@ from .common import (cpu_buffers, dbufs_words, defer_handle, drain_handle_bufs, 
                      this_cpu_buf)
 
 NAME = "percpu-zsfree"
-SUMMARY = "RFC v3: per-CPU handle buffers, drained in same-class runs under one class lock"
+SUMMARY = "RFC v3: per-CPU one-page handle buffers, freed in same-class runs under one class lock"
 NEEDS_GC = True
 DEFAULT_CAP_SLOTS = 30000
 
