@@ -24,7 +24,7 @@ from numba import njit
 from .atomics import (atomic_cas, atomic_fetch_add, atomic_load, atomic_store, atomic_store_release,
                       cpu_relax, read_clock)
 from .context import (COST_FAULT, COST_FREE_FOLIO, COST_SWAP_ENTRY_FREE, COST_ZAP_PTE,
-                      W_COLD, W_GC_FREED, W_IN_PLACE, W_LAZY, W_PTES, W_RECLAIMED, W_REFAULTED, W_RESIDENT_FREED, W_STORED,
+                      W_COLD, W_FALLBACK, W_GC_FREED, W_IN_PLACE, W_LAZY, W_PTES, W_RECLAIMED, W_REFAULTED, W_RESIDENT_FREED, W_STORED,
                       W_SWAP_FREED, W_T_END, W_T_START,
                       Ctx, model_cost, note_cpu)
 from .locking import spin_lock, spin_unlock
@@ -142,8 +142,13 @@ def zap_pte_range(zram: Zram, mm: Mm, ctx: Ctx, start: int, end: int) -> None:
         if pte > 0:
             model_cost(ctx, COST_FREE_FOLIO)
             ctx.stat[W_RESIDENT_FREED] += 1
-        elif zram.params[ZP_STRATEGY] == MM_ASYNC and mm_async.hand_off(zram, ctx, -pte - 1):
-            ctx.stat[W_LAZY] += 1       # vivo: the kworker frees this entry later
+        elif zram.params[ZP_STRATEGY] == MM_ASYNC:
+            # vivo: hand the entry to the kworker; over the cap, free it here (a fallback)
+            if mm_async.hand_off(zram, ctx, -pte - 1):
+                ctx.stat[W_LAZY] += 1
+            else:
+                ctx.stat[W_FALLBACK] += 1
+                swap_entry_free(zram, mm, ctx, -pte - 1)
         else:
             swap_entry_free(zram, mm, ctx, -pte - 1)
 
