@@ -80,8 +80,10 @@ def serve(client) -> int:
             a = msg.get("args") or {}
             if not gate_wait(ctl, int(seq), timeout_ticks):
                 raise RuntimeError("the start gate never opened (bench gone?)")
+            on = bench.OnCpu()
             early = bench.loop_handoff(zram, ctx, int(a["index"]), 1, int(a["turns"]))
-            client.send({"type": "done", "seq": seq, "result": {"early": int(early)}})
+            client.send({"type": "done", "seq": seq,
+                         "result": {"early": int(early), "preempted": on.preempted()}})
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ LAZY_NO = 0          # the strategy never defers (sync)
 LAZY_REFUSED = -1    # over the cap: the caller frees in place (a counted fallback)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def queue_work(zram: Zram, ctx: Ctx) -> None:
     """Schedule the GC work item: set PENDING, and wake the worker only if it is idle.
 
@@ -56,7 +56,7 @@ def queue_work(zram: Zram, ctx: Ctx) -> None:
     ctx.stat[W_WAKEUPS] += 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def gc_reserve(zram: Zram, ctx: Ctx, index: int) -> bool:
     """Count a slot into gc_slots / gc_bytes unless that goes over the cap (then undo, refuse)."""
     size = get_slot_size(zram, index)
@@ -75,7 +75,7 @@ def gc_reserve(zram: Zram, ctx: Ctx, index: int) -> bool:
     return True
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def lazy_queue_slot(zram: Zram, ctx: Ctx, index: int) -> int:
     """Reserve room and mark the slot queued in gc_map; the strategy then records it its way."""
     if not gc_reserve(zram, ctx, index):
