@@ -114,6 +114,111 @@ def cmd_run(args, console) -> int:
     return EXIT_OK
 
 
+def cmd_replay(args, console) -> int:
+    from . import replay as rp
+    from . import results
+    from .controller import Controller, ReplayPlan, debug_bits, run_groups
+    from .profiles import builtin_names, load_profile
+    from .scenario import _read_yaml, load_scenario, scenario_from_dict
+    from .strategies import strategy_names
+    from .traces import read_trace
+
+    if args.time_scale is not None and not (0 < args.time_scale <= 1000):
+        raise InputError("--time-scale", None, f"expected a factor > 0 and <= 1000, got {args.time_scale}")
+    if not (0 < args.size_scale <= 10):
+        raise InputError("--size-scale", None, f"expected a factor > 0 and <= 10, got {args.size_scale}")
+    if args.repeats is not None and args.repeats < 1:
+        raise InputError("--repeats", None, f"expected a count >= 1, got {args.repeats}")
+    strategies = [x.strip() for x in args.strategies.split(",") if x.strip()]
+    unknown = [x for x in strategies if x not in strategy_names()]
+    if not strategies or unknown:
+        raise InputError("--strategies", None, f"expected a comma-separated list of: "
+                         f"{', '.join(strategy_names())}; got {args.strategies!r}")
+    trace = read_trace(args.trace, oom_swap_ratio=args.oom_swap_ratio)
+    base_path = args.scenario or _resolve_scenario(rp.DEFAULT_BASE)
+    profiles = builtin_names() + ([args.profile] if args.profile else [])
+    cpus = os.sched_getaffinity(0)
+    base = load_scenario(base_path, cpus=cpus, strategies=strategy_names(), profiles=profiles)
+    raw = _read_yaml(base_path, base_path)
+    doc = rp.build_scenario_doc(raw, trace.kills, list(dict.fromkeys(strategies)),
+                                base.page_size, args.size_scale)
+    rp.check_fits(doc, base.zram.disksize, base.page_size,
+                  base.workers.reclaim.vma if base.workers.reclaim else 0, base_path)
+    if args.repeats is not None:
+        doc["repeats"] = args.repeats
+    sc = scenario_from_dict(doc, where=f"{base_path} (with the victims of {args.trace})",
+                            cpus=cpus, strategies=strategy_names(), profiles=profiles)
+    debug_bits(sc)
+    profile = load_profile(args.profile or sc.profile)
+    time_scale = None if args.back_to_back else (args.time_scale or 1.0)
+    plan = ReplayPlan(due_ms=rp.due_times(trace.kills, time_scale),
+                      names=tuple(p.name for p in sc.processes[:len(trace.kills)]))
+    outdir = Path(args.output) if args.output else (
+        Path("results") / f"replay-{Path(args.trace).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError("-o", None, f"cannot create the output directory {outdir}: "
+                         f"{exc.strerror}") from None
+    progress = Progress(console)
+    rss = sum(k.rss_kb for k in trace.kills) * args.size_scale / 1024
+    swap = sum(k.swap_kb for k in trace.kills) * args.size_scale / 1024
+    span = max(k.t_ms for k in trace.kills)
+    progress(f"trace {args.trace} ({trace.format}): {len(trace.kills)} kills over {span:.0f} ms, "
+             f"{rss:.0f} MB rss + {swap:.0f} MB swap, {trace.skipped} other lines skipped; "
+             + ("back to back" if time_scale is None else f"time scale {time_scale:g}")
+             + f"; {sc.repeats} repeats of {', '.join(strategies)}; profile {profile.name}")
+    ctl = Controller(sc, profile, progress, log_path=str(outdir / "run.log"), replay=plan)
+    rows: list[dict] = []
+    options = {"strategies": strategies, "time_scale": time_scale, "size_scale": args.size_scale,
+               "target_mb": args.target_mb, "oom_swap_ratio": args.oom_swap_ratio,
+               "base_scenario": base_path}
+
+    def on_repeat(row):
+        rows.append(row)
+        kills = row["replay"]["kills"]
+        freed = [k["swap_freed_ms"] for k in kills if k["swap_freed_ms"] is not None]
+        a = "audit clean" if row["audit"]["ok"] else "AUDIT FAILED: " + "; ".join(
+            row["audit"]["problems"])
+        progress(f"  {row['variant']}: {len(kills)} kills, kill→swap freed max "
+                 f"{max(freed) if freed else 0:.1f} ms, {a}")
+
+    def finish(status: str, reason: str = "") -> dict:
+        doc = results.build(sc, profile, getattr(ctl, "ticks_per_ns", 0.0), rows, status, reason)
+        doc.update(rp.replay_doc_extra(trace, options,
+                                       rp.summarize_replay(rows, strategies, args.target_mb)))
+        results.write(outdir, doc)
+        return doc
+
+    try:
+        run_groups([ctl], on_repeat)
+    except (EmulError, KeyboardInterrupt) as exc:
+        reason = str(exc) if isinstance(exc, EmulError) else f"interrupted ({exc or 'SIGINT'})"
+        finish("aborted", reason)
+        if isinstance(exc, KeyboardInterrupt):
+            print(f"emul: replay aborted: {reason}; partial results in {outdir}", file=sys.stderr)
+            return EXIT_ABORTED
+        raise
+    bad = [r for r in rows if not r["audit"]["ok"]]
+    doc = finish("audit-failed" if bad else "ok")
+    png = rp.plot_replay(doc, outdir / "replay.png")
+    tables = [rp.replay_table(doc["replay_summary"],
+                              f"replay of {args.trace} — {len(trace.kills)} kills, profile "
+                              f"{profile.name}, {doc['machine']['arch']}"),
+              results.worker_table(doc), results.lock_table(doc)]
+    from rich.console import Console
+    with open(outdir / "summary.txt", "w") as f:
+        file_console = Console(file=f, width=220)
+        for tbl in tables:
+            console.print(tbl)
+            file_console.print(tbl)
+    console.print(f"results: {outdir / 'results.json'}  plot: {png}")
+    if bad:
+        raise AuditFailed(f"the audit failed in {len(bad)} of {len(rows)} repeats: "
+                          + "; ".join(bad[0]["audit"]["problems"]))
+    return EXIT_OK
+
+
 def cmd_strategies(args, console) -> int:
     from .strategies import STRATEGY_MODULES
     for name, mod in STRATEGY_MODULES.items():
@@ -145,12 +250,33 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", help="output directory (default results/<name>-<time>)")
     r.add_argument("--repeats", type=int, help="override the scenario's repeats")
     r.set_defaults(fn=cmd_run)
+    rp = sub.add_parser("replay", help="replay a low-memory-killer storm from a log")
+    rp.add_argument("trace", help="lmkd logcat, kernel OOM log, CSV or JSON Lines")
+    rp.add_argument("--scenario", help="base scenario (default scenarios/replay-base.yaml)")
+    rp.add_argument("--strategies", default="sync,bitmap,percpu-zsfree",
+                    help="comma-separated strategies (default sync,bitmap,percpu-zsfree)")
+    when = rp.add_mutually_exclusive_group()
+    when.add_argument("--time-scale", type=float, help="multiply the recorded kill times "
+                      "(default 1: as recorded)")
+    when.add_argument("--back-to-back", action="store_true",
+                      help="ignore the recorded times: each reaper takes the next kill at once")
+    rp.add_argument("--size-scale", type=float, default=1.0,
+                    help="multiply every victim's rss and swap (default 1)")
+    rp.add_argument("--target-mb", type=float, default=100.0,
+                    help="report the time until this much memory was returned (default 100)")
+    rp.add_argument("--oom-swap-ratio", type=float, default=1.0,
+                    help="kernel OOM lines carry no swap size: swap = anon-rss x this")
+    rp.add_argument("--profile", help="cost profile (overrides the base scenario's)")
+    rp.add_argument("--repeats", type=int, help="override the base scenario's repeats")
+    rp.add_argument("-o", "--output", help="output directory (default results/replay-<trace>-<time>)")
+    rp.set_defaults(fn=cmd_replay)
     s = sub.add_parser("strategies", help="list the GC strategies")
     s.set_defaults(fn=cmd_strategies)
     p = sub.add_parser("profiles", help="list the built-in cost profiles")
     p.set_defaults(fn=cmd_profiles)
     b = sub.add_parser("bench", help="microbenchmarks of emul's machinery against an atomic add")
-    b.add_argument("--quick", action="store_true", help="fewer iterations (about 15 s)")
+    b.add_argument("--quick", action="store_true",
+                   help="fewer batches and iterations (seconds once compiled)")
     b.add_argument("-o", "--output", help="also write the rows as JSON to this file")
     b.set_defaults(fn=cmd_bench)
     return ap

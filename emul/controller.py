@@ -38,6 +38,7 @@ ACTORS = {"unmap": [("killer", "unmap", None)], "swapin": [("swapin", "swapin", 
           "mixed": [("killer", "unmap", "victim"), ("swapin", "swapin", "app")]}
 STOPPED_GRACE_S = 2.0
 POLL_MS = 50
+SAMPLE_MS = 2          # replays: the memory-returned timeline's sampling interval
 
 
 @dataclass
@@ -51,10 +52,71 @@ class WorkerProc:
     ran_on: set[int] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class ReplayPlan:
+    """A storm to replay: each victim's kill time (ms after the start), in kill order; the
+    victims are the scenario's first processes of role victim."""
+    due_ms: tuple[float, ...]
+    names: tuple[str, ...]
+
+
+class ReplaySampler:
+    """The memory-returned timeline of one replay, sampled by the controller every few ms:
+    resident pages the reapers freed, the pool's pages given back, the GC backlog."""
+
+    def __init__(self, ctl: "Controller") -> None:
+        self.ctl = ctl
+        self.samples: list[tuple[int, int, int, int]] = []
+        self.t0 = 0
+
+    def start(self) -> None:
+        from .kernel.clock import clock_now as now_ticks
+        from .kernel.replay import CTL_REPLAY_T0
+        arena = self.ctl.arena
+        self.reapers = [w.index for w in self.ctl.actor_workers["killer"]]
+        self.pool_start = int(arena["pool_stat"][0])
+        # the schedule starts a little after the gate opens, so every reaper is waiting on it
+        self.t0 = now_ticks() + int(200e3 * self.ctl.ticks_per_ns)
+        arena["ctl"][CTL_REPLAY_T0] = self.t0
+        self()
+
+    def __call__(self) -> None:
+        from .kernel.clock import clock_now as now_ticks
+        arena = self.ctl.arena
+        ws = arena["wstat"]
+        resident = int(sum(int(ws[i, C.W_RESIDENT_FREED]) for i in self.reapers))
+        self.samples.append((now_ticks() - self.t0, resident, int(arena["pool_stat"][0]),
+                             int(arena["zram_stats"][ST_GC_SLOTS])))
+
+    def result(self) -> dict:
+        from .kernel.replay import kill_record
+        tpn, page = self.ctl.ticks_per_ns, self.ctl.sc.page_size
+        kills = []
+        for i, name in enumerate(self.ctl.replay.names):
+            k = kill_record(self.ctl.arena["kills"], i)
+            start = k["start"] - self.t0
+            swap_done = k["swap_done"] if k["slots"] else k["anon_done"]
+            kills.append({
+                "name": name, "due_ms": self.ctl.replay.due_ms[i],
+                "start_ms": start / tpn / 1e6, "reaper_cpu": k["reaper_cpu"],
+                "anon_freed_ms": (k["anon_done"] - k["start"]) / tpn / 1e6,
+                "swap_freed_ms": ((swap_done - k["start"]) / tpn / 1e6
+                                  if swap_done and not k["slots_left"] else None),
+                "slots": k["slots"], "slots_never_freed": k["slots_left"]})
+        t = [s[0] / tpn / 1e6 for s in self.samples]
+        returned = [(s[1] + (self.pool_start - s[2])) * page / 2**20 for s in self.samples]
+        return {"kills": kills, "timeline": {
+            "t_ms": t, "returned_mb": returned,
+            "resident_freed_mb": [s[1] * page / 2**20 for s in self.samples],
+            "pool_mb": [s[2] * page / 2**20 for s in self.samples],
+            "gc_backlog": [s[3] for s in self.samples]}}
+
+
 class Controller:
     def __init__(self, scenario: Scenario, profile: Profile, progress: Callable[[str], None],
-                 log_path: str | None = None) -> None:
+                 log_path: str | None = None, replay: ReplayPlan | None = None) -> None:
         self.sc, self.profile, self.progress = scenario, profile, progress
+        self.replay = replay
         self.log_path = log_path
         self.workers: list[WorkerProc] = []
         self.arena: Arena | None = None
@@ -86,7 +148,8 @@ class Controller:
             same_ppm=int(sc.data.same_filled * 1e6), huge_ppm=int(sc.data.incompressible * 1e6),
             patterns=tuple(sc.data.patterns), debug=debug_bits(sc),
             zs_flags=sum(ZS_FLAG_NAMES[f] for f in variant.zsmalloc),
-            alloc_start=self.alloc_start())
+            alloc_start=self.alloc_start(),
+            n_kills=len(self.replay.due_ms) if self.replay else 0)
 
     def alloc_start(self) -> int:
         """The swap allocator's first slot (-1: seed-chosen)."""
@@ -137,6 +200,10 @@ class Controller:
         from .kernel.gate import gate_wait
         compile_for(swap_out_range, z, mm, ctx, 0, 0, 0, page)
         compile_for(unmap_vma, z, mm, ctx, 0, 0)
+        import numpy as np
+        from .kernel.replay import reap_run
+        one = np.zeros(1, dtype=np.int64)
+        compile_for(reap_run, z, mm, ctx, self.arena["ctl"], one, one, 0)
         compile_for(swap_in_range, z, mm, ctx, 0, 0, page)
         compile_for(reclaim_run, z, mm, ctx, self.arena["ctl"], 0, 0, page)
         compile_for(gc_worker_run, z, mm, ctx, 0)
@@ -211,10 +278,13 @@ class Controller:
             else:
                 w.stopped_since = None
 
-    def expect(self, types: set[str], deadline: float) -> tuple[str, dict]:
+    def expect(self, types: set[str], deadline: float,
+               on_poll: Callable[[], None] | None = None) -> tuple[str, dict]:
         known = {w.name for w in self.workers}
         while True:
-            got = self.server.recv(POLL_MS, known)
+            if on_poll is not None:
+                on_poll()
+            got = self.server.recv(SAMPLE_MS if on_poll else POLL_MS, known)
             if got is not None:
                 name, msg = got
                 if msg["type"] == "error":
@@ -230,17 +300,21 @@ class Controller:
                 raise RunAborted(f"no answer from the workers within the time limit during "
                                  f"{self.phase}")
 
-    def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> None:
+    def wait_until(self, predicate: Callable[[], bool], timeout_s: float,
+                   on_poll: Callable[[], None] | None = None) -> None:
         deadline = time.monotonic() + timeout_s
         while not predicate():
             self.check_workers()
             if time.monotonic() > deadline:
                 raise RunAborted(f"{self.phase} did not finish within {timeout_s:.0f} s")
+            if on_poll is not None:
+                on_poll()
             time.sleep(0.001)
 
     # --- phases ---------------------------------------------------------------------------------
 
-    def start_phase(self, assignments: dict[str, tuple[str, dict]]) -> None:
+    def start_phase(self, assignments: dict[str, tuple[str, dict]],
+                    before_go: Callable[[], None] | None = None) -> None:
         """Send each named worker its phase, wait until all reached the gate, open it."""
         self.seq += 1
         ctl = self.arena["ctl"]
@@ -248,13 +322,16 @@ class Controller:
         for name, (phase, args) in assignments.items():
             self.send(name, {"type": "phase", "phase": phase, "seq": self.seq, "args": args})
         self.wait_until(lambda: ctl[state.CTL_GATE_ARRIVE] >= len(assignments), PHASE_TIMEOUT_S)
+        if before_go is not None:
+            before_go()
         ctl[state.CTL_GATE_GO] = self.seq
 
-    def wait_done(self, names: set[str]) -> dict[str, dict]:
+    def wait_done(self, names: set[str], on_poll: Callable[[], None] | None = None
+                  ) -> dict[str, dict]:
         out: dict[str, dict] = {}
         deadline = time.monotonic() + PHASE_TIMEOUT_S
         while set(out) != names:
-            name, msg = self.expect({"done"}, deadline)
+            name, msg = self.expect({"done"}, deadline, on_poll)
             if msg.get("seq") == self.seq and name in names:
                 out[name] = msg
         for name, msg in out.items():
@@ -309,24 +386,59 @@ class Controller:
             procs = self.actor_workers[role]
             for k, w in enumerate(procs):   # processes dealt out to the role's workers in turn
                 plan[w.name] = (phase, {"ranges": mine[k::len(procs)]})
+        sampler = before_go = None
+        if self.replay is not None:
+            # every reaper takes the next kill from the shared schedule, in kill order
+            victims = [(s, e) for s, e, _, r in ranges if r == "victim"][:len(self.replay.due_ms)]
+            self.replay_prepare(victims)
+            for w in self.actor_workers["killer"]:
+                plan[w.name] = ("reap", {"ranges": victims,
+                                         "ticks_per_us": max(1, int(self.ticks_per_ns * 1000))})
+            sampler = ReplaySampler(self)
+            before_go = sampler.start
         plan.update({w.name: ("serve", {}) for w in gcs})
         if self.sc.workers.reclaim is not None:
             plan["reclaim"] = ("reclaim", {"start": background[0], "end": background[1]})
-        self.start_phase(plan)
-        done = self.wait_done({w.name for ws in self.actor_workers.values() for w in ws})
+        self.start_phase(plan, before_go)
+        done = self.wait_done({w.name for ws in self.actor_workers.values() for w in ws},
+                              sampler)
         if self.sc.workers.reclaim is not None:
             # reclaim keeps freeing slots: stop it before waiting for the GC to drain
             arena["ctl"][CTL_RECLAIM_STOP] = 1
             done.update(self.wait_done({"reclaim"}))
         peak_after = int(arena["zram_stats"][ST_GC_SLOTS])
         self.phase = f"{variant.name} #{repeat + 1}: GC drain"
-        self.wait_until(self.drained_or_stuck(), PHASE_TIMEOUT_S)
+        self.wait_until(self.drained_or_stuck(), PHASE_TIMEOUT_S, sampler)
+        if sampler is not None:
+            sampler()
         gc_worker_stop(z)
         done.update(self.wait_done({w.name for w in gcs}) if gcs else {})
         self.phase = f"{variant.name} #{repeat + 1}: audit"
         report = audit.audit(arena, expect_empty=True)
-        return self.collect(variant, repeat, done, gcs, stored_before,
-                            pool_pages_before, peak_after, report)
+        row = self.collect(variant, repeat, done, gcs, stored_before,
+                           pool_pages_before, peak_after, report)
+        if sampler is not None:
+            row["replay"] = sampler.result()
+        return row
+
+    # --- replays --------------------------------------------------------------------------------
+
+    def replay_prepare(self, victims: list[tuple[int, int]]) -> None:
+        """Tag every slot a victim's swapped pages hold with its kill, and load the schedule."""
+        import numpy as np
+        from .kernel.replay import CTL_REPLAY_NEXT, K_DUE, K_SLOTS
+        from .kernel.zram import K_SLOTS_LEFT, KILL_WORDS
+        arena = self.arena
+        owner, kills, pte = arena["owner"], arena["kills"], arena["pte"]
+        kills[:] = 0
+        for i, (start, end) in enumerate(victims):
+            ptes = pte[start:end]
+            slots = -ptes[ptes < 0] - 1
+            owner[slots] = i
+            k = i * KILL_WORDS
+            kills[k + K_SLOTS] = kills[k + K_SLOTS_LEFT] = slots.size
+            kills[k + K_DUE] = int(self.replay.due_ms[i] * 1e6 * self.ticks_per_ns)
+        arena["ctl"][CTL_REPLAY_NEXT] = 0
 
     def drained_or_stuck(self) -> Callable[[], bool]:
         """The GC is done: nothing queued, or it sleeps and gc_slots has not moved for a second

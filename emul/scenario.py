@@ -765,11 +765,14 @@ def _resolve(model: _ScenarioIn, *, where: str, raw: dict[str, Any], available: 
             ("zram", "disksize"),
             f"expected a multiple of the page size ({page_text}), got {_got(raw, ('zram', 'disksize'), disksize)}",
         ))
-    total_vma = sum(p.vma for p in model.processes)
-    if disksize < total_vma:
+    # the device must hold what is swapped out, plus the reclaim worker's process at worst
+    swapped = sum(round(p.swapped * (p.vma // page)) * page for p in model.processes)
+    reclaim_vma = model.workers.reclaim.vma if model.workers.reclaim is not None else 0
+    if disksize < swapped + reclaim_vma:
+        extra = f" plus the reclaim worker's {format_size(reclaim_vma)}" if reclaim_vma else ""
         problems.append((
             ("zram", "disksize"),
-            f"expected at least the processes' total VMA size ({format_size(total_vma)}), "
+            f"expected room for the swapped-out pages ({format_size(swapped)}{extra}), "
             f"got {_got(raw, ('zram', 'disksize'), disksize)}",
         ))
 

@@ -187,7 +187,7 @@ def test_gc_count_repeats_a_single_cpu() -> None:
         (base(zram={"disksize": "lots"}), "zram.disksize", 'expected a size like 256M or 1G, got "lots"'),
         (base(processes=[{"vma": "1.3K"}]), "processes[0].vma", "expected a whole number of bytes"),
         (base(processes=[{"vma": "6K"}]), "processes[0].vma", 'expected a multiple of the page size (4K), got "6K"'),
-        (base(zram={"disksize": "128M"}), "zram.disksize", "expected at least the processes' total VMA size (256M)"),
+        (base(zram={"disksize": "128M"}), "zram.disksize", "expected room for the swapped-out pages (256M)"),
         (base(workers={"gc": {"cpu": 5}}), "workers.gc.cpu", "CPU 5 is not available on this machine (available: 0-1)"),
         (base(workers={"gc": {"cpu": [0, "cpu7"]}}), "workers.gc.cpu[1]", "CPU 7 is not available on this machine"),
         (base(workers={"killer": {"cpu": "five"}}), "workers.killer.cpu", 'expected a CPU number like 0 or "cpu0", got "five"'),

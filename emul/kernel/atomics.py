@@ -186,6 +186,19 @@ def futex_wait(typingctx, arr, index, expected, timeout_ns):
 
 
 @intrinsic
+def sched_yield(typingctx):
+    """Give the CPU to another runnable thread (libc sched_yield)."""
+    sig = types.int64()
+
+    def codegen(context, builder, sig, args):
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield")
+        return builder.sext(builder.call(fn, []), ir.IntType(64))
+
+    return sig, codegen
+
+
+@intrinsic
 def sched_getcpu(typingctx):
     """The CPU this thread runs on now (libc sched_getcpu)."""
     sig = types.int64()

@@ -6,7 +6,9 @@ CPU (a bounce). Each lock word sits at the start of its own 64-byte line, as ___
 puts the kernel's size_class locks.
 
 Spinning is test-and-test-and-set with the CPU's relax hint: read until the word looks free, then
-one atomic exchange. Where the kernel sleeps (the bit-wait slot lock), emul spins: the waiters it
+one atomic exchange. A waiter that has spun for SPINS_BEFORE_YIELD reads yields its CPU: the
+kernel's spinlock holders cannot be preempted, emul's can, and a holder preempted by a waiter on
+its own CPU would otherwise be stuck for a whole time slice (milliseconds of phantom wait). Where the kernel sleeps (the bit-wait slot lock), emul spins: the waiters it
 models are short and a futex round trip would dominate them.
 """
 from __future__ import annotations
@@ -14,13 +16,25 @@ from __future__ import annotations
 from numba import njit
 
 from .atomics import (atomic_cas, atomic_fetch_add, atomic_load, atomic_store_release,
-                      atomic_xchg, cpu_relax, read_clock)
+                      atomic_xchg, cpu_relax, read_clock, sched_yield)
 from .context import W_CPU, Ctx, lockstat_on
 from .lockstat import (LS_ACQ_BOUNCES, LS_ACQUISITIONS, LS_CON_BOUNCES, LS_CONTENTIONS,
                        LS_HOLD_MAX, LS_HOLD_MIN, LS_HOLD_START, LS_HOLD_TOTAL, LS_ROW,
                        LS_WAIT_MAX, LS_WAIT_MIN, LS_WAIT_TOTAL)
 
 RW_WRITER = 1 << 62
+SPINS_BEFORE_YIELD = 2048    # ~10-50 us of cpu_relax: far beyond any modelled hold time
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def spin_wait_step(spins: int) -> int:
+    """One step of a busy wait: relax, and every SPINS_BEFORE_YIELD steps let others run."""
+    cpu_relax()
+    spins += 1
+    if spins >= SPINS_BEFORE_YIELD:
+        sched_yield()
+        spins = 0
+    return spins
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -68,9 +82,10 @@ def lock_released(ctx: Ctx, lclass: int) -> None:
 def spin_lock(words, i: int, ctx: Ctx, lclass: int) -> None:
     if atomic_xchg(words, i, 1) != 0:
         t0 = read_clock()
+        spins = 0
         while True:
             while atomic_load(words, i) != 0:
-                cpu_relax()
+                spins = spin_wait_step(spins)
             if atomic_xchg(words, i, 1) == 0:
                 break
         prev = atomic_load(words, i + 1)
@@ -105,9 +120,10 @@ def read_lock(words, i: int, ctx: Ctx, lclass: int) -> None:
     if old & RW_WRITER:
         atomic_fetch_add(words, i, -1)
         t0 = read_clock()
+        spins = 0
         while True:
             while atomic_load(words, i) & RW_WRITER:
-                cpu_relax()
+                spins = spin_wait_step(spins)
             old = atomic_fetch_add(words, i, 1)
             if not old & RW_WRITER:
                 break
@@ -126,9 +142,10 @@ def read_unlock(words, i: int, ctx: Ctx, lclass: int) -> None:
 def write_lock(words, i: int, ctx: Ctx, lclass: int) -> None:
     t0 = read_clock()
     contended = False
+    spins = 0
     while atomic_cas(words, i, 0, RW_WRITER) != 0:
         contended = True
-        cpu_relax()
+        spins = spin_wait_step(spins)
     if contended:
         lock_contended(ctx, lclass, read_clock() - t0, False)
     lock_acquired(ctx, lclass, 0)

@@ -19,7 +19,7 @@ from .mm import SWAP_CURSOR, Mm
 from .zram import (FAULTS_WORDS, PARAMS_WORDS, STATS_WORDS, ZP_CAP_BYTES, ZP_CAP_SLOTS,
                    ZP_DEBUG, ZP_GC_QUEUE_LEN, ZP_HUGE_CLASS_SIZE, ZP_HUGE_PPM,
                    ZP_MEAN_COMP_LEN, ZP_NR_PATTERNS, ZP_NR_SLOTS, ZP_PAGE_SHIFT, ZP_SAME_PPM, ZP_SEED,
-                   ZP_SPREAD_PERMILLE, ZP_STRATEGY, Zram)
+                   ZP_SPREAD_PERMILLE, ZP_STRATEGY, ZP_TRACK_OWNERS, KILL_WORDS, Zram)
 from .zs_classes import build_size_classes
 from .zsmalloc import (CI_HUGE, CI_OBJS, CI_PAGES, CI_SIZE, CI_WORDS, CLASS_LOCK_STRIDE,
                        CS_WORDS, NR_FULLNESS_GROUPS, PC_CLASS_DELTA, PC_FLAGS, PC_MAX_OBJS,
@@ -52,6 +52,7 @@ class Geometry:
     debug: int = 0
     zs_flags: int = 0
     alloc_start: int = -1      # the swap allocator's first slot; -1: chosen from the seed
+    n_kills: int = 0           # replays: victims whose teardown is tracked per kill
     patterns: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
@@ -84,6 +85,8 @@ def build_layout(geo: Geometry) -> Layout:
     lay.add("faults", i64, FAULTS_WORDS)
     lay.add("patterns", i64, max(1, len(geo.patterns)) * (geo.page_size // 8))
     lay.add("pattern_len", i64, max(1, len(geo.patterns)))
+    lay.add("owner", i64, geo.nr_slots if geo.n_kills else 1)
+    lay.add("kills", i64, max(1, geo.n_kills) * KILL_WORDS)
     # zsmalloc
     lay.add("pool_lock", i64, 8)
     lay.add("pool_stat", i64, PS_WORDS)
@@ -134,6 +137,8 @@ def init_state(arena: Arena, geo: Geometry) -> None:
     p[ZP_DEBUG] = geo.debug
     p[ZP_GC_QUEUE_LEN] = geo.queue_words
     p[ZP_NR_PATTERNS] = len(geo.patterns)
+    p[ZP_TRACK_OWNERS] = int(geo.n_kills > 0)
+    arena["owner"][:] = -1
     for k, text in enumerate(geo.patterns):
         image, comp_len = pattern_page(text, geo.page_size)
         arena["patterns"].reshape(-1, geo.page_size // 8)[k] = image
@@ -177,7 +182,7 @@ def zram_view(arena: Arena) -> Zram:
                 arena["obj_head"], arena["obj_zspage"], arena["obj_csum"], arena["pool_consts"])
     return Zram(arena["table"], arena["zram_stats"], arena["gc_map"], arena["gc_ctl"],
                 arena["gc_queue"], arena["zram_params"], arena["faults"], arena["patterns"],
-                arena["pattern_len"], pool)
+                arena["pattern_len"], arena["owner"], arena["kills"], pool)
 
 
 def mm_view(arena: Arena) -> Mm:

@@ -15,6 +15,8 @@ Shared arrays (one ``Zram`` of views into the arena):
   faults[]        emul's own fault counters, read by the audit (never by the kernel paths)
   patterns[]      data profile "patterns": one page image per text pattern (page k holds
                   pattern k % n), and pattern_len[] its compressed length
+  owner[]         emul only, replays: the kill whose victim's content a slot holds (-1: none)
+  kills[]         emul only, replays: KILL_WORDS per kill (see emul/kernel/replay.py)
 
 Locking: the entry lock (ZRAM_ENTRY_LOCK) is taken by slot_lock (waits) or slot_trylock (only
 zram_slot_free_notify and the GC drain). Everything in an entry other than the lock bit changes
@@ -32,12 +34,12 @@ from .atomics import (atomic_cas, atomic_fetch_add, atomic_fetch_and, atomic_fet
 from .context import (COST_COMPRESS_KIB, COST_DECOMPRESS_KIB, COST_SLOT_FREE,
                       COST_SLOT_FREE_COLD, W_COLD, W_CPU,
                       W_REUSED_QUEUED, Ctx, model_cost, model_cost_scaled)
-from .locking import lock_acquired, lock_contended, lock_released
+from .locking import lock_acquired, lock_contended, lock_released, spin_wait_step
 from .lockstat import LOCK_SLOT
 from .zsmalloc import zs_free, zs_malloc, zs_obj_read
 
 Zram = namedtuple("Zram", ["table", "stats", "gc_map", "gc_ctl", "gc_queue", "params", "faults",
-                           "patterns", "pattern_len", "pool"])
+                           "patterns", "pattern_len", "owner", "kills", "pool"])
 
 # enum zram_pageflags, as offsets from ZRAM_FLAG_SHIFT (PAGE_SHIFT + 1)
 ZRAM_SAME = 0
@@ -85,6 +87,7 @@ ZP_HUGE_PPM = 10          # ... incompressible pages, parts per million
 ZP_DEBUG = 11             # debug switches (emul/kernel/debug.py), 0 in real runs
 ZP_GC_QUEUE_LEN = 12
 ZP_NR_PATTERNS = 13       # data profile: text patterns in use (0: random page content)
+ZP_TRACK_OWNERS = 14      # replay: slot_free_extract counts each victim's slots down (owner[])
 
 # debug switches (ZP_DEBUG bits): break the model on purpose so a test can see the audit fail
 DEBUG_REUSE_KEEPS_QUEUED = 1   # a write into a queued slot leaves it queued: GC frees new data
@@ -184,9 +187,10 @@ def slot_lock(zram: Zram, ctx: Ctx, index: int) -> None:
     w = 2 * index + 1
     lock = flag_bit(zram, ZRAM_ENTRY_LOCK)
     prev = (atomic_load(zram.table, w) >> OWNER_SHIFT) & 0xFF
+    spins = 0
     while True:
         while atomic_load(zram.table, w) & lock:
-            cpu_relax()
+            spins = spin_wait_step(spins)
         if __slot_acquire(zram, ctx, index):
             break
     lock_contended(ctx, LOCK_SLOT, read_clock() - t0, prev != 0 and prev != ctx.stat[W_CPU] + 1)
@@ -230,7 +234,24 @@ def gc_forget(zram: Zram, index: int) -> bool:
 
 # --- slot_free ---------------------------------------------------------------------------------
 
+# replays: per-kill words in zram.kills (KILL_WORDS each); emul/kernel/replay.py fills the rest
+KILL_WORDS = 8
+K_SLOTS_LEFT = 5          # the victim's slots still holding content
+K_SWAP_DONE = 3           # read_clock() when the last of them was freed
+
+
 @njit(cache=True, _nrt=False)
+def __note_victim_slot_freed(zram: Zram, index: int) -> None:
+    """A slot of a replayed victim lost its content: count it, stamp the victim's last one."""
+    owner = zram.owner[index]
+    if owner < 0:
+        return
+    zram.owner[index] = -1
+    if atomic_fetch_add(zram.kills, owner * KILL_WORDS + K_SLOTS_LEFT, -1) == 1:
+        zram.kills[owner * KILL_WORDS + K_SWAP_DONE] = read_clock()
+
+
+@njit(cache=True, _nrt=False, inline="always")   # a call would cost more than its work
 def slot_free_extract(zram: Zram, ctx: Ctx, index: int) -> int:
     """slot_free's zram half: reset the entry's flags, size and handle, fix the stats. Caller
     holds the slot lock. Returns the handle whose object still needs zs_free (0: none).
@@ -241,6 +262,8 @@ def slot_free_extract(zram: Zram, ctx: Ctx, index: int) -> int:
     gc_forget(zram, index)
     if not slot_allocated(zram, index) and get_slot_handle(zram, index) == 0:
         return 0   # an empty slot (a fresh write's target): nothing to free, nothing to pay
+    if zram.params[ZP_TRACK_OWNERS]:
+        __note_victim_slot_freed(zram, index)
     model_cost(ctx, COST_SLOT_FREE)
     w = 2 * index + 1
     zram.table[w] &= ~(flag_bit(zram, ZRAM_IDLE) | flag_bit(zram, ZRAM_INCOMPRESSIBLE)
