@@ -10,6 +10,7 @@ from pathlib import Path
 from .errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK, AuditFailed, EmulError, InputError
 
 DEFAULT_SCENARIO = "scenarios/seed-unmap.yaml"
+SOAK_SCENARIO = "scenarios/contention-mixed.yaml"
 
 
 def _repo_root() -> Path:
@@ -85,18 +86,35 @@ def cmd_run(args, console) -> int:
     def ticks() -> float:
         return max((getattr(c, "ticks_per_ns", 0.0) for c in ctls), default=0.0)
 
+    chaos = None
+    if args.chaos is not None:
+        from .chaos import Chaos
+        chaos = Chaos(args.chaos, args.chaos_kind)
+        progress(f"chaos: seed {args.chaos}: {chaos.kind} after {chaos.delay_s:.2f} s")
+
+    def extras(doc: dict) -> dict:
+        doc["control"] = {"dropped_messages": sum(c.dropped_messages for c in ctls)}
+        if chaos is not None:
+            doc["chaos"] = chaos.fired or {"seed": chaos.seed, "kind": chaos.kind,
+                                           "fired": False}
+        return doc
+
     try:
-        run_groups(ctls, on_repeat)
+        run_groups(ctls, on_repeat, (lambda: chaos.arm(ctls)) if chaos else None)
     except (EmulError, KeyboardInterrupt) as exc:
+        if chaos is not None:
+            chaos.disarm()
         reason = str(exc) if isinstance(exc, EmulError) else f"interrupted ({exc or 'SIGINT'})"
-        doc = results.build(groups, profiles, ticks(), rows, "aborted", reason)
+        doc = extras(results.build(groups, profiles, ticks(), rows, "aborted", reason))
         results.write(outdir, doc)
         if isinstance(exc, KeyboardInterrupt):
             print(f"emul: run aborted: {reason}; partial results in {outdir}", file=sys.stderr)
             return EXIT_ABORTED
         raise
+    if chaos is not None:
+        chaos.disarm()
     bad = [r for r in rows if not r["audit"]["ok"]]
-    doc = results.build(groups, profiles, ticks(), rows, "audit-failed" if bad else "ok")
+    doc = extras(results.build(groups, profiles, ticks(), rows, "audit-failed" if bad else "ok"))
     path_json = results.write(outdir, doc)
     tables = [results.table(doc), results.worker_table(doc)]
     if any(g.lockstat for g in groups):
@@ -219,6 +237,98 @@ def cmd_replay(args, console) -> int:
     return EXIT_OK
 
 
+def cmd_soak(args, console) -> int:
+    """Cycle a scenario's actors with every strategy for N minutes, auditing every cycle."""
+    import dataclasses
+
+    from . import results
+    from .controller import Controller, debug_bits, run_groups
+    from .profiles import builtin_names, load_profile
+    from .scenario import VariantSpec, load_scenario
+    from .strategies import strategy_names
+
+    if not (0 < args.minutes <= 7 * 24 * 60):
+        raise InputError("--minutes", None, f"expected minutes > 0 (at most a week), got {args.minutes}")
+    names = [x.strip() for x in (args.strategies or ",".join(strategy_names())).split(",") if x.strip()]
+    if not names or any(n not in strategy_names() for n in names):
+        raise InputError("--strategies", None, f"expected a comma-separated list of: "
+                         f"{', '.join(strategy_names())}; got {args.strategies!r}")
+    path = args.scenario or _resolve_scenario(SOAK_SCENARIO)
+    sc = load_scenario(path, cpus=os.sched_getaffinity(0), strategies=strategy_names(),
+                       profiles=builtin_names() + ([args.profile] if args.profile else []))
+    sc = dataclasses.replace(sc, repeats=10**6, variants=tuple(
+        VariantSpec(name=n, strategy=n, cap_slots=None, cap_bytes=None) for n in names))
+    debug_bits(sc)
+    profile = load_profile(args.profile or sc.profile)
+    outdir = Path(args.output) if args.output else (
+        Path("results") / f"soak-{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    outdir.mkdir(parents=True, exist_ok=True)
+    progress = Progress(console)
+    progress(f"soak: {path} for {args.minutes:g} min, strategies {', '.join(names)}, "
+             f"profile {profile.name}; an audit after every cycle")
+    ctl = Controller(sc, profile, lambda text: None, log_path=str(outdir / "run.log"))
+    rows: list[dict] = []
+    t0 = time.monotonic()
+
+    def ready() -> None:
+        nonlocal t0
+        t0 = time.monotonic()     # the soak's minutes count from when the workers are up
+
+    def on_repeat(row):
+        rows.append(row)
+        if not row["audit"]["ok"]:
+            progress(f"  AUDIT FAILED: {row['variant']} cycle {row['repeat'] + 1}: "
+                     + "; ".join(row["audit"]["problems"]))
+        if row["variant"] == names[-1] or len(rows) % len(names) == 0:
+            clean = sum(r["audit"]["ok"] for r in rows)
+            progress(f"  {(time.monotonic() - t0) / 60:5.1f} min: {len(rows)} cycles, "
+                     f"{clean} audits clean, {_slots_moved(rows):,} slots moved")
+
+    status, reason = "ok", ""
+    try:
+        run_groups([ctl], on_repeat, ready, duration_s=args.minutes * 60)
+    except (EmulError, KeyboardInterrupt) as exc:
+        status = "aborted"
+        reason = str(exc) if isinstance(exc, EmulError) else f"interrupted ({exc or 'SIGINT'})"
+    bad = [r for r in rows if not r["audit"]["ok"]]
+    if status == "ok" and bad:
+        status = "audit-failed"
+    sc_done = dataclasses.replace(sc, repeats=max([r["repeat"] + 1 for r in rows] or [0]))
+    doc = results.build(sc_done, profile, getattr(ctl, "ticks_per_ns", 0.0), rows, status, reason)
+    doc["soak"] = {"minutes": args.minutes, "cycles": len(rows), "slots_moved": _slots_moved(rows),
+                   "audits_clean": len(rows) - len(bad), "audits_failed": len(bad),
+                   "failed_writes": sum(r["zram_stats"]["failed_writes"] for r in rows)}
+    results.write(outdir, doc)
+    from rich.table import Table
+    t = Table(title=f"soak: {sc.name}, {args.minutes:g} min, {doc['machine']['arch']}")
+    for col in ("strategy", "cycles", "audits clean", "slots moved", "reused while queued"):
+        t.add_column(col, justify="left" if col == "strategy" else "right")
+    for n in names:
+        rs = [r for r in rows if r["variant"] == n]
+        t.add_row(n, f"{len(rs):,}", f"{sum(r['audit']['ok'] for r in rs):,}",
+                  f"{_slots_moved(rs):,}", f"{sum(r['reused_queued'] for r in rs):,}")
+    t.add_row("all", f"{len(rows):,}", f"{len(rows) - len(bad):,}", f"{_slots_moved(rows):,}",
+              f"{sum(r['reused_queued'] for r in rows):,}")
+    console.print(t)
+    with open(outdir / "summary.txt", "w") as f:
+        from rich.console import Console
+        Console(file=f, width=160).print(t)
+    console.print(f"results: {outdir / 'results.json'}")
+    if status == "aborted":
+        print(f"emul: soak aborted: {reason}; partial results in {outdir}", file=sys.stderr)
+        return EXIT_ABORTED
+    if bad:
+        raise AuditFailed(f"the audit failed in {len(bad)} of {len(rows)} cycles: "
+                          + "; ".join(bad[0]["audit"]["problems"]))
+    return EXIT_OK
+
+
+def _slots_moved(rows: list[dict]) -> int:
+    """Slots freed (lazily or in place) and written (swap-out, reclaim) over the given cycles."""
+    return sum(r["lazy"] + r["in_place"] + r["reclaimed"]
+               + r["zram_stats_before"]["pages_stored"] for r in rows)
+
+
 def cmd_strategies(args, console) -> int:
     from .strategies import STRATEGY_MODULES
     for name, mod in STRATEGY_MODULES.items():
@@ -236,9 +346,73 @@ def cmd_profiles(args, console) -> int:
     return EXIT_OK
 
 
+def cmd_topo(args, console) -> int:
+    import json
+
+    from .topology import TopologyError, describe, read_topology
+    try:
+        topo = read_topology(args.sysfs_root)
+    except TopologyError as exc:
+        raise InputError("--sysfs-root", None, str(exc)) from None
+    # this process's affinity means nothing for a recorded tree: there every online CPU counts
+    allowed = os.sched_getaffinity(0) if args.sysfs_root == "/sys" else set(topo.online)
+    if args.json:
+        print(json.dumps(topo.to_dict(sorted(allowed & set(topo.online))), indent=1))
+        return EXIT_OK
+    lines, columns, rows = describe(topo, allowed)
+    if console.is_terminal:
+        from rich.table import Table
+        for line in lines:
+            console.print(line, markup=False, highlight=False)
+        t = Table()
+        for col in columns:
+            t.add_column(col, no_wrap=True)
+        for row in rows:
+            t.add_row(*row)
+        console.print(t)
+    else:   # plain columns for pipes and logs
+        print("\n".join(lines))
+        widths = [max(len(r[i]) for r in [columns, *rows]) for i in range(len(columns))]
+        for r in [columns, *rows]:
+            print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    return EXIT_OK
+
+
 def cmd_bench(args, console) -> int:
     from .bench import run_bench
     return run_bench(console, quick=args.quick, output=args.output)
+
+
+def cmd_compare(args, console) -> int:
+    from .compare import load_runs, print_comparison
+    print_comparison(load_runs(args.runs), console)
+    return EXIT_OK
+
+
+def cmd_report(args, console) -> int:
+    """summary.txt (and plots, and with --csv the CSV files) again, from results.json alone."""
+    from .resultsio import load_results, render_plots, results_path, summary_tables, write_summary
+    doc = load_results(args.run)
+    outdir = Path(args.output) if args.output else results_path(args.run).parent
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError("-o", None, f"cannot create the output directory {outdir}: "
+                         f"{exc.strerror}") from None
+    if doc.get("status", "ok") != "ok":
+        console.print(f"run status: {doc['status']}" + (f" ({doc['reason']})" if doc.get("reason")
+                                                        else ""), markup=False)
+    written = [write_summary(outdir, summary_tables(doc), console), *render_plots(doc, outdir)]
+    if args.csv:
+        from .export import write_csv
+        written += write_csv(outdir, doc)
+    console.print("wrote: " + ", ".join(str(p) for p in written), markup=False)
+    return EXIT_OK
+
+
+def cmd_calibrate(args, console) -> int:
+    from .calibrate import run_calibrate
+    return run_calibrate(args, console, Progress(console))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,6 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", help="cost profile name or YAML path (overrides the scenario's)")
     r.add_argument("-o", "--output", help="output directory (default results/<name>-<time>)")
     r.add_argument("--repeats", type=int, help="override the scenario's repeats")
+    r.add_argument("--chaos", type=int, metavar="SEED",
+                   help="inject one fault at a random moment (testing: the run must end cleanly)")
+    from .chaos import KINDS
+    r.add_argument("--chaos-kind", choices=KINDS, help="the fault --chaos injects (default: "
+                   "chosen by the seed)")
     r.set_defaults(fn=cmd_run)
     rp = sub.add_parser("replay", help="replay a low-memory-killer storm from a log")
     rp.add_argument("trace", help="lmkd logcat, kernel OOM log, CSV or JSON Lines")
@@ -270,15 +449,51 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--repeats", type=int, help="override the base scenario's repeats")
     rp.add_argument("-o", "--output", help="output directory (default results/replay-<trace>-<time>)")
     rp.set_defaults(fn=cmd_replay)
+    sk = sub.add_parser("soak", help="cycle a scenario with every strategy for N minutes, "
+                        "auditing every cycle")
+    sk.add_argument("scenario", nargs="?", help="scenario (default scenarios/contention-mixed.yaml)")
+    sk.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
+    sk.add_argument("--strategies", help="comma-separated (default: all)")
+    sk.add_argument("--profile", help="cost profile (overrides the scenario's)")
+    sk.add_argument("-o", "--output", help="output directory (default results/soak-<name>-<time>)")
+    sk.set_defaults(fn=cmd_soak)
     s = sub.add_parser("strategies", help="list the GC strategies")
     s.set_defaults(fn=cmd_strategies)
     p = sub.add_parser("profiles", help="list the built-in cost profiles")
     p.set_defaults(fn=cmd_profiles)
+    tp = sub.add_parser("topo", help="this machine's CPUs: capacity, clusters, caches, and the "
+                        "names a scenario may pin workers by")
+    tp.add_argument("--sysfs-root", default="/sys", metavar="DIR",
+                    help="read DIR/devices/system/cpu instead of /sys's (a recorded tree)")
+    tp.add_argument("--json", action="store_true", help="print JSON")
+    tp.set_defaults(fn=cmd_topo)
     b = sub.add_parser("bench", help="microbenchmarks of emul's machinery against an atomic add")
     b.add_argument("--quick", action="store_true",
                    help="fewer batches and iterations (seconds once compiled)")
     b.add_argument("-o", "--output", help="also write the rows as JSON to this file")
     b.set_defaults(fn=cmd_bench)
+    c = sub.add_parser("calibrate", help="measure this machine's kernel (zram swap) and write a "
+                       "cost profile, then compare emul with it")
+    c.add_argument("--setup", action="store_true", help="(root) configure an unused /dev/zramN "
+                   "as swap for the measurement and restore it afterwards")
+    c.add_argument("--device", help="the zram device, /dev/zramN (default: the active zram swap "
+                   "device; with --setup, the first unused one)")
+    c.add_argument("--mib", type=int, default=256, help="MiB per process (default 256)")
+    c.add_argument("--repeats", type=int, default=5, help="repeats of each measurement, "
+                   "median taken (default 5)")
+    c.add_argument("--output", help="profile to write (default profiles/calibrated-<host>.yaml)")
+    c.add_argument("--no-emulate", action="store_true", help="only measure and fit: no emul "
+                   "runs (emul's own machinery is then not subtracted from the costs)")
+    c.set_defaults(fn=cmd_calibrate)
+    c = sub.add_parser("compare", help="the same figures of several runs side by side")
+    c.add_argument("runs", nargs="+", metavar="RUN",
+                   help="a results directory or results.json; the first is the reference")
+    c.set_defaults(fn=cmd_compare)
+    rr = sub.add_parser("report", help="re-render a run's summary.txt and plots from results.json")
+    rr.add_argument("run", metavar="RUN", help="a results directory or results.json")
+    rr.add_argument("-o", "--output", help="write here instead of next to the results")
+    rr.add_argument("--csv", action="store_true", help="also write the figures as CSV files")
+    rr.set_defaults(fn=cmd_report)
     return ap
 
 

@@ -117,6 +117,8 @@ class Controller:
                  log_path: str | None = None, replay: ReplayPlan | None = None) -> None:
         self.sc, self.profile, self.progress = scenario, profile, progress
         self.replay = replay
+        self.chaos_raise: tuple[str, int] | None = None   # emul run --chaos: (kind, worker)
+        self.dropped_messages = 0
         self.log_path = log_path
         self.workers: list[WorkerProc] = []
         self.arena: Arena | None = None
@@ -262,6 +264,7 @@ class Controller:
         for w in self.workers:
             rc = w.popen.poll()
             if rc is not None:
+                self.raise_pending_error(w.name)   # it may have said why before it exited
                 how = (f"was killed by {signal.Signals(-rc).name}" if rc < 0
                        else f"exited with status {rc}")
                 raise RunAborted(f"worker {w.name} (pid {w.popen.pid}) {how} during {self.phase}")
@@ -288,17 +291,30 @@ class Controller:
             if got is not None:
                 name, msg = got
                 if msg["type"] == "error":
-                    if self.log_path:
-                        with open(self.log_path, "a") as f:
-                            f.write(f"--- worker {name} ---\n{msg.get('traceback', '')}\n")
-                    raise RunAborted(f"worker {name} failed during {self.phase}: "
-                                     f"{msg.get('message')}")
+                    self.worker_failed(name, msg)
                 if msg["type"] in types:
                     return name, msg
             self.check_workers()
             if time.monotonic() > deadline:
                 raise RunAborted(f"no answer from the workers within the time limit during "
                                  f"{self.phase}")
+
+    def worker_failed(self, name: str, msg: dict) -> None:
+        """A worker's error message: its traceback to the log, one line to the user."""
+        if self.log_path:
+            with open(self.log_path, "a") as f:
+                f.write(f"--- worker {name} ---\n{msg.get('traceback', '')}\n")
+        raise RunAborted(f"worker {name} failed during {self.phase}: {msg.get('message')}")
+
+    def raise_pending_error(self, name: str) -> None:
+        """Read what is queued on the socket; raise the named worker's error if it sent one."""
+        known = {w.name for w in self.workers}
+        while True:
+            got = self.server.recv(0, known) if self.server is not None else None
+            if got is None:
+                return
+            if got[1]["type"] == "error":
+                self.worker_failed(got[0], got[1])
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float,
                    on_poll: Callable[[], None] | None = None) -> None:
@@ -346,6 +362,7 @@ class Controller:
         for key in arena.views:
             arena[key][:] = 0
         state.init_state(arena, geo)
+        self.apply_chaos()
         strat = get_strategy(variant.strategy)
         if hasattr(strat, "setup_queue"):
             strat.setup_queue(arena["gc_queue"], sc.nr_slots, self.cap_slots(variant))
@@ -370,6 +387,7 @@ class Controller:
         wstat[:] = 0
         lockstat.reset_rows(arena["lockstat"])
         for w in self.workers:
+            wstat[w.index, C.W_INDEX] = w.index
             wstat[w.index, C.W_LOCKSTAT] = int(sc.lockstat)
             if w.role == "gc":
                 wstat[w.index, C.W_GC_POLL_NS] = int(sc.workers.gc.idle_poll_ns
@@ -420,6 +438,17 @@ class Controller:
         if sampler is not None:
             row["replay"] = sampler.result()
         return row
+
+    def apply_chaos(self) -> None:
+        """Re-arm an injected raise in the (freshly reset) arena."""
+        if self.chaos_raise is None or self.arena is None:
+            return
+        from .kernel.zram import F_CHAOS
+        kind, index = self.chaos_raise
+        if kind == "raise-compiled":
+            self.arena["faults"][F_CHAOS] = index + 1
+        else:
+            self.arena["ctl"][state.CTL_CHAOS_PY] = index + 1
 
     # --- replays --------------------------------------------------------------------------------
 
@@ -565,6 +594,7 @@ class Controller:
                 w.popen.wait()
         try:
             if self.server is not None:
+                self.dropped_messages = self.server.dropped
                 self.server.close()
                 self.server = None
         finally:
@@ -574,14 +604,17 @@ class Controller:
                 self.arena = None
 
 
-def run_groups(groups: list[Controller], on_repeat: Callable[[dict], None] | None = None
-               ) -> list[dict]:
+def run_groups(groups: list[Controller], on_repeat: Callable[[dict], None] | None = None,
+               on_ready: Callable[[], None] | None = None,
+               duration_s: float | None = None) -> list[dict]:
     """Run the repeats of several controllers' variants, interleaved so that drift on a shared
     machine hits every variant alike: each repeat visits every group and variant, and every
     other repeat in reverse order. Every group's workers stay up for the whole run (an idle
     worker waits on its socket and uses no CPU). Ctrl-C or SIGTERM stops every group's workers
-    first, then removes the arenas."""
+    first, then removes the arenas. With duration_s, no new cycle of every variant starts once
+    that long has passed since the workers were up."""
     rows: list[dict] = []
+    check_resources(groups)
     previous = {sig: signal.signal(sig, _raise_interrupt)
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -590,10 +623,15 @@ def run_groups(groups: list[Controller], on_repeat: Callable[[dict], None] | Non
                 ctl.progress(f"group {g + 1}/{len(groups)}: "
                              f"{ctl.sc.variants[0].group or ctl.sc.name}")
             ctl.setup()
+        if on_ready is not None:
+            on_ready()
+        deadline = None if duration_s is None else time.monotonic() + duration_s
         order = [(ctl, v) for ctl in groups for v in ctl.sc.variants]
         repeats = max(ctl.sc.repeats for ctl in groups)
         for r in range(repeats):
             seq = order if r % 2 == 0 else list(reversed(order))
+            if deadline is not None and time.monotonic() > deadline:
+                break    # emul soak: its time is up (always after a whole cycle)
             for ctl, v in seq:
                 if r >= ctl.sc.repeats:
                     continue
@@ -613,6 +651,28 @@ def run_groups(groups: list[Controller], on_repeat: Callable[[dict], None] | Non
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, set(previous))
+
+
+def check_resources(groups: list[Controller]) -> None:
+    """Refuse, before anything is created, a run whose arenas do not fit this machine."""
+    import shutil
+    need = 0
+    for ctl in groups:
+        ctl.plan_workers()
+        need += state.build_layout(ctl.geometry(ctl.sc.variants[0])).size
+    shm_free = shutil.disk_usage("/dev/shm").free
+    avail = shm_free
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    if need > min(shm_free, avail):
+        raise InputError(groups[0].sc.source, "zram.disksize",
+                         f"expected a scenario whose shared memory fits this machine: it needs "
+                         f"{need / 2**20:,.0f} MiB, /dev/shm has {shm_free / 2**20:,.0f} MiB free "
+                         f"and {avail / 2**20:,.0f} MiB of memory is available")
 
 
 def debug_bits(sc: Scenario) -> int:

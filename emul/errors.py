@@ -28,6 +28,13 @@ class InputError(EmulError):
         super().__init__(text)
 
 
+class SystemNotReady(EmulError):
+    """The machine lacks what the command needs (a device, a kernel feature, root rights); the
+    message says exactly what and how to provide it."""
+
+    exit_code = EXIT_USAGE
+
+
 class RunAborted(EmulError):
     """The run could not finish: a worker died or stopped answering, or a signal arrived."""
 

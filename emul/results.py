@@ -215,21 +215,29 @@ def table(doc: dict):
 def worker_table(doc: dict):
     """Where each worker ran and what it used, over the measured phases of every repeat."""
     from rich.table import Table
+
+    from .topology import migrations_at_least
     agg: dict[str, dict] = {}
     for row in doc["repeats"]:
         for name, w in row["workers"].items():
             a = agg.setdefault(name, {"allowed": set(), "seen": set(), "cpu_s": 0.0,
-                                      "wall_s": 0.0, "voluntary": 0, "involuntary": 0})
+                                      "wall_s": 0.0, "voluntary": 0, "involuntary": 0,
+                                      "migrations": 0, "measured": True})
             a["allowed"].update(w["cpus_allowed"])
             a["seen"].update(w["cpus_seen"])
+            # measured when the row has it; else at least one per extra CPU it was seen on
+            a["migrations"] += migrations_at_least(w)
+            a["measured"] &= isinstance(w.get("migrations"), int)
             for k in ("cpu_s", "wall_s", "voluntary", "involuntary"):
                 a[k] += w[k]
     t = Table(title="workers (measured phases, all repeats)")
-    for col in ("worker", "CPUs allowed", "ran on", "CPU time / wall", "ctx switches vol / invol"):
+    for col in ("worker", "CPUs allowed", "ran on", "migrations", "CPU time / wall",
+                "ctx switches vol / invol"):
         t.add_column(col, no_wrap=True)
     for name, a in agg.items():
         share = f"{a['cpu_s']:.2f} s / {a['wall_s']:.2f} s"
-        t.add_row(name, _cpus(a["allowed"]), _cpus(a["seen"]), share,
+        moved = f"{a['migrations']:,}" if a["measured"] else f"≥ {a['migrations']:,}"
+        t.add_row(name, _cpus(a["allowed"]), _cpus(a["seen"]), moved, share,
                   f"{a['voluntary']:,} / {a['involuntary']:,}")
     return t
 

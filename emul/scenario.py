@@ -24,7 +24,11 @@ in this example, which is the default scenario ``scenarios/seed-unmap.yaml``::
       same_filled: 0.0               # fraction of same-filled pages, 0..1
       incompressible: 0.0            # fraction stored as huge objects, 0..1 (same_filled +
                                      # incompressible <= 1)
-    workers:                         # cpu: a CPU number or "cpuN", one this process may use
+    workers:                         # cpu: a CPU number, "cpuN" or a role naming CPUs of this
+                                     # machine (emul/topology.py, `emul topo`): little, big,
+                                     # little[i], big[i], clusterK, any; a worker is pinned to
+                                     # one CPU, so a role naming several gives its first CPU,
+                                     # except in killer.cpu and gc.cpu: one worker per CPU
       killer:  {cpu: 0}              # cpu may be a list or "all"; count: killers (default:
                                      # one per CPU listed), victims dealt out to them in turn
       gc:      {cpu: 1, count: 1}    # count 1..(CPUs available); cpu may be a list of CPUs,
@@ -42,6 +46,9 @@ in this example, which is the default scenario ``scenarios/seed-unmap.yaml``::
         zsmalloc: default            # or v6 (zs_free without pool->lock, zspage pages freed
                                      # after the class lock), or a list: [class_in_handle,
                                      # free_unlocked]
+    fallback: error                  # or any: on a machine whose CPUs are all alike, little
+                                     # and big mean every CPU (little[i]: the i-th CPU)
+                                     # instead of being refused
     lockstat: false                  # collect per-lock statistics
     debug: {}                        # test switches: name -> true/false or a whole number
 
@@ -80,6 +87,7 @@ from emul.sizes import (
     size_bytes,
     slots_from_bytes,
 )
+from emul.topology import Topology, machine_topology, resolve_cpus
 
 __all__ = [
     "DataSpec",
@@ -204,6 +212,7 @@ class Scenario:
     debug: dict[str, bool | int] = field(hash=False)
     source: str = ""                   # the file path, or the `where` given to scenario_from_dict
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
+    fallback: str = "error"            # "any": little/big on a machine of equal CPUs mean any CPU
 
     @property
     def nr_slots(self) -> int:
@@ -260,6 +269,7 @@ class Scenario:
             ],
             "lockstat": self.lockstat,
             "debug": dict(self.debug),
+            "fallback": self.fallback,
             "source": self.source,
         }
 
@@ -277,23 +287,6 @@ def _ctx(info: ValidationInfo, name: str) -> Any:
 def _one_of(names: Iterable[str]) -> str:
     names = sorted(names)
     return ", ".join(names) if names else "none are available"
-
-
-def _cpu_ranges(cpus: Iterable[int]) -> str:
-    """``0-3,6``"""
-    ordered = sorted(set(cpus))
-    if not ordered:
-        return "none"
-    parts: list[str] = []
-    start = prev = ordered[0]
-    for cpu in ordered[1:] + [None]:  # type: ignore[list-item]
-        if cpu is not None and cpu == prev + 1:
-            prev = cpu
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        if cpu is not None:
-            start = prev = cpu
-    return ",".join(parts)
 
 
 def _v_scenario_name(value: Any) -> str:
@@ -431,20 +424,33 @@ def _v_optional_count(value: Any) -> int | None:
     return None if value is None else _v_int(1, 64)(value)
 
 
-def _v_cpu(value: Any, info: ValidationInfo) -> int:
-    cpu: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        cpu = value
-    elif isinstance(value, str) and (match := _CPU_RE.fullmatch(value.strip())):
-        cpu = int(match[1])
-    if cpu is None:
+def _v_cpus(value: Any, info: ValidationInfo) -> tuple[int, ...]:
+    """The CPUs a ``cpu:`` value names: a number, "cpuN" or a role (emul.topology.resolve_cpus),
+    checked against the context's topology and allowed CPUs."""
+    topo, available = _ctx(info, "topology"), _ctx(info, "cpus")
+    if topo is None and available is None:     # validated without a context: numbers, unchecked
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return (value,)
+        if isinstance(value, str) and (match := _CPU_RE.fullmatch(value.strip())):
+            return (int(match[1]),)
         raise ValueError(f'expected a CPU number like 0 or "cpu0", got {show_value(value)}')
-    available = _ctx(info, "cpus")
-    if available is not None and cpu not in available:
-        raise ValueError(
-            f"CPU {show_value(cpu)} is not available on this machine (available: {_cpu_ranges(available)})"
-        )
-    return cpu
+    if topo is None:
+        topo = Topology.flat(available)
+    if available is None:
+        available = topo.online
+    return tuple(resolve_cpus(value, topo, available, bool(_ctx(info, "fallback_any"))))
+
+
+def _v_cpu(value: Any, info: ValidationInfo) -> int:
+    """One worker's CPU. Workers are pinned to exactly one CPU, so a role naming several (big,
+    cluster1, any) gives its first: the choice is stable and visible in the resolved scenario."""
+    return _v_cpus(value, info)[0]
+
+
+def _v_fallback(value: Any) -> str:
+    if value in ("any", "error") and isinstance(value, str):
+        return value
+    raise ValueError(f"expected any or error, got {show_value(value)}")
 
 
 def _v_gc_count(value: Any, info: ValidationInfo) -> int | None:
@@ -482,6 +488,7 @@ Text = Annotated[str, PlainValidator(_v_text)]
 Flag = Annotated[bool, PlainValidator(_v_bool)]
 Fraction01 = Annotated[float, PlainValidator(_v_number(0.0, 1.0, "a fraction"))]
 Cpu = Annotated[int, PlainValidator(_v_cpu)]
+CpuSet = Annotated[tuple[int, ...], PlainValidator(_v_cpus)]   # killer/gc: one worker per CPU
 DebugKey = Annotated[str, PlainValidator(_v_debug_key)]
 DebugValue = Annotated[Union[bool, int], PlainValidator(_v_debug_value)]
 Cap = Annotated[Any, PlainValidator(_v_cap)]
@@ -526,19 +533,18 @@ class _DataIn(_In):
 
 
 class _KillerIn(_In):
-    cpu: Annotated[list[Cpu], Field(min_length=1)] = 0  # type: ignore[assignment]
+    cpu: Annotated[list[CpuSet], Field(min_length=1)] = 0  # type: ignore[assignment]
     count: Annotated[Union[int, None], PlainValidator(_v_optional_count)] = None
 
     @field_validator("cpu", mode="before")
     @classmethod
-    def _listify(cls, value: Any, info: ValidationInfo) -> Any:
-        if value == "all":   # one killer per CPU this process may use
-            return sorted(_ctx(info, "cpus") or [0])
+    def _listify(cls, value: Any) -> Any:
+        # "all" (= any) and other roles resolve to their CPUs in _v_cpus: one killer per CPU
         return value if isinstance(value, list) else [value]
 
 
 class _GcIn(_In):
-    cpu: Annotated[list[Cpu], Field(min_length=1)] = 1  # type: ignore[assignment]
+    cpu: Annotated[list[CpuSet], Field(min_length=1)] = 1  # type: ignore[assignment]
     count: Annotated[Union[int, None], PlainValidator(_v_gc_count)] = None
     idle_poll: Annotated[int, PlainValidator(_v_duration)] = 0
 
@@ -584,6 +590,7 @@ class _ScenarioIn(_In):
     processes: Annotated[list[_ProcessIn], Field(min_length=1)] = [{}]  # type: ignore[assignment]
     data: _DataIn = Field(default_factory=dict)  # type: ignore[arg-type]
     workers: _WorkersIn = Field(default_factory=dict)  # type: ignore[arg-type]
+    fallback: Annotated[str, PlainValidator(_v_fallback)] = "error"
     variants: Annotated[list[_VariantIn], Field(min_length=1)] = [  # type: ignore[assignment]
         {"name": "sync", "strategy": "sync"},
         {"name": "bitmap", "strategy": "bitmap", "cap": 30000},
@@ -725,25 +732,36 @@ def _read_yaml(where: str, path: str | os.PathLike[str]) -> Any:
 
 
 def load_scenario(
-    path: str | os.PathLike[str], *, cpus: Iterable[int], strategies: Iterable[str], profiles: Iterable[str]
+    path: str | os.PathLike[str], *, cpus: Iterable[int], strategies: Iterable[str], profiles: Iterable[str],
+    topology: Topology | None = None,
 ) -> Scenario:
-    """Read and check a scenario file; every problem is an :class:`InputError` naming file and key."""
+    """Read and check a scenario file; every problem is an :class:`InputError` naming file and key.
+
+    ``cpus`` are the CPUs the run may use; ``topology`` the machine's (None: read this one's),
+    against which CPU roles such as ``big[0]`` resolve."""
     where = os.fsdecode(os.fspath(path))
     data = _read_yaml(where, path)
-    return scenario_from_dict(data, where=where, cpus=cpus, strategies=strategies, profiles=profiles)
+    return scenario_from_dict(data, where=where, cpus=cpus, strategies=strategies, profiles=profiles,
+                              topology=topology)
 
 
 def scenario_from_dict(
-    data: Any, *, where: str, cpus: Iterable[int], strategies: Iterable[str], profiles: Iterable[str]
+    data: Any, *, where: str, cpus: Iterable[int], strategies: Iterable[str], profiles: Iterable[str],
+    topology: Topology | None = None,
 ) -> Scenario:
     """Check an already-loaded scenario mapping (``where`` names it in errors)."""
     if not isinstance(data, dict):
         got = "an empty document" if data is None else show_value(data)
         raise InputError(where, None, f"expected a mapping of scenario keys (name, experiment, ...), got {got}")
+    allowed = frozenset(cpus)
     context = {
-        "cpus": frozenset(cpus),
+        "cpus": allowed,
         "strategies": frozenset(strategies),
         "profiles": frozenset(profiles),
+        "topology": topology if topology is not None else machine_topology(allowed),
+        # read before validation: the workers' cpu: values depend on it (a bad value is
+        # reported by the fallback field itself)
+        "fallback_any": isinstance(data.get("fallback"), str) and data.get("fallback") == "any",
     }
     try:
         model = _ScenarioIn.model_validate(data, context=context)
@@ -794,9 +812,12 @@ def _resolve(model: _ScenarioIn, *, where: str, raw: dict[str, Any], available: 
         processes.append(ProcessSpec(name=name, vma=p.vma, swapped=p.swapped, role=p.role))
 
     gc = model.workers.gc
-    gc_cpus = tuple(gc.cpu)
-    if gc.count is not None and len(gc_cpus) == 1:
-        gc_cpus = gc_cpus * gc.count
+    gc_cpus = tuple(c for cpus in gc.cpu for c in cpus)
+    written = raw.get("workers") if isinstance(raw.get("workers"), dict) else {}
+    written = written.get("gc") if isinstance(written.get("gc"), dict) else {}
+    if gc.count is not None and (len(gc_cpus) == 1 or not isinstance(written.get("cpu", 1), list)):
+        # one CPU, or one role (gc: {cpu: big, count: 2}): the count takes its CPUs in turn
+        gc_cpus = tuple(gc_cpus[k % len(gc_cpus)] for k in range(gc.count))
     elif gc.count is not None and gc.count != len(gc_cpus):
         problems.append((
             ("workers", "gc", "count"),
@@ -809,7 +830,8 @@ def _resolve(model: _ScenarioIn, *, where: str, raw: dict[str, Any], available: 
         ))
 
     kc = model.workers.killer
-    killer_cpus = tuple(kc.cpu[k % len(kc.cpu)] for k in range(kc.count or len(kc.cpu)))
+    listed = [c for cpus in kc.cpu for c in cpus]
+    killer_cpus = tuple(listed[k % len(listed)] for k in range(kc.count or len(listed)))
 
     variants: list[VariantSpec] = []
     seen = {}
@@ -870,6 +892,7 @@ def _resolve(model: _ScenarioIn, *, where: str, raw: dict[str, Any], available: 
         debug=dict(model.debug),
         source=where,
         raw=raw,
+        fallback=model.fallback,
     )
 
 
@@ -981,7 +1004,8 @@ def expand_vary(data: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def load_matrix(
-    path: str | os.PathLike[str], *, cpus: Iterable[int], strategies: Iterable[str], profiles: Iterable[str]
+    path: str | os.PathLike[str], *, cpus: Iterable[int], strategies: Iterable[str], profiles: Iterable[str],
+    topology: Topology | None = None,
 ) -> list[Scenario]:
     """Read a scenario file that may ``vary:`` keys: one :class:`Scenario` per structural group
     (variants tagged with their group). A file without ``vary:`` gives a list of one."""
@@ -991,9 +1015,11 @@ def load_matrix(
     data = _read_yaml(where, path)
     out = []
     cpus, strategies, profiles = list(cpus), list(strategies), list(profiles)
+    if topology is None:   # read once: every group pins against the same machine
+        topology = machine_topology(cpus)
     for group, doc in expand_vary(data, where):
         sc = scenario_from_dict(doc, where=f"{where} (vary: {group})" if group else where,
-                                cpus=cpus, strategies=strategies, profiles=profiles)
+                                cpus=cpus, strategies=strategies, profiles=profiles, topology=topology)
         if group:
             sc = dataclasses.replace(
                 sc, source=where, raw=data,

@@ -55,13 +55,43 @@ def shm_entries(prefix: str = "emul-") -> set[str]:
     return {n for n in os.listdir("/dev/shm") if n.startswith(prefix)}
 
 
+def control_dirs() -> set[str]:
+    import tempfile
+    return {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("emul-ctl-")}
+
+
 @pytest.fixture
 def no_leftovers():
-    """Asserts that the test left no arena in /dev/shm and no worker process running."""
+    """Asserts that the test left no arena in /dev/shm, no control-socket directory and no
+    worker process running."""
     import psutil
     before_shm = shm_entries()
+    before_ctl = control_dirs()
     yield
     assert shm_entries() - before_shm == set(), "shared memory left behind"
+    assert control_dirs() - before_ctl == set(), "control socket directory left behind"
     strays = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
               if any(a.startswith("workers.") for a in (p.info["cmdline"] or []))]
     assert not strays, f"worker processes left running: {strays}"
+
+
+# The `fast` marker: the subset `make arm64-check` runs under emulation (`pytest -m fast`). It is
+# assigned here by module (and one end-to-end run) so that test files need no decorators and new
+# tests in these modules join the subset; keep slow work out of these modules or off this list.
+FAST_MODULES = {"test_atomics.py", "test_zsmalloc.py", "test_zs_classes.py", "test_scenario.py",
+                "test_traces.py", "test_clock_asm.py"}
+FAST_TESTS = {"test_run.py::test_tiny_run_end_to_end"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fast: the quick subset `make arm64-check` runs "
+                                       "(assigned in tests/conftest.py)")
+    config.addinivalue_line("markers", "realzram: measures the real kernel on a real zram "
+                                       "device (root; runs only with EMUL_REAL_ZRAM=1)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.path.name
+        if module in FAST_MODULES or f"{module}::{item.originalname}" in FAST_TESTS:
+            item.add_marker(pytest.mark.fast)

@@ -98,6 +98,8 @@ class Worker:
             if msg["type"] != "phase":
                 continue
             fn = self.phases[msg["phase"]]
+            if self.ctl[state.CTL_CHAOS_PY] == self.index + 1:
+                raise RuntimeError("chaos: a fault raised in the worker's Python code")
             before = usage_snapshot(proc)
             if not gate_wait(self.ctl, int(msg["seq"]), int(60e9 * self.ticks_per_ns)):
                 raise RuntimeError("the start gate never opened (controller gone?)")

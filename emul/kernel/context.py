@@ -46,6 +46,7 @@ W_WAKE_POLLED = 26    # queue_work found the GC polling: the modelled wake-up, n
 W_COLD = 27           # 1 while in the fault path: slot_free there pays COST_SLOT_FREE_COLD
 W_BATCH_SAVED = 29    # class-lock acquisitions a batched zs_free saved (percpu-zsfree)
 W_PEAK_BYTES = 30     # the largest gc_bytes (compressed bytes queued) seen after an enqueue
+W_INDEX = 31          # the worker's index (its row), so a chaos fault can pick one worker
 W_GC_POLL_NS = 28     # the GC worker's idle poll before it sleeps, in ticks (0: sleep at once)
 STAT_WORDS = 32
 

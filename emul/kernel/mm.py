@@ -36,8 +36,8 @@ from ..strategies.dispatch import MM_ASYNC
 from .locking import spin_trylock
 from .lockstat import LOCK_GC_QUEUE
 from .notify import zram_slot_free_notify
-from .zram import (F_READ_CORRUPT, ST_GC_BYTES, ST_GC_SLOTS, ZP_STRATEGY, Zram, fill_page,
-                   get_slot_size, page_checksum, zram_read_page, zram_write_page)
+from .zram import (F_READ_CORRUPT, ST_GC_BYTES, ST_GC_SLOTS, ZP_STRATEGY, Zram, chaos_point,
+                   fill_page, get_slot_size, page_checksum, zram_read_page, zram_write_page)
 
 Mm = namedtuple("Mm", ["pte", "swap_map", "swap_lock", "swap_recent"])
 
@@ -160,6 +160,7 @@ def unmap_vma(zram: Zram, mm: Mm, ctx: Ctx, start: int, end: int) -> None:
     p = start
     while p < end:
         note_cpu(ctx)
+        chaos_point(zram, ctx)
         q = min(end, p + PTRS_PER_PTE)
         zap_pte_range(zram, mm, ctx, p, q)
         p = q
@@ -236,6 +237,7 @@ def swap_in_range(zram: Zram, mm: Mm, ctx: Ctx, start: int, end: int, page) -> i
     for p in range(start, end):
         if (p - start) % PTRS_PER_PTE == 0:
             note_cpu(ctx)
+            chaos_point(zram, ctx)
         if do_swap_page(zram, mm, ctx, p, page):
             n += 1
     ctx.stat[W_T_END] = read_clock()
@@ -256,6 +258,7 @@ def reclaim_run(zram: Zram, mm: Mm, ctx: Ctx, ctl, start: int, end: int, page) -
     ctx.stat[W_T_START] = read_clock()
     while atomic_load(ctl, CTL_RECLAIM_STOP) == 0:
         note_cpu(ctx)
+        chaos_point(zram, ctx)
         for p in range(start, end):
             if mm.pte[p] > 0:
                 if swap_out_page(zram, mm, ctx, p, page):

@@ -29,6 +29,7 @@ from .zsmalloc import (CI_HUGE, CI_OBJS, CI_PAGES, CI_SIZE, CI_WORDS, CLASS_LOCK
 CTL_WORDS = 64
 CTL_GATE_ARRIVE = 0     # workers arrived at the start gate (own cache line)
 CTL_GATE_GO = 8         # the phase number the controller opened the gate for
+CTL_CHAOS_PY = 40       # emul run --chaos: the worker index + 1 that must raise in Python
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from numba import njit
 from ..strategies.common import GC_IDLE, GC_PENDING, GC_POLLING, GC_STOP, gc_backlog
 from ..strategies.dispatch import MM_ASYNC, gc_drain
 from .mm import Mm, mm_async_work
-from .zram import ZP_STRATEGY
+from .zram import ZP_STRATEGY, chaos_point
 from .atomics import (atomic_load, atomic_store, atomic_xchg, cpu_relax, futex_wait, futex_wake,
                       read_clock)
 from .context import (W_GC_BUSY, W_GC_FREED, W_GC_IDLE_AT, W_GC_PASSES, W_GC_POLL_NS,
@@ -31,6 +31,7 @@ def gc_worker_run(zram: Zram, mm: Mm, ctx: Ctx, sleep_timeout_ns: int) -> None:
     ctl = zram.gc_ctl
     while atomic_load(ctl, GC_STOP) == 0:
         note_cpu(ctx)
+        chaos_point(zram, ctx)
         if atomic_xchg(ctl, GC_PENDING, 0) != 0:
             t0 = read_clock()
             if zram.params[ZP_STRATEGY] == MM_ASYNC:

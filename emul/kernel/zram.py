@@ -32,7 +32,7 @@ from numba import njit
 from .atomics import (atomic_cas, atomic_fetch_add, atomic_fetch_and, atomic_fetch_or, atomic_load,
                       cpu_relax, read_clock)
 from .context import (COST_COMPRESS_KIB, COST_DECOMPRESS_KIB, COST_SLOT_FREE,
-                      COST_SLOT_FREE_COLD, W_COLD, W_CPU,
+                      COST_SLOT_FREE_COLD, W_COLD, W_CPU, W_INDEX,
                       W_REUSED_QUEUED, Ctx, model_cost, model_cost_scaled)
 from .locking import lock_acquired, lock_contended, lock_released, spin_wait_step
 from .lockstat import LOCK_SLOT
@@ -101,6 +101,7 @@ PARAMS_WORDS = 16
 # faults (emul's audit counters)
 F_DOUBLE_QUEUE = 0        # a slot queued for GC while already queued
 F_READ_CORRUPT = 1        # a read returned other content than was written
+F_CHAOS = 7               # emul run --chaos: the worker index + 1 that must raise (0: none)
 FAULTS_WORDS = 8
 
 
@@ -200,6 +201,13 @@ def slot_lock(zram: Zram, ctx: Ctx, index: int) -> None:
 def slot_unlock(zram: Zram, ctx: Ctx, index: int) -> None:
     lock_released(ctx, LOCK_SLOT)
     atomic_fetch_and(zram.table, 2 * index + 1, ~flag_bit(zram, ZRAM_ENTRY_LOCK))
+
+
+@njit(cache=True, _nrt=False)
+def chaos_point(zram: Zram, ctx: Ctx) -> None:
+    """Where `emul run --chaos` can make this worker fail inside compiled code (once a batch)."""
+    if zram.faults[F_CHAOS] == ctx.stat[W_INDEX] + 1:
+        raise RuntimeError("chaos: a fault raised inside compiled code")
 
 
 # --- gc_map: shared by every lazy-free strategy ------------------------------------------------

@@ -1,0 +1,337 @@
+"""`emul compare`: the same figures of several runs side by side, with a significance test.
+
+Runs may come from different machines (an RK3588 board and an x86 VM) and different days, so
+the header says where and when each ran, and the scenarios are compared key by key: a ratio
+between two runs of different scenarios is still printed, but never without saying so.
+
+Every figure is computed per repeat and then summarized (median, spread), so the permutation
+test compares the repeats of one run with the repeats of the first: the same test `emul run`
+uses between variants (emul.results.permutation_p).
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import InputError
+from .results import SIGNIFICANCE, permutation_p
+from .resultsio import load_results, results_path
+
+Extract = Callable[[dict], "float | None"]
+
+
+@dataclass
+class Run:
+    label: str          # "A", "B", …: the column names of the table
+    path: Path
+    doc: dict
+
+
+@dataclass
+class Cell:
+    """One metric of one variant in one run."""
+    samples: list[float]
+    median: float
+    spread_pct: float                 # half the range, in % of the median (as `emul run`)
+    ratio: float | None = None        # this run's median / the first run's; None for the first
+    p_value: float | None = None
+    significant: bool = False
+
+
+@dataclass
+class MetricRow:
+    variant: str
+    metric: str
+    unit: str
+    cells: list[Cell | None] = field(default_factory=list)   # None: not in that run
+
+
+@dataclass
+class Metric:
+    key: str
+    label: str
+    unit: str
+    extract: Extract
+
+
+def load_runs(args: list[str]) -> list[Run]:
+    if len(args) < 2:
+        raise InputError("compare", None, f"expected at least two runs (results directories or "
+                         f"results.json files), got {len(args)}")
+    return [Run(_label(i), results_path(a), load_results(a)) for i, a in enumerate(args)]
+
+
+def _label(i: int) -> str:
+    return chr(ord("A") + i) if i < 26 else f"R{i + 1}"
+
+
+# ---- the metrics, each a figure of one repeat ---------------------------------------------
+
+def _lock_classes(runs: list[Run]) -> list[str]:
+    """Lock classes with lock_stat data in some run (acquisitions counted: lockstat was on)."""
+    out: dict[str, None] = {}
+    for run in runs:
+        for row in run.doc["repeats"]:
+            for c in row.get("lock_stat") or []:
+                if c.get("acquisitions"):
+                    out[c["class name"]] = None
+    return list(out)
+
+
+def _contentions(cls: str) -> Extract:
+    def get(row: dict) -> float | None:
+        for c in row.get("lock_stat") or []:
+            # a class never acquired means lockstat was off in that run: no figure, not zero
+            if c["class name"] == cls and c.get("acquisitions"):
+                return c["contentions"]
+        return None
+    return get
+
+
+def _kills(row: dict) -> list[dict]:
+    return (row.get("replay") or {}).get("kills") or []
+
+
+def _median_of(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _replay_metrics(target_mb: float) -> list[Metric]:
+    from .replay import time_to_returned
+
+    def to_target(row: dict) -> float | None:
+        tl = (row.get("replay") or {}).get("timeline")
+        return time_to_returned(tl, target_mb) if tl else None
+
+    def all_freed(row: dict) -> float | None:
+        ks = _kills(row)
+        return max(k["start_ms"] + (k["swap_freed_ms"] if k["swap_freed_ms"] is not None
+                                    else k["anon_freed_ms"]) for k in ks) if ks else None
+
+    def returned(row: dict) -> float | None:
+        tl = (row.get("replay") or {}).get("timeline")
+        return max(tl["returned_mb"] or [0]) if tl else None
+
+    return [
+        Metric("anon_freed_ms", "kill → anon freed (median of kills)", "ms",
+               lambda r: _median_of([k["anon_freed_ms"] for k in _kills(r)])),
+        Metric("swap_freed_ms", "kill → swap freed (median of kills)", "ms",
+               lambda r: _median_of([k["swap_freed_ms"] for k in _kills(r)
+                                     if k["swap_freed_ms"] is not None])),
+        Metric("swap_freed_ms_max", "kill → swap freed (max of kills)", "ms",
+               lambda r: max([k["swap_freed_ms"] for k in _kills(r)
+                              if k["swap_freed_ms"] is not None], default=None)),
+        Metric("time_to_target_ms", f"time to {target_mb:g} MB returned", "ms", to_target),
+        Metric("all_freed_ms", "all freed", "ms", all_freed),
+        Metric("returned_mb_max", "memory returned", "MB", returned),
+    ]
+
+
+def metrics_for(runs: list[Run]) -> list[Metric]:
+    experiment = next((r.doc["scenario"].get("experiment") for r in runs), "unmap")
+    what = {"swapin": "swap-in", "unmap": "unmap"}.get(experiment, experiment)
+    out = [
+        Metric("time", f"{what} time", "ms", lambda r: r["time_ns"] / 1e6),
+        Metric("ns_per_page", "ns/page", "ns", lambda r: r["ns_per_page"]),
+        Metric("gc_drain", "GC drain", "ms", lambda r: r["gc_drain_ns"] / 1e6),
+        Metric("peak_backlog", "peak backlog", "slots", lambda r: r["peak_backlog"]),
+        Metric("fallback", "fallbacks", "slots", lambda r: r["fallback"]),
+    ]
+    out += [Metric(f"contentions:{c}", f"{c} contentions", "count", _contentions(c))
+            for c in _lock_classes(runs)]
+    replays = [r for r in runs if "replay_summary" in r.doc]
+    if replays:
+        # one target for every run, so "time to N MB" is the same question in each
+        target = (replays[0].doc.get("replay_options") or {}).get("target_mb", 100.0)
+        out += _replay_metrics(float(target))
+    return out
+
+
+# ---- the comparison -----------------------------------------------------------------------
+
+def variants_of(runs: list[Run]) -> list[str]:
+    """Every variant of any run, matched by name, in the order they first appear."""
+    names: dict[str, None] = {}
+    for run in runs:
+        for s in run.doc["summary"]:
+            names[s["variant"]] = None
+        for row in run.doc["repeats"]:
+            names[row["variant"]] = None
+    return list(names)
+
+
+def _cell(samples: list[float]) -> Cell:
+    med = statistics.median(samples)
+    spread = 100.0 * (max(samples) - min(samples)) / 2 / abs(med) if med else 0.0
+    return Cell(samples, med, spread)
+
+
+def compare(runs: list[Run]) -> list[MetricRow]:
+    """Per variant and metric, each run's cell and its ratio / significance against the first."""
+    out = []
+    metrics = metrics_for(runs)
+    for v in variants_of(runs):
+        for m in metrics:
+            row = MetricRow(v, m.label, m.unit)
+            for run in runs:
+                vals = [m.extract(r) for r in run.doc["repeats"] if r["variant"] == v]
+                vals = [float(x) for x in vals if x is not None]
+                row.cells.append(_cell(vals) if vals else None)
+            if all(c is None for c in row.cells):
+                continue
+            if all(c is None or not any(c.samples) for c in row.cells):
+                continue     # zero everywhere (sync's GC drain, no fallbacks): only noise
+            first = row.cells[0]
+            for c in row.cells[1:]:
+                if c is None or first is None:
+                    continue
+                c.ratio = (c.median / first.median if first.median
+                           else (1.0 if c.median == 0 else None))
+                c.p_value = permutation_p(c.samples, first.samples)
+                c.significant = c.p_value < SIGNIFICANCE
+            out.append(row)
+    return out
+
+
+_ABSENT = object()
+
+
+def _diff(a: Any, b: Any, prefix: str) -> list[str]:
+    """Dotted keys (zram.disksize, variants[1].cap_slots) in which b differs from a."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in dict.fromkeys([*a, *b]):
+            out += _diff(a.get(k, _ABSENT), b.get(k, _ABSENT), f"{prefix}.{k}" if prefix else k)
+        return out
+    if isinstance(a, list) and isinstance(b, list) and any(
+            isinstance(x, (dict, list)) for x in a + b):
+        if len(a) != len(b):      # other processes or variants: one line, not one per field
+            return [f"{prefix} ({len(a)} vs {len(b)} entries)"]
+        return [k for i, (x, y) in enumerate(zip(a, b)) for k in _diff(x, y, f"{prefix}[{i}]")]
+    return [] if a == b else [prefix]
+
+
+def scenario_diff(a: dict, b: dict) -> list[str]:
+    """The keys in which scenario b differs from a, ignoring where each was read from."""
+    return _diff({k: v for k, v in a.items() if k != "source"},
+                 {k: v for k, v in b.items() if k != "source"}, "")
+
+
+def _machine(doc: dict) -> str:
+    m = doc["machine"]
+    return f"{m.get('arch', '?')} {m.get('cpu_model') or '?'} ({m.get('cpus', '?')} CPUs)"
+
+
+def notes(runs: list[Run]) -> list[str]:
+    """What a reader must know before trusting a ratio: different scenarios, profile costs,
+    machines, runs that did not finish cleanly."""
+    from rich.markup import escape
+    out = []
+    first = runs[0]
+    for run in runs[1:]:
+        diff = scenario_diff(first.doc["scenario"], run.doc["scenario"])
+        if diff:
+            shown = ", ".join(diff[:12]) + (f", … ({len(diff)} in all)" if len(diff) > 12 else "")
+            out.append(f"[bold yellow]scenarios differ[/]: {run.label} differs from "
+                       f"{first.label} in {escape(shown)}")
+        pa, pb = first.doc["profile"], run.doc["profile"]
+        if pa.get("name") == pb.get("name") and pa.get("costs_ns") != pb.get("costs_ns"):
+            keys = sorted(set(pa.get("costs_ns") or {}) | set(pb.get("costs_ns") or {}))
+            keys = [k for k in keys if (pa.get("costs_ns") or {}).get(k)
+                    != (pb.get("costs_ns") or {}).get(k)]
+            out.append(f"[bold yellow]profile {pa['name']} differs[/]: {run.label}'s costs "
+                       f"differ in {', '.join(keys)}")
+    if not any(scenario_diff(first.doc["scenario"], r.doc["scenario"]) for r in runs[1:]):
+        out.append("same scenario in every run (ignoring the file it was read from)")
+    machines = {_machine(r.doc) for r in runs}
+    if len(machines) > 1:
+        out.append("[bold]different machines[/]: the ratios compare machines as well as designs")
+    for run in runs:
+        if run.doc.get("status", "ok") != "ok":
+            out.append(f"[bold red]{run.label}: status {run.doc['status']}[/]"
+                       + (f" ({escape(str(run.doc['reason']))})" if run.doc.get("reason") else ""))
+    return out
+
+
+# ---- rendering ----------------------------------------------------------------------------
+
+def header_table(runs: list[Run]):
+    from rich.table import Table
+    t = Table(title="runs compared")
+    for col in ("run", "results", "scenario", "profile", "machine", "created",
+                "repeats × variants", "status"):
+        t.add_column(col, no_wrap=col not in ("results",))
+    for run in runs:
+        d = run.doc
+        profiles = ", ".join(d.get("profiles") or [d["profile"]["name"]])
+        n_variants = len(variants_of([run]))
+        t.add_row(run.label, str(run.path), f"{d['scenario'].get('name', '?')} "
+                  f"({d['scenario'].get('experiment', '?')})", profiles, _machine(d),
+                  str(d.get("created", "?")), f"{d['scenario'].get('repeats', '?')} × "
+                  f"{n_variants}", str(d.get("status", "?")))
+    return t
+
+
+def _num(v: float, unit: str) -> str:
+    if unit in ("slots", "count"):
+        return f"{v:,.0f}" if v == int(v) else f"{v:,.1f}"
+    a = abs(v)
+    digits = 0 if a >= 100 else 1 if a >= 10 else 2 if a >= 1 else 3
+    return f"{v:,.{digits}f}"
+
+
+def _value(c: Cell | None, unit: str) -> str:
+    if c is None:
+        return "-"
+    shown = unit if unit not in ("count", "slots") else ""
+    text = f"{_num(c.median, unit)} {shown}".rstrip()
+    return text + (f" (±{c.spread_pct:.1f}%)" if len(c.samples) > 1 else "")
+
+
+def _ratio(c: Cell | None) -> str:
+    if c is None or c.p_value is None:
+        return "-"
+    r = ("n/a" if c.ratio is None else f"{c.ratio:.2f}×" if c.ratio >= 0.1 or c.ratio == 0
+         else f"{c.ratio:.2g}×")
+    return f"{r}{'*' if c.significant else ' '} p {c.p_value:.3f}"
+
+
+def metrics_table(runs: list[Run], rows: list[MetricRow]):
+    from rich.table import Table
+    first = runs[0].label
+    t = Table(title=f"compared with {first} (" + ", ".join(f"{r.label} = {r.path}" for r in runs)
+              + ")",
+              caption=f"median over repeats (±half the range, % of the median); "
+                      f"X / {first}: X's median over {first}'s, above 1 is larger (for times: "
+                      f"slower); * the repeats differ significantly (two-sided permutation test, "
+                      f"p < {SIGNIFICANCE}; with 3 repeats a side nothing can be); a metric zero "
+                      f"in every run is left out; - : not in that run")
+    t.add_column("variant", no_wrap=True)
+    t.add_column("metric", no_wrap=True)
+    for i, run in enumerate(runs):
+        t.add_column(run.label, justify="right", no_wrap=True)
+        if i:
+            t.add_column(f"{run.label} / {first}", justify="right", no_wrap=True)
+    last = None
+    for row in rows:
+        cells = [row.variant if row.variant != last else "", row.metric]
+        if last is not None and row.variant != last:
+            t.add_section()
+        last = row.variant
+        for i, c in enumerate(row.cells):
+            cells.append(_value(c, row.unit))
+            if i:
+                cells.append(_ratio(c))
+        t.add_row(*cells)
+    return t
+
+
+def print_comparison(runs: list[Run], console) -> list[MetricRow]:
+    rows = compare(runs)
+    console.print(header_table(runs))
+    for n in notes(runs):
+        console.print(n)
+    console.print(metrics_table(runs, rows))
+    return rows
