@@ -25,12 +25,17 @@ def _resolve_scenario(arg: str | None) -> str:
 
 
 class Progress:
-    """Progress lines: a live status on a terminal, plain timestamped lines otherwise."""
+    """Progress: on a terminal, a live status line (phase, variant, repeat, elapsed, ETA) under
+    the log lines; otherwise (CI, a pipe) plain timestamped lines only."""
 
     def __init__(self, console) -> None:
         self.console = console
         self.t0 = time.monotonic()
         self.tty = console.is_terminal
+        self.total = 0          # repeats the run will make (for the ETA), 0: unknown
+        self.done = 0
+        self.status = None
+        self.phase_text = ""
 
     def __call__(self, text: str) -> None:
         elapsed = time.monotonic() - self.t0
@@ -38,6 +43,34 @@ class Progress:
             self.console.print(f"[dim]{elapsed:7.1f}s[/dim] {text}")
         else:
             print(f"[{elapsed:7.1f}s] {text}", flush=True)
+
+    def expect(self, total: int) -> None:
+        self.total = total
+        if self.tty and self.status is None:
+            self.status = self.console.status("starting")
+            self.status.start()
+
+    def repeat_done(self) -> None:
+        self.done += 1
+        self.phase(self.phase_text)
+
+    def phase(self, text: str) -> None:
+        """The controller entered a phase ("bitmap #3: unmap"): refresh the live line."""
+        self.phase_text = text
+        if self.status is None:
+            return
+        elapsed = time.monotonic() - self.t0
+        eta = ""
+        if self.total and self.done:
+            left = (elapsed / self.done) * (self.total - self.done)
+            eta = f", ETA {left:.0f} s"
+        self.status.update(f"{text} — repeat {min(self.done + 1, self.total)}/{self.total}, "
+                           f"{elapsed:.0f} s elapsed{eta}")
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
 
 
 def cmd_run(args, console) -> int:
@@ -74,6 +107,12 @@ def cmd_run(args, console) -> int:
              f"{', '.join(dict.fromkeys(p.name for p in profiles))}, {sc.repeats} repeats, "
              f"{len(variants)} variants: {', '.join(v.name for v in variants)}")
     ctls = [Controller(g, p, progress, log_path=str(log)) for g, p in zip(groups, profiles)]
+    from .tracefile import TraceRecorder
+    trace = TraceRecorder()
+    for pid, c in enumerate(ctls, start=1):
+        c.trace, c.trace_pid = trace, pid
+        c.on_phase = progress.phase
+    progress.expect(sum(len(g.variants) * g.repeats for g in groups))
     rows: list[dict] = []
 
     def on_repeat(row):
@@ -82,6 +121,7 @@ def cmd_run(args, console) -> int:
             row["audit"]["problems"])
         progress(f"  {row['variant']}: {row['experiment']} {row['time_ns'] / 1e6:.2f} ms, "
                  f"{row['ns_per_page']:.0f} ns/page, {a}")
+        progress.repeat_done()
 
     def ticks() -> float:
         return max((getattr(c, "ticks_per_ns", 0.0) for c in ctls), default=0.0)
@@ -100,13 +140,17 @@ def cmd_run(args, console) -> int:
         return doc
 
     try:
-        run_groups(ctls, on_repeat, (lambda: chaos.arm(ctls)) if chaos else None)
+        try:
+            run_groups(ctls, on_repeat, (lambda: chaos.arm(ctls)) if chaos else None)
+        finally:
+            progress.stop()
     except (EmulError, KeyboardInterrupt) as exc:
         if chaos is not None:
             chaos.disarm()
         reason = str(exc) if isinstance(exc, EmulError) else f"interrupted ({exc or 'SIGINT'})"
         doc = extras(results.build(groups, profiles, ticks(), rows, "aborted", reason))
         results.write(outdir, doc)
+        trace.write(outdir / "trace.json")
         if isinstance(exc, KeyboardInterrupt):
             print(f"emul: run aborted: {reason}; partial results in {outdir}", file=sys.stderr)
             return EXIT_ABORTED
@@ -116,6 +160,12 @@ def cmd_run(args, console) -> int:
     bad = [r for r in rows if not r["audit"]["ok"]]
     doc = extras(results.build(groups, profiles, ticks(), rows, "audit-failed" if bad else "ok"))
     path_json = results.write(outdir, doc)
+    trace.write(outdir / "trace.json")
+    from .plots import render_all
+    pngs = render_all(doc, outdir)
+    if args.csv:
+        from .export import write_csv
+        write_csv(outdir, doc)
     tables = [results.table(doc), results.worker_table(doc)]
     if any(g.lockstat for g in groups):
         tables.append(results.lock_table(doc))
@@ -125,7 +175,15 @@ def cmd_run(args, console) -> int:
         for tbl in tables:
             console.print(tbl)
             file_console.print(tbl)
-    console.print(f"results: {path_json}")
+    from .topology import oversubscription_warning
+    warning = oversubscription_warning(doc)
+    if warning:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+        with open(outdir / "summary.txt", "a") as f:
+            f.write(f"warning: {warning}\n")
+    console.print(f"results: {path_json}; trace: {outdir / 'trace.json'} (ui.perfetto.dev); "
+                  f"plots: {', '.join(p.name for p in pngs)}"
+                  + ("; CSV files" if args.csv else ""))
     if bad:
         raise AuditFailed(f"the audit failed in {len(bad)} of {len(rows)} repeats: "
                           + "; ".join(bad[0]["audit"]["problems"]))
@@ -423,6 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", help="cost profile name or YAML path (overrides the scenario's)")
     r.add_argument("-o", "--output", help="output directory (default results/<name>-<time>)")
     r.add_argument("--repeats", type=int, help="override the scenario's repeats")
+    r.add_argument("--csv", action="store_true",
+                   help="also write every table and time series as CSV files")
     r.add_argument("--chaos", type=int, metavar="SEED",
                    help="inject one fault at a random moment (testing: the run must end cleanly)")
     from .chaos import KINDS

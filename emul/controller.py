@@ -39,6 +39,7 @@ ACTORS = {"unmap": [("killer", "unmap", None)], "swapin": [("swapin", "swapin", 
 STOPPED_GRACE_S = 2.0
 POLL_MS = 50
 SAMPLE_MS = 2          # replays: the memory-returned timeline's sampling interval
+TIMELINE_MS = 5        # other runs: the memory-held timeline's
 
 
 @dataclass
@@ -60,33 +61,65 @@ class ReplayPlan:
     names: tuple[str, ...]
 
 
-class ReplaySampler:
-    """The memory-returned timeline of one replay, sampled by the controller every few ms:
-    resident pages the reapers freed, the pool's pages given back, the GC backlog."""
+class PhaseSampler:
+    """One repeat's timeline, sampled by the controller while the actors run and the GC drains:
+    memory held by the measured processes (resident pages, and the pool's compressed pages) and
+    the GC backlog. It reads a few counters of shared memory per sample and no more, so that it
+    does not disturb the run it watches."""
 
-    def __init__(self, ctl: "Controller") -> None:
+    interval_ticks = 0
+
+    def __init__(self, ctl: "Controller", resident_pages: int, interval_ms: float) -> None:
         self.ctl = ctl
+        self.resident_pages = resident_pages
+        self.interval_ms = interval_ms
         self.samples: list[tuple[int, int, int, int]] = []
         self.t0 = 0
+        self.last = 0
 
     def start(self) -> None:
-        from .kernel.clock import clock_now as now_ticks
-        from .kernel.replay import CTL_REPLAY_T0
+        from .kernel.clock import clock_now
         arena = self.ctl.arena
-        self.reapers = [w.index for w in self.ctl.actor_workers["killer"]]
+        self.freeing = [w.index for w in self.ctl.workers if w.role in ("killer",)]
+        self.faulting = [w.index for w in self.ctl.workers if w.role == "swapin"]
         self.pool_start = int(arena["pool_stat"][0])
-        # the schedule starts a little after the gate opens, so every reaper is waiting on it
-        self.t0 = now_ticks() + int(200e3 * self.ctl.ticks_per_ns)
-        arena["ctl"][CTL_REPLAY_T0] = self.t0
-        self()
+        self.interval_ticks = int(self.interval_ms * 1e6 * self.ctl.ticks_per_ns)
+        self.t0 = clock_now()
+        self.sample()
 
     def __call__(self) -> None:
-        from .kernel.clock import clock_now as now_ticks
+        from .kernel.clock import clock_now
+        if clock_now() - self.last >= self.interval_ticks:
+            self.sample()
+
+    def sample(self) -> None:
+        from .kernel.clock import clock_now
         arena = self.ctl.arena
         ws = arena["wstat"]
-        resident = int(sum(int(ws[i, C.W_RESIDENT_FREED]) for i in self.reapers))
-        self.samples.append((now_ticks() - self.t0, resident, int(arena["pool_stat"][0]),
-                             int(arena["zram_stats"][ST_GC_SLOTS])))
+        freed = sum(int(ws[i, C.W_RESIDENT_FREED]) for i in self.freeing)
+        faulted = sum(int(ws[i, C.W_FAULTED]) for i in self.faulting)
+        self.last = clock_now()
+        self.samples.append((self.last, self.resident_pages - freed + faulted,
+                             int(arena["pool_stat"][0]), int(arena["zram_stats"][ST_GC_SLOTS])))
+
+    def timeline(self) -> dict:
+        tpn, page = self.ctl.ticks_per_ns, self.ctl.sc.page_size
+        return {"t_ms": [(s[0] - self.t0) / tpn / 1e6 for s in self.samples],
+                "resident_mb": [s[1] * page / 2**20 for s in self.samples],
+                "compressed_mb": [s[2] * page / 2**20 for s in self.samples],
+                "gc_backlog": [s[3] for s in self.samples]}
+
+
+class ReplaySampler(PhaseSampler):
+    """A replay's timeline: also the memory returned (resident pages the reapers freed, the
+    pool's pages given back), and each kill's record. Its clock starts at the storm's start."""
+
+    def start(self) -> None:
+        from .kernel.replay import CTL_REPLAY_T0
+        super().start()
+        # the schedule starts a little after the gate opens, so every reaper is waiting on it
+        self.t0 += int(200e3 * self.ctl.ticks_per_ns)
+        self.ctl.arena["ctl"][CTL_REPLAY_T0] = self.t0
 
     def result(self) -> dict:
         from .kernel.replay import kill_record
@@ -102,14 +135,17 @@ class ReplaySampler:
                 "anon_freed_ms": (k["anon_done"] - k["start"]) / tpn / 1e6,
                 "swap_freed_ms": ((swap_done - k["start"]) / tpn / 1e6
                                   if swap_done and not k["slots_left"] else None),
-                "slots": k["slots"], "slots_never_freed": k["slots_left"]})
-        t = [s[0] / tpn / 1e6 for s in self.samples]
-        returned = [(s[1] + (self.pool_start - s[2])) * page / 2**20 for s in self.samples]
+                "slots": k["slots"], "slots_never_freed": k["slots_left"],
+                "t_start": k["start"], "t_anon_done": k["anon_done"], "t_swap_done": swap_done})
+        samples = [s for s in self.samples if s[0] >= self.t0] or self.samples[-1:]
+        start_resident = self.resident_pages
         return {"kills": kills, "timeline": {
-            "t_ms": t, "returned_mb": returned,
-            "resident_freed_mb": [s[1] * page / 2**20 for s in self.samples],
-            "pool_mb": [s[2] * page / 2**20 for s in self.samples],
-            "gc_backlog": [s[3] for s in self.samples]}}
+            "t_ms": [(s[0] - self.t0) / tpn / 1e6 for s in samples],
+            "returned_mb": [((start_resident - s[1]) + (self.pool_start - s[2])) * page / 2**20
+                            for s in samples],
+            "resident_freed_mb": [(start_resident - s[1]) * page / 2**20 for s in samples],
+            "pool_mb": [s[2] * page / 2**20 for s in samples],
+            "gc_backlog": [s[3] for s in samples]}}
 
 
 class Controller:
@@ -118,13 +154,27 @@ class Controller:
         self.sc, self.profile, self.progress = scenario, profile, progress
         self.replay = replay
         self.chaos_raise: tuple[str, int] | None = None   # emul run --chaos: (kind, worker)
+        self.trace = None          # a TraceRecorder when the run writes trace.json
+        self.on_phase: Callable[[str], None] | None = None   # progress display
+        self.trace_pid = 1
         self.dropped_messages = 0
         self.log_path = log_path
         self.workers: list[WorkerProc] = []
         self.arena: Arena | None = None
         self.server: ControlServer | None = None
         self.seq = 0
-        self.phase = "start-up"
+        self._phase = "start-up"
+
+    @property
+    def phase(self) -> str:
+        """What the run is doing now: in error messages, and shown live on a terminal."""
+        return self._phase
+
+    @phase.setter
+    def phase(self, text: str) -> None:
+        self._phase = text
+        if self.on_phase is not None:
+            self.on_phase(text)
 
     # --- set-up ---------------------------------------------------------------------------------
 
@@ -377,6 +427,8 @@ class Controller:
         populate_vma(mm, *background)
         costs = arena["costs"]
         costs[:] = 0  # set-up is not measured: swap-out runs at machinery speed
+        from .kernel.clock import clock_now
+        marks = {"swap-out": clock_now()}
         self.phase = f"{variant.name} #{repeat + 1}: swap-out"
         self.start_phase({"swapout": ("swapout", {"ranges": [r[:3] for r in ranges]})})
         self.wait_done({"swapout"})
@@ -404,7 +456,10 @@ class Controller:
             procs = self.actor_workers[role]
             for k, w in enumerate(procs):   # processes dealt out to the role's workers in turn
                 plan[w.name] = (phase, {"ranges": mine[k::len(procs)]})
-        sampler = before_go = None
+        # resident pages of the measured processes, as the swap-out left them
+        resident = int((arena["pte"][:background[0]] > 0).sum())
+        sampler: PhaseSampler = PhaseSampler(self, resident, TIMELINE_MS)
+        before_go = sampler.start
         if self.replay is not None:
             # every reaper takes the next kill from the shared schedule, in kill order
             victims = [(s, e) for s, e, _, r in ranges if r == "victim"][:len(self.replay.due_ms)]
@@ -412,11 +467,12 @@ class Controller:
             for w in self.actor_workers["killer"]:
                 plan[w.name] = ("reap", {"ranges": victims,
                                          "ticks_per_us": max(1, int(self.ticks_per_ns * 1000))})
-            sampler = ReplaySampler(self)
+            sampler = ReplaySampler(self, resident, SAMPLE_MS)
             before_go = sampler.start
         plan.update({w.name: ("serve", {}) for w in gcs})
         if self.sc.workers.reclaim is not None:
             plan["reclaim"] = ("reclaim", {"start": background[0], "end": background[1]})
+        marks[sc.experiment.value] = clock_now()
         self.start_phase(plan, before_go)
         done = self.wait_done({w.name for ws in self.actor_workers.values() for w in ws},
                               sampler)
@@ -425,18 +481,22 @@ class Controller:
             arena["ctl"][CTL_RECLAIM_STOP] = 1
             done.update(self.wait_done({"reclaim"}))
         peak_after = int(arena["zram_stats"][ST_GC_SLOTS])
+        marks["GC drain"] = clock_now()
         self.phase = f"{variant.name} #{repeat + 1}: GC drain"
         self.wait_until(self.drained_or_stuck(), PHASE_TIMEOUT_S, sampler)
-        if sampler is not None:
-            sampler()
+        sampler.sample()
         gc_worker_stop(z)
         done.update(self.wait_done({w.name for w in gcs}) if gcs else {})
+        marks["audit"] = clock_now()
         self.phase = f"{variant.name} #{repeat + 1}: audit"
         report = audit.audit(arena, expect_empty=True)
+        marks["end"] = clock_now()
         row = self.collect(variant, repeat, done, gcs, stored_before,
                            pool_pages_before, peak_after, report)
-        if sampler is not None:
+        row["timeline"] = sampler.timeline()
+        if self.replay is not None:
             row["replay"] = sampler.result()
+        self.record_trace(variant, repeat, marks, sampler, row)
         return row
 
     def apply_chaos(self) -> None:
@@ -449,6 +509,58 @@ class Controller:
             self.arena["faults"][F_CHAOS] = index + 1
         else:
             self.arena["ctl"][state.CTL_CHAOS_PY] = index + 1
+
+    # --- trace.json ---
+
+    def record_trace(self, variant, repeat: int, marks: dict[str, int], sampler: PhaseSampler,
+                     row: dict) -> None:
+        """This repeat's phases, worker spans, GC passes, kills and counters, for trace.json."""
+        rec = self.trace
+        if rec is None:
+            return
+        pid = self.trace_pid
+        rec.ticks_per_ns = self.ticks_per_ns
+        ws = self.arena["wstat"]
+        names = list(marks)
+        for a, b in zip(names, names[1:]):
+            if a != "end":
+                rec.span(pid, 0, f"{a}: {variant.name} #{repeat + 1}", marks[a], marks[b],
+                         variant=variant.name, repeat=repeat + 1)
+        for w in self.workers:
+            if w.role in ("swapout", "gc"):
+                continue
+            rec.span(pid, w.index + 1, f"{w.role}: {variant.name} #{repeat + 1}",
+                     int(ws[w.index, C.W_T_START]), int(ws[w.index, C.W_T_END]),
+                     pages=int(ws[w.index, C.W_PTES]))
+        for w in self.workers:
+            if w.role != "gc":
+                continue
+            n = int(ws[w.index, C.W_NEVENTS])
+            ev = ws[w.index, C.W_EVENTS:C.W_EVENTS + n * C.EVENT_WORDS].reshape(n, C.EVENT_WORDS)
+            for t0, t1, freed in ev:
+                rec.span(pid, w.index + 1, "GC pass", int(t0), int(t1), freed=int(freed))
+        if self.replay is not None:
+            reapers = {w.index: w for w in self.actor_workers["killer"]}
+            for k in row["replay"]["kills"]:
+                tid = next((i + 1 for i, w in reapers.items() if k["reaper_cpu"] in w.cpus),
+                           min(reapers) + 1)
+                rec.span(pid, tid, f"kill {k['name']}", k["t_start"], k["t_anon_done"],
+                         swap_freed_ms=k["swap_freed_ms"])
+        page = self.sc.page_size
+        for t, resident, pool, backlog in sampler.samples:
+            rec.counter(pid, "memory held (MB)", t, resident=resident * page / 2**20,
+                        compressed=pool * page / 2**20)
+            rec.counter(pid, "GC backlog (slots)", t, slots=backlog)
+
+    def name_trace_tracks(self) -> None:
+        if self.trace is None:
+            return
+        label = self.sc.variants[0].group or self.sc.name
+        self.trace.name_process(self.trace_pid, f"emul {label}")
+        self.trace.name_track(self.trace_pid, 0, "controller (phases)")
+        for w in self.workers:
+            cpus = ",".join(map(str, w.cpus))
+            self.trace.name_track(self.trace_pid, w.index + 1, f"{w.name} (CPU {cpus})")
 
     # --- replays --------------------------------------------------------------------------------
 
@@ -492,7 +604,9 @@ class Controller:
         arena, tpn = self.arena, self.ticks_per_ns
         ws = arena["wstat"]
         # the headline: the first actor role's workers, from the first start to the last end
-        heads = [ws[w.index] for w in self.actor_workers[self.actors[0][0]]]
+        # (a killer left without a victim never started: it does not count)
+        heads = [ws[w.index] for w in self.actor_workers[self.actors[0][0]]
+                 if ws[w.index, C.W_T_START] != 0] or [ws[self.actor_workers[self.actors[0][0]][0].index]]
         t_end = max(int(k[C.W_T_END]) for k in heads)
         unmap_ticks = t_end - min(int(k[C.W_T_START]) for k in heads)
         actor_ns = {w.name: float(ws[w.index, C.W_T_END] - ws[w.index, C.W_T_START]) / tpn
@@ -514,8 +628,8 @@ class Controller:
             workers[w.name] = {
                 "role": w.role, "cpus_allowed": m.get("cpus_allowed", w.cpus),
                 "cpus_seen": [c for c in range(63) if mask >> c & 1],
-                **{key: m["usage"][key] for key in ("cpu_s", "wall_s", "voluntary",
-                                                    "involuntary")}}
+                **{key: m["usage"].get(key) for key in ("cpu_s", "wall_s", "voluntary",
+                                                        "involuntary", "migrations")}}
         return {
             "variant": variant.name, "strategy": variant.strategy, "repeat": repeat,
             "group": variant.group, "profile": self.profile.name,
@@ -562,6 +676,7 @@ class Controller:
         self.progress(f"starting {len(self.workers)} workers")
         self.phase = "worker start-up"
         self.start_workers()
+        self.name_trace_tracks()
 
     def run(self, on_repeat: Callable[[dict], None] | None = None) -> list[dict]:
         """Every repeat of every variant of this one scenario (see run_groups)."""

@@ -28,15 +28,27 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+def migrations() -> int | None:
+    """CPU migrations of this process so far (se.nr_migrations; None without SCHED_DEBUG)."""
+    try:
+        with open("/proc/self/sched") as f:
+            for line in f:
+                if line.startswith("se.nr_migrations"):
+                    return int(line.split(":")[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def usage_snapshot(proc: psutil.Process) -> dict:
     t = proc.cpu_times()
     c = proc.num_ctx_switches()
     return {"cpu_s": t.user + t.system, "wall_s": time.perf_counter(),
-            "voluntary": c.voluntary, "involuntary": c.involuntary}
+            "voluntary": c.voluntary, "involuntary": c.involuntary, "migrations": migrations()}
 
 
 def usage_delta(a: dict, b: dict) -> dict:
-    return {k: b[k] - a[k] for k in a}
+    return {k: None if a[k] is None or b[k] is None else b[k] - a[k] for k in a}
 
 
 class Worker:

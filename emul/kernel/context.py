@@ -1,8 +1,9 @@
 """The per-worker context every compiled path receives: private counters, lock stats, costs.
 
 ``Ctx`` plays the part of ``current`` plus this CPU's data: nothing in it is shared with another
-worker, so bumping it costs no cache-line traffic. Each worker's ``stat`` row is 256 bytes of one
-shared array (will-it-scale's layout), read by the controller only after the phase.
+worker, so bumping it costs no cache-line traffic. Each worker's ``stat`` row is its own part of
+one shared array (will-it-scale's layout): counters first, then an event area (GC passes for
+trace.json), read by the controller after the phase (a few counters also while it runs).
 """
 from __future__ import annotations
 
@@ -48,7 +49,13 @@ W_BATCH_SAVED = 29    # class-lock acquisitions a batched zs_free saved (percpu-
 W_PEAK_BYTES = 30     # the largest gc_bytes (compressed bytes queued) seen after an enqueue
 W_INDEX = 31          # the worker's index (its row), so a chaos fault can pick one worker
 W_GC_POLL_NS = 28     # the GC worker's idle poll before it sleeps, in ticks (0: sleep at once)
-STAT_WORDS = 32
+W_FAULTED = 32        # pages faulted back in so far (live, for the timeline)
+W_NEVENTS = 33        # events recorded in this row's event area (more are dropped, counted)
+W_EVENTS_DROPPED = 34
+W_EVENTS = 64         # the event area: EVENT_CAP x (start tick, end tick, value)
+EVENT_WORDS = 3
+EVENT_CAP = 1024      # per worker and repeat: GC passes for trace.json
+STAT_WORDS = W_EVENTS + EVENT_WORDS * EVENT_CAP
 
 # modelled costs (indexes into ctx.costs, in ticks of read_clock)
 COST_ZAP_PTE = 0           # zap_pte_range's work per present/swap PTE: walk, clear, rss, TLB batch
@@ -87,6 +94,20 @@ def lockstat_on(ctx: Ctx) -> bool:
 @njit(cache=True, _nrt=False, inline="always")
 def now() -> int:
     return read_clock()
+
+
+@njit(cache=True, _nrt=False)
+def note_event(ctx: Ctx, t0: int, t1: int, value: int) -> None:
+    """Record a span (ticks) in this worker's event area, for trace.json; full: count a drop."""
+    n = ctx.stat[W_NEVENTS]
+    if n >= EVENT_CAP:
+        ctx.stat[W_EVENTS_DROPPED] += 1
+        return
+    base = W_EVENTS + n * EVENT_WORDS
+    ctx.stat[base] = t0
+    ctx.stat[base + 1] = t1
+    ctx.stat[base + 2] = value
+    ctx.stat[W_NEVENTS] = n + 1
 
 
 @njit(cache=True, _nrt=False)

@@ -23,9 +23,9 @@ from numba import njit
 
 from .atomics import (atomic_cas, atomic_fetch_add, atomic_load, atomic_store, atomic_store_release,
                       cpu_relax, read_clock)
-from .context import (COST_FAULT, COST_FREE_FOLIO, COST_SWAP_ENTRY_FREE, COST_ZAP_PTE,
-                      W_COLD, W_FALLBACK, W_GC_FREED, W_IN_PLACE, W_LAZY, W_PTES, W_RECLAIMED, W_REFAULTED, W_RESIDENT_FREED, W_STORED,
-                      W_SWAP_FREED, W_T_END, W_T_START,
+from .context import (COST_FAULT, COST_FREE_FOLIO, COST_SWAP_ENTRY_FREE, COST_ZAP_PTE, W_COLD,
+                      W_FALLBACK, W_FAULTED, W_GC_FREED, W_IN_PLACE, W_LAZY, W_PTES, W_RECLAIMED,
+                      W_REFAULTED, W_RESIDENT_FREED, W_STORED, W_SWAP_FREED, W_T_END, W_T_START,
                       Ctx, model_cost, note_cpu)
 from .locking import spin_lock, spin_unlock
 from .lockstat import LOCK_SWAP
@@ -240,6 +240,7 @@ def swap_in_range(zram: Zram, mm: Mm, ctx: Ctx, start: int, end: int, page) -> i
             chaos_point(zram, ctx)
         if do_swap_page(zram, mm, ctx, p, page):
             n += 1
+            ctx.stat[W_FAULTED] += 1
     ctx.stat[W_T_END] = read_clock()
     ctx.stat[W_PTES] += n
     return n

@@ -21,7 +21,7 @@ from .zram import ZP_STRATEGY, chaos_point
 from .atomics import (atomic_load, atomic_store, atomic_xchg, cpu_relax, futex_wait, futex_wake,
                       read_clock)
 from .context import (W_GC_BUSY, W_GC_FREED, W_GC_IDLE_AT, W_GC_PASSES, W_GC_POLL_NS,
-                      W_GC_SLEEPS, Ctx, note_cpu)
+                      W_GC_SLEEPS, Ctx, note_cpu, note_event)
 from .zram import Zram
 
 
@@ -34,11 +34,13 @@ def gc_worker_run(zram: Zram, mm: Mm, ctx: Ctx, sleep_timeout_ns: int) -> None:
         chaos_point(zram, ctx)
         if atomic_xchg(ctl, GC_PENDING, 0) != 0:
             t0 = read_clock()
+            before = ctx.stat[W_GC_FREED]
             if zram.params[ZP_STRATEGY] == MM_ASYNC:
                 mm_async_work(zram, mm, ctx)
             else:
                 ctx.stat[W_GC_FREED] += gc_drain(zram, ctx)
             t1 = read_clock()
+            note_event(ctx, t0, t1, ctx.stat[W_GC_FREED] - before)
             ctx.stat[W_GC_PASSES] += 1
             ctx.stat[W_GC_BUSY] += t1 - t0
             if gc_backlog(zram) == 0:

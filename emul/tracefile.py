@@ -1,0 +1,73 @@
+"""trace.json: a run as Trace Event JSON, for Perfetto (ui.perfetto.dev) and chrome://tracing.
+
+One process per group of workers (one unless the scenario varies structural keys), one thread
+track per worker named by role and CPU, plus the controller's track with the phases of every
+repeat. Spans ("X" events): the phases, each worker's measured work, GC passes (work items) and,
+in replays, each kill on its reaper's track. Counter tracks ("C"): memory held (resident and
+compressed) and the GC backlog, as the controller sampled them. Timestamps are the emulator's own
+clock (the cycle counter every worker reads), in microseconds since the run's first tick.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class TraceRecorder:
+    """Collects spans and counters in ticks; ``write`` converts them to Trace Event JSON."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        self.names: dict[tuple[int, int], str] = {}
+        self.process_names: dict[int, str] = {}
+        self.origin: int | None = None
+        self.ticks_per_ns = 1.0
+
+    def name_process(self, pid: int, name: str) -> None:
+        self.process_names[pid] = name
+
+    def name_track(self, pid: int, tid: int, name: str) -> None:
+        self.names[(pid, tid)] = name
+
+    def span(self, pid: int, tid: int, name: str, t0: int, t1: int, **args) -> None:
+        if t0 <= 0 or t1 < t0:
+            return   # a worker that never started its part
+        self._origin(t0)
+        self.events.append({"ph": "X", "name": name, "pid": pid, "tid": tid, "t": t0,
+                            "d": t1 - t0, "args": args})
+
+    def counter(self, pid: int, name: str, t: int, **values) -> None:
+        self._origin(t)
+        self.events.append({"ph": "C", "name": name, "pid": pid, "t": t, "args": values})
+
+    def _origin(self, t: int) -> None:
+        if self.origin is None or t < self.origin:
+            self.origin = t
+
+    def to_json(self) -> dict:
+        us = 1.0 / (self.ticks_per_ns * 1000.0)
+        origin = self.origin or 0
+        out: list[dict] = []
+        for pid, name in self.process_names.items():
+            out.append({"ph": "M", "name": "process_name", "pid": pid, "tid": 0,
+                        "args": {"name": name}})
+        for (pid, tid), name in self.names.items():
+            out.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid,
+                        "args": {"name": name}})
+            out.append({"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": tid,
+                        "args": {"sort_index": tid}})
+        for e in self.events:
+            ev = {"ph": e["ph"], "name": e["name"], "pid": e["pid"],
+                  "ts": round((e["t"] - origin) * us, 3), "args": e["args"]}
+            if e["ph"] == "X":
+                ev["tid"] = e["tid"]
+                ev["dur"] = round(e["d"] * us, 3)
+            out.append(ev)
+        return {"traceEvents": out, "displayTimeUnit": "ms",
+                "otherData": {"clock": "emul cycle counter", "ticks_per_ns": self.ticks_per_ns}}
+
+    def write(self, path: Path) -> Path:
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_json()))
+        tmp.replace(path)
+        return path
