@@ -118,3 +118,28 @@ def test_a_scenario_larger_than_the_machine_is_refused(tmp_path: Path, no_leftov
     assert r.returncode == 2, r.stdout + r.stderr
     assert "zram.disksize: expected a scenario whose shared memory fits this machine: it needs" \
         in r.stderr and "MiB" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_shared_memory_is_private_and_unlinked_once_unlinked() -> None:
+    import os
+    import stat
+
+    import numpy as np
+
+    from emul.arena import Arena, Layout
+    lay = Layout()
+    lay.add("words", np.int64, 16)
+    arena = Arena.create(lay)
+    try:
+        path = f"/dev/shm/{arena.name}"
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        other = Arena.attach(arena.name, Layout.from_json(lay.to_json()))
+        arena["words"][3] = 42
+        assert other["words"][3] == 42          # the same memory, seen through a second mapping
+        arena.unlink()
+        assert not os.path.exists(path)
+        assert other["words"][3] == 42          # mapped memory outlives the name
+        other.close()
+    finally:
+        arena.unlink()
+        arena.close()

@@ -94,7 +94,7 @@ def spin_lock(words, i: int, ctx: Ctx, lclass: int) -> None:
     atomic_store_release(words, i + 1, ctx.stat[W_CPU] + 1)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def spin_trylock(words, i: int, ctx: Ctx, lclass: int) -> bool:
     if atomic_load(words, i) != 0 or atomic_xchg(words, i, 1) != 0:
         return False
@@ -103,7 +103,7 @@ def spin_trylock(words, i: int, ctx: Ctx, lclass: int) -> bool:
     return True
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def spin_unlock(words, i: int, ctx: Ctx, lclass: int) -> None:
     lock_released(ctx, lclass)
     atomic_store_release(words, i, 0)
