@@ -31,7 +31,9 @@ median over ``--repeats`` repeats, the workloads interleaved within a repeat):
 A run whose timed call lost its CPU (an involuntary context switch: another task took it) or,
 for k > 1, whose starts lie more than 5 % of the unmap time apart, is run again, up to 3 times
 (as ``emul bench`` does); if every try was disturbed, the one that finished soonest is kept and
-the progress line says PREEMPTED. Calibrate on an otherwise idle machine.
+the progress line says PREEMPTED. The median is then taken over the undisturbed repeats when
+there are at least two (preemption only adds time), else over all. Calibrate on an otherwise
+idle machine: the emulated runs have no such filter.
 
 The data: the default data profile of the seed scenarios (compression ratio 2, spread 0.25).
 Each page starts with L random bytes and ends in zeros, L drawn uniformly from
@@ -758,6 +760,15 @@ class Measurer:
                 self.comp_lens.append(compr / stored)
 
 
+def clean_median(values: list[float], clean: list[bool]) -> tuple[float, int]:
+    """Median of the undisturbed samples when there are at least two (preemption only adds
+    time), else of all; and how many were used as clean (0: all were used)."""
+    ok = [v for v, c in zip(values, clean) if c]
+    if len(ok) >= 2:
+        return statistics.median(ok), len(ok)
+    return statistics.median(values), 0
+
+
 def measure(host: Host, device: str, mib: int, repeats: int, cpus: list[int],
             progress: Callable[[str], None]) -> dict:
     """Every workload ``repeats`` times; returns medians (ns/page) and the raw samples."""
@@ -766,6 +777,7 @@ def measure(host: Host, device: str, mib: int, repeats: int, cpus: list[int],
     kmax = min(MAX_CONCURRENT, len(cpus))
     samples: dict[str, list[float]] = {w: [] for w in WORKLOADS}
     samples["pageout"] = []
+    clean: dict[str, list[bool]] = {w: [] for w in samples}
     conc: dict[int, dict[str, list]] = {k: {"per_process_ns": [], "wall_ns": [],
                                             "involuntary": [], "start_skew_ns": []}
             for k in range(1, kmax + 1)}
@@ -793,10 +805,12 @@ def measure(host: Host, device: str, mib: int, repeats: int, cpus: list[int],
         for w in WORKLOADS:
             res = attempt(w, 1)[0]
             samples[w].append(res["ns_per_page"])
+            clean[w].append(res["involuntary"] == 0)
             extra = ""
             if "pageout_ns" in res:
                 if w == "unmap-swapped":
                     samples["pageout"].append(res["pageout_ns"])
+                    clean["pageout"].append(True)     # not timed for preemption
                 extra = (f" ({100 * res['swapped_fraction']:.1f}% swapped, pageout "
                          f"{res['pageout_ns']:.0f} ns/page)")
             if w.startswith("swapin"):
@@ -822,7 +836,15 @@ def measure(host: Host, device: str, mib: int, repeats: int, cpus: list[int],
                      + " / ".join(f"{p / 1e6:.2f}" for p in per)
                      + f" ms (starts within {skew / 1e3:.0f} us)"
                      + (f", PREEMPTED in every try ({inv})" if any(inv) else ""))
-    med = {w: statistics.median(v) for w, v in samples.items() if v}
+    med, used = {}, {}
+    for w, v in samples.items():
+        if v:
+            med[w], used[w] = clean_median(v, clean[w])
+    for k, v in conc.items():
+        ok = [not any(inv) for inv in v["involuntary"]]
+        v["wall_ns_median"], v["clean_repeats"] = clean_median(v["wall_ns"], ok)
+        v["per_process_median"], _ = clean_median([statistics.median(x) for x in
+                                                   v["per_process_ns"]], ok)
     ratio = statistics.median(m.ratios) if m.ratios else DATA_COMPRESSION_RATIO
     comp_len = statistics.median(m.comp_lens) if m.comp_lens else page_size / ratio
     return {
@@ -831,10 +853,12 @@ def measure(host: Host, device: str, mib: int, repeats: int, cpus: list[int],
         "ns_per_page": med, "samples": samples,
         "compression_ratio": ratio, "comp_len_mean": comp_len, "spread": DATA_SPREAD,
         "clean_runs": retried["clean"], "preempted_runs": retried["preempted"],
+        "clean_repeats": used,
         "concurrent": {str(k): {
-            "wall_ns": statistics.median(v["wall_ns"]),
-            "per_process_ns": statistics.median(x for rep in v["per_process_ns"] for x in rep),
-            "wall_ns_per_page": statistics.median(v["wall_ns"]) / m.npages,
+            "wall_ns": v["wall_ns_median"],
+            "per_process_ns": v["per_process_median"],
+            "wall_ns_per_page": v["wall_ns_median"] / m.npages,
+            "clean_repeats": v["clean_repeats"],
             "samples": v} for k, v in conc.items()},
     }
 
@@ -890,13 +914,27 @@ def derive_profile(meas: dict, machinery: dict | None = None) -> Fit:
             return 0.0
         return v
 
-    L.append("Measured on this machine (ns per page, median over the repeats):")
-    L.append(f"  z  unmap, zero-page PTEs      {z:8.1f}   (PTE walk and clear, no folio)")
-    L.append(f"  r  unmap, resident pages      {r:8.1f}")
-    L.append(f"  s  unmap, swapped to zram     {s:8.1f}")
-    L.append(f"  fi swap-in, data pages        {fi:8.1f}   (MADV_POPULATE_READ)")
-    L.append(f"  fs swap-in, same-filled pages {fs:8.1f}   (no zsmalloc object, no decompression)")
+    used = meas.get("clean_repeats") or {}
+    reps = meas.get("repeats")
+
+    def how(w: str) -> str:
+        if w not in used or not reps:
+            return ""
+        return (f"  [{used[w]} of {reps} undisturbed]" if used[w]
+                else f"  [all {reps}: fewer than 2 undisturbed]")
+
+    L.append("Measured on this machine (ns per page; median over the undisturbed repeats, see "
+             "emul/calibrate.py):")
+    L.append(f"  z  unmap, zero-page PTEs      {z:8.1f}{how('unmap-zero')}")
+    L.append(f"  r  unmap, resident pages      {r:8.1f}{how('unmap-resident')}")
+    L.append(f"  s  unmap, swapped to zram     {s:8.1f}{how('unmap-swapped')}")
+    L.append(f"  fi swap-in, data pages        {fi:8.1f}{how('swapin')}")
+    L.append(f"  fs swap-in, same-filled pages {fs:8.1f}{how('swapin-same')}")
     L.append(f"  po MADV_PAGEOUT, data pages   {po:8.1f}")
+    L.append("  (z: PTEs of the shared zero page, no folio behind them; fi, fs: one "
+             "MADV_POPULATE_READ;")
+    L.append("  fs: pages of one byte value, stored as ZRAM_SAME: no zsmalloc object, no "
+             "decompression)")
     L.append(f"  zram stored {comp_len:.0f} bytes per data page (ratio {ps / comp_len:.2f}); at "
              f"+/-{100 * float(meas.get('spread', DATA_SPREAD)):.0f}% their zsmalloc classes give")
     L.append(f"  back {ppo:.3f} zspage pages per object freed")
@@ -985,11 +1023,12 @@ def profile_yaml(meas: dict, fit: Fit, machine: dict, setup_note: str) -> str:
         f"{time.strftime('%Y-%m-%d %H:%M %Z')}.",
         f"Machine: {machine.get('arch')}, {machine.get('cpu_model') or '?'}, "
         f"{machine.get('cpus')} CPUs; Linux {machine.get('kernel')}.",
-        f"Device: /dev/{meas['device']} ({setup_note}). {meas['mib']} MiB per process "
-        f"({meas['pages']} pages), {meas['repeats']} repeats,",
-        f"measured on CPU {meas['cpus'][0]}. Data: each page L random bytes then zeros, L "
-        f"uniform in {meas['page_size'] // 2} x (1 +/- {meas['spread']}),",
-        f"zram achieved ratio {meas['compression_ratio']:.2f}.",
+        f"Device: /dev/{meas['device']}, {meas.get('comp_algorithm') or '?'} "
+        f"({setup_note}).",
+        f"{meas['mib']} MiB per process ({meas['pages']} pages), {meas['repeats']} repeats, "
+        f"measured on CPU {meas['cpus'][0]}.",
+        f"Data: each page L random bytes then zeros, L uniform in {meas['page_size'] // 2} x "
+        f"(1 +/- {meas['spread']}); zram achieved ratio {meas['compression_ratio']:.2f}.",
         "",
     ]
     text = "".join(f"# {x}".rstrip() + "\n" for x in head + fit.lines)
@@ -1049,51 +1088,26 @@ def emul_scenario(key: str, meas: dict, repeats: int, cpus: list[int], k: int = 
     return doc
 
 
-def _disturbed(row: dict) -> bool:
-    """A repeat whose measured actor (killer or swap-in worker) lost its CPU to another task."""
-    return any(w.get("involuntary", 0) > 0 for w in (row.get("workers") or {}).values()
-               if w.get("role") in ("killer", "swapin"))
-
-
 def run_emulated(key: str, doc: dict, profile: str, workdir: Path, k: int = 1) -> dict:
     """``emul run`` the scenario in a subprocess; ns per page (per process for concurrent):
-    wall time of the measured actors / pages each. As for the real kernel, repeats whose
-    measured actor was preempted are left out when others were not, and a run with most of its
-    repeats preempted is run again (up to ATTEMPTS runs; the least disturbed one is kept)."""
+    the measured actors' wall time / pages each, median over the repeats."""
     import yaml
-    best = None
-    for attempt in range(ATTEMPTS):
-        tag = f"{key}-{Path(profile).stem}-{attempt}"
-        sc = workdir / f"{tag}.yaml"
-        sc.write_text(yaml.safe_dump(doc, sort_keys=False))
-        out = workdir / tag
-        cmd = [sys.executable, "-m", "emul.cli", "run", str(sc), "-o", str(out),
-               "--profile", profile]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0:
-            tail = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise RunAborted(f"emulating {key} failed (emul run exit {r.returncode}): {tail}")
-        rows = [row for row in json.loads((out / "results.json").read_text())["repeats"]
-                if row["ptes"]]
-        clean = [row for row in rows if not _disturbed(row)]
-        use = clean or rows
-        per = [row["time_ns"] / (row["ptes"] / k) for row in use]
-        res = {"ns_per_page": statistics.median(per), "samples": per, "results": str(out),
-               "repeats": len(rows), "disturbed": len(rows) - len(clean)}
-        if best is None or res["disturbed"] < best["disturbed"]:
-            best = res
-        if 2 * res["disturbed"] <= len(rows):
-            break
-    return best
+    tag = f"{key}-{Path(profile).stem}"
+    sc = workdir / f"{tag}.yaml"
+    sc.write_text(yaml.safe_dump(doc, sort_keys=False))
+    out = workdir / tag
+    cmd = [sys.executable, "-m", "emul.cli", "run", str(sc), "-o", str(out), "--profile", profile]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        tail = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RunAborted(f"emulating {key} failed (emul run exit {r.returncode}): {tail}")
+    rows = [row for row in json.loads((out / "results.json").read_text())["repeats"]
+            if row["ptes"]]
+    per = [row["time_ns"] / (row["ptes"] / k) for row in rows]
+    return {"ns_per_page": statistics.median(per), "samples": per, "results": str(out)}
 
 
 # =============================================================================== the command
-
-def _disturbed_note(res: dict) -> str:
-    return (f" ({res['disturbed']} of {res['repeats']} repeats preempted"
-            + (", left out)" if res["disturbed"] < res["repeats"] else ")")
-            if res["disturbed"] else "")
-
 
 def _pinned_cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0))
@@ -1157,9 +1171,8 @@ def run_calibrate(args, console, progress: Callable[[str], None]) -> int:
             setup = ZramSwapSetup(host, plan, disksize, page_size, log=progress)
             try:
                 with setup:
-                    setup_note = (f"set up by --setup: {setup.algorithm}, disksize "
-                                  f"{disksize >> 20} MiB, swap priority {SETUP_PRIORITY}, "
-                                  "vm.page-cluster 0")
+                    setup_note = (f"set up by --setup: disksize {disksize >> 20} MiB, swap "
+                                  f"priority {SETUP_PRIORITY}, vm.page-cluster 0")
                     meas = measure(host, plan.name, args.mib, args.repeats, cpus, progress)
             finally:
                 after = swap_state(host, plan.name)
@@ -1180,7 +1193,7 @@ def run_calibrate(args, console, progress: Callable[[str], None]) -> int:
         machine = machine_info()
         workdir = Path(tempfile.mkdtemp(prefix="emul-calibrate-"))
         machinery = None
-        erepeats = max(3, args.repeats)      # emul runs take seconds: at least 3 for a median
+        erepeats = max(5, args.repeats)      # emul runs take seconds: at least 5 for a median
         progress(f"{meas['clean_runs']} measurements kept their CPU, {meas['preempted_runs']} "
                  f"were disturbed in all {ATTEMPTS} tries")
         if not args.no_emulate:
@@ -1190,8 +1203,7 @@ def run_calibrate(args, console, progress: Callable[[str], None]) -> int:
                 res = run_emulated(key, emul_scenario(key, meas, erepeats, cpus), "zero",
                                    workdir)
                 machinery[key] = res["ns_per_page"]
-                progress(f"  {key}: {res['ns_per_page']:.0f} ns/page"
-                         + _disturbed_note(res))
+                progress(f"  {key}: {res['ns_per_page']:.0f} ns/page")
         meas["machinery"] = machinery
         fit = derive_profile(meas, machinery)
         meas["output"] = str(output)
@@ -1212,7 +1224,7 @@ def run_calibrate(args, console, progress: Callable[[str], None]) -> int:
                 res = run_emulated(key, emul_scenario(key, meas, erepeats, cpus, k),
                                    str(output.resolve()), workdir, k)
                 emulated[key] = res
-                progress(f"  {key}: {res['ns_per_page']:.0f} ns/page" + _disturbed_note(res))
+                progress(f"  {key}: {res['ns_per_page']:.0f} ns/page")
             console.print(side_by_side(meas, emulated, output.name))
             for line in slowdown_lines(meas, emulated):
                 console.print(line)

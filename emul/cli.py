@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK, AuditFailed, EmulError, InputError
+from .errors import EXIT_ABORTED, EXIT_OK, AuditFailed, EmulError, InputError
 
 DEFAULT_SCENARIO = "scenarios/seed-unmap.yaml"
 SOAK_SCENARIO = "scenarios/contention-mixed.yaml"

@@ -8,7 +8,6 @@ phase results.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import tempfile

@@ -566,7 +566,6 @@ class Controller:
 
     def replay_prepare(self, victims: list[tuple[int, int]]) -> None:
         """Tag every slot a victim's swapped pages hold with its kill, and load the schedule."""
-        import numpy as np
         from .kernel.replay import CTL_REPLAY_NEXT, K_DUE, K_SLOTS
         from .kernel.zram import K_SLOTS_LEFT, KILL_WORDS
         arena = self.arena

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from emul.errors import InputError
 from emul.profiles import builtin_names

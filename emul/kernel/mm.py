@@ -21,8 +21,7 @@ from collections import namedtuple
 
 from numba import njit
 
-from .atomics import (atomic_cas, atomic_fetch_add, atomic_load, atomic_store, atomic_store_release,
-                      cpu_relax, read_clock)
+from .atomics import atomic_cas, atomic_fetch_add, atomic_load, atomic_store_release, read_clock
 from .context import (COST_FAULT, COST_FREE_FOLIO, COST_SWAP_ENTRY_FREE, COST_ZAP_PTE, W_COLD,
                       W_FALLBACK, W_FAULTED, W_GC_FREED, W_IN_PLACE, W_LAZY, W_PTES, W_RECLAIMED,
                       W_REFAULTED, W_RESIDENT_FREED, W_STORED, W_SWAP_FREED, W_T_END, W_T_START,
@@ -30,10 +29,9 @@ from .context import (COST_FAULT, COST_FREE_FOLIO, COST_SWAP_ENTRY_FREE, COST_ZA
 from .locking import spin_lock, spin_unlock
 from .lockstat import LOCK_SWAP
 from ..strategies import mm_async
-from ..strategies.common import (DB_COUNT, DB_LOCK, QH_DRAIN_LOCK, cond_resched, dbuf_base,
-                                 dbuf_flip, dbuf_half_start, dbuf_pending, queue_work)
+from ..strategies.common import (QH_DRAIN_LOCK, cond_resched, dbuf_base, dbuf_emptied,
+                                 dbuf_pending, dbuf_take, gc_drain_begin)
 from ..strategies.dispatch import MM_ASYNC
-from .locking import spin_trylock
 from .lockstat import LOCK_GC_QUEUE
 from .notify import zram_slot_free_notify
 from .zram import (F_READ_CORRUPT, ST_GC_BYTES, ST_GC_SLOTS, ZP_STRATEGY, Zram, chaos_point,
@@ -101,19 +99,13 @@ def mm_async_work(zram: Zram, mm: Mm, ctx: Ctx) -> int:
     The frees it makes in zram_slot_free_notify are counted as GC frees, not in-place ones.
     """
     q = zram.gc_queue
-    if not spin_trylock(q, QH_DRAIN_LOCK, ctx, LOCK_GC_QUEUE):
-        queue_work(zram, ctx)
-        cpu_relax()
+    if not gc_drain_begin(zram, ctx):
         return 0
     in_place = ctx.stat[W_IN_PLACE]
     freed = 0
     base = dbuf_base(q, 0)
     while dbuf_pending(q, base) != 0:
-        spin_lock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
-        half = dbuf_flip(q, base)
-        n = q[base + DB_COUNT + half]
-        spin_unlock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
-        start = dbuf_half_start(q, base, half)
+        start, n, half = dbuf_take(q, base, ctx)
         for k in range(n):
             slot = q[start + k]
             size = get_slot_size(zram, slot)
@@ -122,7 +114,7 @@ def mm_async_work(zram: Zram, mm: Mm, ctx: Ctx) -> int:
             atomic_fetch_add(zram.stats, ST_GC_BYTES, -size)
             freed += 1
             cond_resched(ctx)
-        atomic_store(q, base + DB_COUNT + half, 0)
+        dbuf_emptied(q, base, half)
     spin_unlock(q, QH_DRAIN_LOCK, ctx, LOCK_GC_QUEUE)
     ctx.stat[W_GC_FREED] += ctx.stat[W_IN_PLACE] - in_place
     ctx.stat[W_IN_PLACE] = in_place

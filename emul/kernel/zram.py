@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit
 
 from .atomics import (atomic_cas, atomic_fetch_add, atomic_fetch_and, atomic_fetch_or, atomic_load,
-                      cpu_relax, read_clock)
+                      read_clock)
 from .context import (COST_COMPRESS_KIB, COST_DECOMPRESS_KIB, COST_SLOT_FREE,
                       COST_SLOT_FREE_COLD, W_COLD, W_CPU, W_INDEX,
                       W_REUSED_QUEUED, Ctx, model_cost, model_cost_scaled)

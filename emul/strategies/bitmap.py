@@ -15,8 +15,8 @@ from __future__ import annotations
 from numba import njit
 
 from ..kernel.context import W_GC_SKIPPED, W_SCAN_WORDS, Ctx
-from ..kernel.zram import ZP_NR_SLOTS, Zram, gc_test, slot_free, slot_trylock, slot_unlock
-from .common import cond_resched, find_next_bit, lazy_queue_slot, queue_work
+from ..kernel.zram import ZP_NR_SLOTS, Zram
+from .common import cond_resched, find_next_bit, gc_free_queued, lazy_queue_slot, queue_work
 
 NAME = "bitmap"
 SUMMARY = "RFC v1 (Barry Song, 2026-04-12): gc_map walked with find_next_bit, slot trylock"
@@ -45,14 +45,12 @@ def drain(zram: Zram, ctx: Ctx) -> int:
     skipped = 0
     index = find_next_bit(zram.gc_map, num_pages, 0)
     while index < num_pages:
-        if slot_trylock(zram, ctx, index):
-            if gc_test(zram, index):
-                slot_free(zram, ctx, index)
-                freed += 1
-            slot_unlock(zram, ctx, index)
-            cond_resched(ctx)
-        else:
+        done = gc_free_queued(zram, ctx, index, False)
+        if done < 0:
             skipped += 1
+        else:
+            freed += done
+            cond_resched(ctx)
         index = find_next_bit(zram.gc_map, num_pages, index + 1)
     ctx.stat[W_GC_SKIPPED] += skipped
     ctx.stat[W_SCAN_WORDS] += (num_pages + 63) >> 6

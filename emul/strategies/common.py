@@ -21,7 +21,8 @@ from ..kernel.locking import spin_lock, spin_trylock, spin_unlock
 from ..kernel.lockstat import LOCK_GC_QUEUE
 from ..kernel.zram import (ST_GC_BYTES, ST_GC_SLOTS, ZP_CAP_BYTES, ZP_CAP_SLOTS, ZRAM_SAME, Zram,
                            gc_mark, gc_test, get_slot_handle, get_slot_size, slot_free,
-                           slot_free_extract, slot_lock, slot_unlock, test_slot_flag)
+                           slot_free_extract, slot_lock, slot_trylock, slot_unlock,
+                           test_slot_flag)
 from ..kernel.zsmalloc import zs_free, zs_free_run, zs_handle_class
 
 # gc_ctl futex words (int32)
@@ -195,6 +196,50 @@ def init_queue(q, nr_bufs: int, cap: int) -> None:
     q[QH_BUF_CAP] = cap
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def dbuf_take(q, base: int, ctx: Ctx) -> tuple:
+    """Flip buffer ``base`` under its lock: returns (first word, entries, half) of the half the
+    GC now empties without the lock."""
+    spin_lock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
+    half = dbuf_flip(q, base)
+    n = q[base + DB_COUNT + half]
+    spin_unlock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
+    return dbuf_half_start(q, base, half), n, half
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def dbuf_emptied(q, base: int, half: int) -> None:
+    """The GC is done with this half: producers may fill it after the next flip."""
+    atomic_store(q, base + DB_COUNT + half, 0)
+
+
+@njit(cache=True, _nrt=False)
+def gc_drain_begin(zram: Zram, ctx: Ctx) -> bool:
+    """Take the queue's drain lock (one GC worker drains at a time). If another holds it,
+    re-queue the work item, so someone looks again after it, and skip this pass."""
+    if spin_trylock(zram.gc_queue, QH_DRAIN_LOCK, ctx, LOCK_GC_QUEUE):
+        return True
+    queue_work(zram, ctx)
+    cpu_relax()
+    return False
+
+
+@njit(cache=True, _nrt=False)
+def gc_free_queued(zram: Zram, ctx: Ctx, index: int, wait: bool) -> int:
+    """Free a slot the GC found queued, if it still is (checked under its lock): 1 freed, 0 no
+    longer queued, -1 locked (only without ``wait``: the caller keeps it for later)."""
+    if wait:
+        slot_lock(zram, ctx, index)
+    elif not slot_trylock(zram, ctx, index):
+        return -1
+    freed = 0
+    if gc_test(zram, index):
+        slot_free(zram, ctx, index)
+        freed = 1
+    slot_unlock(zram, ctx, index)
+    return freed
+
+
 # --- slot queues in double buffers (array, percpu) ----------------------------------------------
 
 @njit(cache=True, _nrt=False)
@@ -226,9 +271,7 @@ def drain_slot_bufs(zram: Zram, ctx: Ctx) -> int:
     is waited for (the kworker may sleep on the bit lock): the entry is the only record of it.
     """
     q = zram.gc_queue
-    if not spin_trylock(q, QH_DRAIN_LOCK, ctx, LOCK_GC_QUEUE):
-        queue_work(zram, ctx)    # another GC worker drains; make sure someone looks again
-        cpu_relax()
+    if not gc_drain_begin(zram, ctx):
         return 0
     freed = 0
     again = True
@@ -238,22 +281,13 @@ def drain_slot_bufs(zram: Zram, ctx: Ctx) -> int:
             base = dbuf_base(q, buf)
             if dbuf_pending(q, base) == 0:
                 continue
-            spin_lock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
-            half = dbuf_flip(q, base)
-            n = q[base + DB_COUNT + half]
-            spin_unlock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
-            start = dbuf_half_start(q, base, half)
+            start, n, half = dbuf_take(q, base, ctx)
             for k in range(n):
                 index = q[start + k]
-                if not gc_test(zram, index):
-                    continue
-                slot_lock(zram, ctx, index)
                 if gc_test(zram, index):
-                    slot_free(zram, ctx, index)
-                    freed += 1
-                slot_unlock(zram, ctx, index)
-                cond_resched(ctx)
-            atomic_store(q, base + DB_COUNT + half, 0)
+                    freed += gc_free_queued(zram, ctx, index, True) > 0
+                    cond_resched(ctx)
+            dbuf_emptied(q, base, half)
             again = True
     spin_unlock(q, QH_DRAIN_LOCK, ctx, LOCK_GC_QUEUE)
     return freed
@@ -341,9 +375,7 @@ def drain_handle_bufs(zram: Zram, ctx: Ctx, batch_by_class: bool) -> int:
     """Empty every handle buffer: flip it, then zs_free its handles, one by one or (RFC v3) in
     runs of one size class under one class-lock hold. Returns the handles freed."""
     q = zram.gc_queue
-    if not spin_trylock(q, QH_DRAIN_LOCK, ctx, LOCK_GC_QUEUE):
-        queue_work(zram, ctx)
-        cpu_relax()
+    if not gc_drain_begin(zram, ctx):
         return 0
     freed = 0
     again = True
@@ -353,11 +385,7 @@ def drain_handle_bufs(zram: Zram, ctx: Ctx, batch_by_class: bool) -> int:
             base = dbuf_base(q, buf)
             if dbuf_pending(q, base) == 0:
                 continue
-            spin_lock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
-            half = dbuf_flip(q, base)
-            n = q[base + DB_COUNT + half]
-            spin_unlock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
-            start = dbuf_half_start(q, base, half)
+            start, n, half = dbuf_take(q, base, ctx)
             if batch_by_class:
                 sort_entries(q, start, start + n)
             k = start
@@ -380,7 +408,7 @@ def drain_handle_bufs(zram: Zram, ctx: Ctx, batch_by_class: bool) -> int:
                 freed += run_end - k
                 k = run_end
                 cond_resched(ctx)
-            atomic_store(q, base + DB_COUNT + half, 0)
+            dbuf_emptied(q, base, half)
             again = True
     spin_unlock(q, QH_DRAIN_LOCK, ctx, LOCK_GC_QUEUE)
     return freed

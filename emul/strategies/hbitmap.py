@@ -13,8 +13,8 @@ from numba import njit
 
 from ..kernel.atomics import atomic_fetch_and, atomic_fetch_or, atomic_load, count_trailing_zeros
 from ..kernel.context import W_GC_SKIPPED, W_SCAN_WORDS, Ctx
-from ..kernel.zram import ZP_NR_SLOTS, Zram, gc_test, slot_free, slot_trylock, slot_unlock
-from .common import cond_resched, find_next_bit, lazy_queue_slot, queue_work
+from ..kernel.zram import ZP_NR_SLOTS, Zram
+from .common import cond_resched, find_next_bit, gc_free_queued, lazy_queue_slot, queue_work
 
 NAME = "hbitmap"
 SUMMARY = "bitmap plus a summary level (one bit per gc_map word): the walk skips empty words"
@@ -54,15 +54,13 @@ def drain(zram: Zram, ctx: Ctx) -> int:
         while bits != 0:
             index = (word << 6) + count_trailing_zeros(bits)
             bits &= bits - 1
-            if slot_trylock(zram, ctx, index):
-                if gc_test(zram, index):
-                    slot_free(zram, ctx, index)
-                    freed += 1
-                slot_unlock(zram, ctx, index)
-                cond_resched(ctx)
-            else:
+            done = gc_free_queued(zram, ctx, index, False)
+            if done < 0:
                 skipped += 1
                 left = True
+            else:
+                freed += done
+                cond_resched(ctx)
         if left:
             atomic_fetch_or(summary, word >> 6, 1 << (word & 63))
         word = find_next_bit(summary, nwords, word + 1)
