@@ -11,26 +11,15 @@ from numba import njit
 
 from ..kernel.context import Ctx
 from ..kernel.zram import Zram
-from .common import dbufs_words, drain_slot_bufs, init_queue, queue_slot_in_buf
+from .common import cap_and_stale, dbuf_queue, drain_slot_bufs, queue_slot_in_buf
 
 NAME = "array"
 SUMMARY = "one array of queued slot indices under a spinlock (64 MiB of 4 KiB pages)"
 NEEDS_GC = True
 DEFAULT_CAP_SLOTS = 16384
-NR_BUFS = 1
 
 
-def buffer_cap(nr_slots: int, cap_slots: int) -> int:
-    # room for the cap, plus stale entries of slots reused while queued
-    return min(nr_slots, cap_slots) + 256 if cap_slots else nr_slots
-
-
-def queue_words(nr_slots: int, cap_slots: int) -> int:
-    return dbufs_words(NR_BUFS, buffer_cap(nr_slots, cap_slots))
-
-
-def setup_queue(q, nr_slots: int, cap_slots: int) -> None:
-    init_queue(q, NR_BUFS, buffer_cap(nr_slots, cap_slots))
+queue_words, setup_queue = dbuf_queue(cap_and_stale)   # sizes gc_queue for the controller
 
 
 @njit(cache=True, _nrt=False)

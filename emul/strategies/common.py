@@ -196,6 +196,31 @@ def init_queue(q, nr_bufs: int, cap: int) -> None:
     q[QH_BUF_CAP] = cap
 
 
+def cap_or_device(nr_slots: int, cap_slots: int) -> int:
+    """A buffer that holds the cap (the whole device when there is none)."""
+    return min(nr_slots, cap_slots) if cap_slots else nr_slots
+
+
+def cap_and_stale(nr_slots: int, cap_slots: int) -> int:
+    """... plus room for stale entries of slots reused while queued (slot queues)."""
+    return min(nr_slots, cap_slots) + 256 if cap_slots else nr_slots
+
+
+def dbuf_queue(buffer_cap, per_cpu: bool = False):
+    """A strategy's ``queue_words`` and ``setup_queue`` for double buffers of
+    ``buffer_cap(nr_slots, cap)`` entries: one, or one per CPU."""
+    def nr_bufs() -> int:
+        return cpu_buffers() if per_cpu else 1
+
+    def queue_words(nr_slots: int, cap_slots: int) -> int:
+        return dbufs_words(nr_bufs(), buffer_cap(nr_slots, cap_slots))
+
+    def setup_queue(q, nr_slots: int, cap_slots: int) -> None:
+        init_queue(q, nr_bufs(), buffer_cap(nr_slots, cap_slots))
+
+    return queue_words, setup_queue
+
+
 @njit(cache=True, _nrt=False, inline="always")
 def dbuf_take(q, base: int, ctx: Ctx) -> tuple:
     """Flip buffer ``base`` under its lock: returns (first word, entries, half) of the half the

@@ -14,25 +14,15 @@ from numba import njit
 
 from ..kernel.context import Ctx
 from ..kernel.zram import Zram
-from .common import dbufs_words, defer_handle, drain_handle_bufs, init_queue
+from .common import cap_or_device, dbuf_queue, defer_handle, drain_handle_bufs
 
 NAME = "deferred-zsfree"
 SUMMARY = "RFC v2: slot_free_extract in place, handles to a per-pool array (trylock, sync fallback)"
 NEEDS_GC = True
 DEFAULT_CAP_SLOTS = 32768   # 128 MiB worth of handles at 4 KiB pages
-NR_BUFS = 1
 
 
-def buffer_cap(nr_slots: int, cap_slots: int) -> int:
-    return min(nr_slots, cap_slots) if cap_slots else nr_slots
-
-
-def queue_words(nr_slots: int, cap_slots: int) -> int:
-    return dbufs_words(NR_BUFS, buffer_cap(nr_slots, cap_slots))
-
-
-def setup_queue(q, nr_slots: int, cap_slots: int) -> None:
-    init_queue(q, NR_BUFS, buffer_cap(nr_slots, cap_slots))
+queue_words, setup_queue = dbuf_queue(cap_or_device)
 
 
 @njit(cache=True, _nrt=False)

@@ -16,26 +16,16 @@ from ..kernel.context import Ctx
 from ..kernel.locking import spin_lock, spin_unlock
 from ..kernel.lockstat import LOCK_GC_QUEUE
 from ..kernel.zram import Zram
-from .common import (DB_LOCK, LAZY_NO, dbuf_base, dbuf_push, dbuf_room, dbufs_words, gc_reserve,
-                     init_queue, queue_work)
+from .common import (DB_LOCK, LAZY_NO, cap_or_device, dbuf_base, dbuf_push, dbuf_queue, dbuf_room,
+                     gc_reserve, queue_work)
 
 NAME = "mm-async"
 SUMMARY = "vivo: the exiting process hands its swap entries to a kworker (mm level, no cap)"
 NEEDS_GC = True
 DEFAULT_CAP_SLOTS = 0
-NR_BUFS = 1
 
 
-def buffer_cap(nr_slots: int, cap_slots: int) -> int:
-    return min(nr_slots, cap_slots) if cap_slots else nr_slots
-
-
-def queue_words(nr_slots: int, cap_slots: int) -> int:
-    return dbufs_words(NR_BUFS, buffer_cap(nr_slots, cap_slots))
-
-
-def setup_queue(q, nr_slots: int, cap_slots: int) -> None:
-    init_queue(q, NR_BUFS, buffer_cap(nr_slots, cap_slots))
+queue_words, setup_queue = dbuf_queue(cap_or_device)
 
 
 @njit(cache=True, _nrt=False)

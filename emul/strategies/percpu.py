@@ -13,8 +13,7 @@ from numba import njit
 
 from ..kernel.context import Ctx
 from ..kernel.zram import Zram
-from .common import (cpu_buffers, dbufs_words, drain_slot_bufs, init_queue, queue_slot_in_buf,
-                     this_cpu_buf)
+from .common import cap_and_stale, dbuf_queue, drain_slot_bufs, queue_slot_in_buf, this_cpu_buf
 
 NAME = "percpu"
 SUMMARY = "per-CPU arrays of queued slots (local lock), each drained as one batch"
@@ -22,16 +21,7 @@ NEEDS_GC = True
 DEFAULT_CAP_SLOTS = 30000
 
 
-def buffer_cap(nr_slots: int, cap_slots: int) -> int:
-    return min(nr_slots, cap_slots) + 256 if cap_slots else nr_slots
-
-
-def queue_words(nr_slots: int, cap_slots: int) -> int:
-    return dbufs_words(cpu_buffers(), buffer_cap(nr_slots, cap_slots))
-
-
-def setup_queue(q, nr_slots: int, cap_slots: int) -> None:
-    init_queue(q, cpu_buffers(), buffer_cap(nr_slots, cap_slots))
+queue_words, setup_queue = dbuf_queue(cap_and_stale, per_cpu=True)
 
 
 @njit(cache=True, _nrt=False)

@@ -19,8 +19,7 @@ from numba import njit
 
 from ..kernel.context import Ctx
 from ..kernel.zram import Zram
-from .common import (cpu_buffers, dbufs_words, defer_handle, drain_handle_bufs, init_queue,
-                     this_cpu_buf)
+from .common import dbuf_queue, defer_handle, drain_handle_bufs, this_cpu_buf
 
 NAME = "percpu-zsfree"
 SUMMARY = "RFC v3: per-CPU one-page handle buffers, freed in same-class runs under one class lock"
@@ -31,16 +30,7 @@ DEFAULT_CAP_SLOTS = 30000
 PAGE_ENTRIES = 512   # one 4 KiB page of 8-byte handles
 
 
-def buffer_cap(nr_slots: int, cap_slots: int) -> int:
-    return PAGE_ENTRIES
-
-
-def queue_words(nr_slots: int, cap_slots: int) -> int:
-    return dbufs_words(cpu_buffers(), buffer_cap(nr_slots, cap_slots))
-
-
-def setup_queue(q, nr_slots: int, cap_slots: int) -> None:
-    init_queue(q, cpu_buffers(), buffer_cap(nr_slots, cap_slots))
+queue_words, setup_queue = dbuf_queue(lambda nr_slots, cap_slots: PAGE_ENTRIES, per_cpu=True)
 
 
 @njit(cache=True, _nrt=False)
