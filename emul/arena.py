@@ -72,7 +72,9 @@ class Arena:
 
     @classmethod
     def create(cls, layout: Layout) -> "Arena":
-        name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+        # EMUL_ARENA_TAG (letters and digits) lets a test runner tell its runs' arenas apart
+        tag = "".join(c for c in os.environ.get("EMUL_ARENA_TAG", "") if c.isalnum())[:16]
+        name = f"{PREFIX}{tag + '-' if tag else ''}{os.getpid()}-{secrets.token_hex(4)}"
         path = os.path.join(SHM_DIR, name)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:

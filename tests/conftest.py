@@ -55,23 +55,25 @@ def shm_entries(prefix: str = "emul-") -> set[str]:
     return {n for n in os.listdir("/dev/shm") if n.startswith(prefix)}
 
 
-def control_dirs() -> set[str]:
-    import tempfile
-    return {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("emul-ctl-")}
-
-
 @pytest.fixture
-def no_leftovers():
-    """Asserts that the test left no arena in /dev/shm, no control-socket directory and no
-    worker process running."""
+def no_leftovers(tmp_path_factory, monkeypatch):
+    """Asserts that the test's runs left no arena in /dev/shm, no control-socket directory and
+    no worker process running. The machine is shared (other emul runs may be going on), so the
+    test's runs are told apart: their arenas carry a tag, their control sockets live in a
+    temporary directory of their own, which every worker's command line names."""
+    import secrets
+
     import psutil
-    before_shm = shm_entries()
-    before_ctl = control_dirs()
+    tag = "t" + secrets.token_hex(4)
+    tmp = tmp_path_factory.mktemp("ctl")
+    monkeypatch.setenv("EMUL_ARENA_TAG", tag)
+    monkeypatch.setenv("TMPDIR", str(tmp))
     yield
-    assert shm_entries() - before_shm == set(), "shared memory left behind"
-    assert control_dirs() - before_ctl == set(), "control socket directory left behind"
+    assert shm_entries(f"emul-{tag}-") == set(), "shared memory left behind"
+    assert not [n for n in os.listdir(tmp) if n.startswith("emul-ctl-")], \
+        "control socket directory left behind"
     strays = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
-              if any(a.startswith("workers.") for a in (p.info["cmdline"] or []))]
+              if any(str(tmp) in a for a in (p.info["cmdline"] or []))]
     assert not strays, f"worker processes left running: {strays}"
 
 
