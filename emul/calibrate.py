@@ -32,8 +32,12 @@ A run whose timed call lost its CPU (an involuntary context switch: another task
 for k > 1, whose starts lie more than 5 % of the unmap time apart, is run again, up to 3 times
 (as ``emul bench`` does); if every try was disturbed, the one that finished soonest is kept and
 the progress line says PREEMPTED. The median is then taken over the undisturbed repeats when
-there are at least two (preemption only adds time), else over all. Calibrate on an otherwise
-idle machine: the emulated runs have no such filter.
+there are at least two (preemption only adds time), else over all. With root rights the
+measuring children and the emulated runs (controller and workers) run at nice -20 in a session
+of their own (so in their own autogroup, whose nice is set too: with autogroup scheduling a
+process's nice only weighs within its session), so another CPU-bound task takes about 1 % of
+their CPU rather than half. Still, calibrate on an otherwise idle machine: the emulated runs
+have no preemption filter.
 
 The data: the default data profile of the seed scenarios (compression ratio 2, spread 0.25).
 Each page starts with L random bytes and ends in zeros, L drawn uniformly from
@@ -49,6 +53,17 @@ at once, ``mkswap`` (the binary, or a v1 swap header written here when there is 
 at priority 32767 (the highest, so other active devices are outranked), ``vm.page-cluster=0``;
 and afterwards swapoff, reset, the previous algorithm / disksize (a device that had been
 configured but held no data) and page-cluster, on success, on error and on Ctrl-C / SIGTERM.
+
+The fit (:func:`derive_profile`; the written YAML repeats it with the numbers): zap_pte from the
+zero-page unmap, free_folio = resident - zero-page; the swapped unmap's excess over zap_pte is
+the swap-entry free S, split with the shares published in the RFC thread as rk3588-cpu2 does
+(slot_free() > 80 % of S, zs_free() ~65 % of slot_free(), free_zspage two thirds of zs_free());
+fault from the same-filled swap-in, decompress from the data swap-in's excess over it. emul's
+own machinery for each workload (emul run with every fitted cost at 1 ns, so the charging of a
+cost is included) is subtracted first, so that emul with the profile reproduces the
+single-process figures. Then the same workloads run in emul with the new profile and a table
+puts them beside the real ones; the k-concurrent exits, not used in the fit, are the
+out-of-sample check of emul's contention model.
 
 Every path under /proc, /sys and /dev is read through a root directory (``HOST_ROOT``), so the
 tests give the module a fake one.
@@ -581,6 +596,35 @@ def _check_data(arr, seed: int, page_size: int) -> bool:
     return bool((arr[a:b, :w] == block).all() and not arr[a:b, w:].any())
 
 
+BOOST_NICE = -20
+
+
+def _boost() -> None:
+    """Run at nice -20 when allowed (root or CAP_SYS_NICE): on a shared machine another
+    CPU-bound task then takes about 1 % of the CPU from a measurement instead of half of it.
+    With autogroup scheduling (kernel.sched_autogroup_enabled) a nice value only weighs within
+    the session's group, so the process first starts a session of its own and sets that group's
+    nice too. Used alike for the measuring children and the emul runs (whose workers inherit
+    it); the group goes away with them."""
+    try:
+        os.setsid()
+    except OSError:
+        pass
+    try:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(BOOST_NICE))
+    except OSError:
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, BOOST_NICE)
+    except OSError:
+        pass
+
+
+def can_boost() -> bool:
+    return os.geteuid() == 0 or os.getpriority(os.PRIO_PROCESS, 0) <= BOOST_NICE
+
+
 def _child(task: Task, conn, arm, go) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
@@ -599,6 +643,7 @@ def _child_body(task: Task, conn, arm, go) -> dict:
     import psutil
     me = psutil.Process()
     me.cpu_affinity([task.cpu])
+    _boost()
     libc = _libc()
     libc.mmap.restype = ctypes.c_void_p
     libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
@@ -865,19 +910,24 @@ def measure(host: Host, device: str, mib: int, repeats: int, cpus: list[int],
 
 # =============================================================================== the fit
 
-def pages_per_object(comp_len_mean: float, spread: float, page_size: int) -> float:
-    """Mean zspage pages given back per object freed, when every object is eventually freed:
-    pages_per_zspage / objs_per_zspage of each object's class, averaged over compressed lengths
-    uniform in mean x (1 +/- spread) (emul's data model)."""
+def zspage_geometry(comp_len_mean: float, spread: float, page_size: int) -> tuple[float, float]:
+    """Per object freed, when every object is eventually freed: the zspage pages given back
+    (pages_per_zspage / objs_per_zspage of its class) and the zspages freed (1 / objs), averaged
+    over compressed lengths uniform in mean x (1 +/- spread) (emul's data model)."""
     from .kernel.zs_classes import build_size_classes, class_index_for
     table = build_size_classes(page_size)
     lo = max(1, int(comp_len_mean * (1 - spread)))
     hi = min(page_size, max(lo, int(comp_len_mean * (1 + spread))))
-    vals = []
+    pages, zspages = [], []
     for n in range(lo, hi + 1):
         c = class_index_for(table, n)
-        vals.append(table.pages_per_zspage[c] / table.objs_per_zspage[c])
-    return float(sum(vals) / len(vals))
+        pages.append(table.pages_per_zspage[c] / table.objs_per_zspage[c])
+        zspages.append(1 / table.objs_per_zspage[c])
+    return float(sum(pages) / len(pages)), float(sum(zspages) / len(zspages))
+
+
+def pages_per_object(comp_len_mean: float, spread: float, page_size: int) -> float:
+    return zspage_geometry(comp_len_mean, spread, page_size)[0]
 
 
 @dataclass
@@ -892,7 +942,8 @@ def derive_profile(meas: dict, machinery: dict | None = None) -> Fit:
 
     meas: ``ns_per_page`` {unmap-zero, unmap-resident, unmap-swapped, swapin, swapin-same,
     pageout}, ``comp_len_mean`` (bytes zram stored per page), ``spread``, ``page_size``.
-    machinery: emul's own time per page for the same workloads with the zero profile
+    machinery: emul's own time per page for the same workloads, run with every fitted cost at
+    1 ns (MACHINERY_COSTS: so that the charging of each cost is included)
     {unmap-resident, unmap-swapped, swapin, swapin-same} (None: not subtracted).
     """
     f = meas["ns_per_page"]
@@ -939,9 +990,12 @@ def derive_profile(meas: dict, machinery: dict | None = None) -> Fit:
              f"+/-{100 * float(meas.get('spread', DATA_SPREAD)):.0f}% their zsmalloc classes give")
     L.append(f"  back {ppo:.3f} zspage pages per object freed")
     if machinery:
-        L.append("emul's own machinery for the same workloads (profile zero, this machine; "
-                 "subtracted so")
-        L.append("that emul with this profile reproduces the figures above):")
+        L.append("emul's own machinery for the same workloads on this machine (every cost the "
+                 "fit sets at 1 ns,")
+        L.append("so that each is charged -- a charge reads the cycle counter and spins, some "
+                 "tens of ns the")
+        L.append("zero profile would not show; subtracted so that emul with this profile "
+                 "reproduces the above):")
         for k, v in mach.items():
             L.append(f"  m[{k}] = {v:.1f}")
     else:
@@ -999,13 +1053,13 @@ def derive_profile(meas: dict, machinery: dict | None = None) -> Fit:
              "charged here:")
     L.append("  it is swap-out's only other modelled cost)")
     L.append("wake_up: not measured; rk3588-cpu2's inferred 1,000 ns (only paid when a GC polls).")
-    if clamp:
-        L.append("A negative residual was set to 0 for: " + ", ".join(clamp)
-                 + " (emul's machinery exceeds the real figure there)")
     costs = {"zap_pte": zap, "free_folio": folio, "swap_entry_free": sef, "slot_free": slot,
              "zs_free": zs, "free_zspage_page": fz, "zs_malloc": zs, "alloc_zspage_page": fz,
              "compress_kib": comp, "decompress_kib": dkib, "fault": fault, "wake_up": 1000.0,
              "slot_free_cold": 0.0}
+    if clamp:
+        L.append("A negative residual was set to 0 for: " + ", ".join(clamp)
+                 + " (emul's machinery exceeds the real figure there)")
     fit.costs_ns = {k: int(round(v)) for k, v in costs.items()}
     return fit
 
@@ -1026,7 +1080,7 @@ def profile_yaml(meas: dict, fit: Fit, machine: dict, setup_note: str) -> str:
         f"Device: /dev/{meas['device']}, {meas.get('comp_algorithm') or '?'} "
         f"({setup_note}).",
         f"{meas['mib']} MiB per process ({meas['pages']} pages), {meas['repeats']} repeats, "
-        f"measured on CPU {meas['cpus'][0]}.",
+        f"measured on CPU {meas['cpus'][0]} at nice {meas.get('nice', 0)}.",
         f"Data: each page L random bytes then zeros, L uniform in {meas['page_size'] // 2} x "
         f"(1 +/- {meas['spread']}); zram achieved ratio {meas['compression_ratio']:.2f}.",
         "",
@@ -1088,6 +1142,21 @@ def emul_scenario(key: str, meas: dict, repeats: int, cpus: list[int], k: int = 
     return doc
 
 
+MACHINERY_COSTS = ("zap_pte", "free_folio", "swap_entry_free", "slot_free", "zs_free",
+                   "free_zspage_page", "zs_malloc", "alloc_zspage_page", "compress_kib",
+                   "decompress_kib", "fault")
+
+
+def write_machinery_profile(path: Path) -> Path:
+    """A profile charging 1 ns for every cost the fit sets (not slot_free_cold, wake_up):
+    emul's machinery including the charging itself, which the zero profile skips."""
+    import yaml
+    path.write_text(yaml.safe_dump({
+        "name": "machinery", "description": "emul calibrate: every fitted cost at 1 ns",
+        "page_size": "4K", "costs_ns": {k: 1 for k in MACHINERY_COSTS}}, sort_keys=False))
+    return path
+
+
 def run_emulated(key: str, doc: dict, profile: str, workdir: Path, k: int = 1) -> dict:
     """``emul run`` the scenario in a subprocess; ns per page (per process for concurrent):
     the measured actors' wall time / pages each, median over the repeats."""
@@ -1097,10 +1166,22 @@ def run_emulated(key: str, doc: dict, profile: str, workdir: Path, k: int = 1) -
     sc.write_text(yaml.safe_dump(doc, sort_keys=False))
     out = workdir / tag
     cmd = [sys.executable, "-m", "emul.cli", "run", str(sc), "-o", str(out), "--profile", profile]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        tail = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise RunAborted(f"emulating {key} failed (emul run exit {r.returncode}): {tail}")
+    # its own session (see _boost): a Ctrl-C here does not reach it, so stop it on the way out
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_boost)
+    try:
+        _, err = proc.communicate()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()          # emul run stops its workers and exits (code 3)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    if proc.returncode != 0:
+        tail = (err.strip().splitlines() or ["(no output)"])[-1]
+        raise RunAborted(f"emulating {key} failed (emul run exit {proc.returncode}): {tail}")
     rows = [row for row in json.loads((out / "results.json").read_text())["repeats"]
             if row["ptes"]]
     per = [row["time_ns"] / (row["ptes"] / k) for row in rows]
@@ -1127,7 +1208,8 @@ def _signals_as_interrupt():
 
 
 def run_calibrate(args, console, progress: Callable[[str], None]) -> int:
-    from .errors import EXIT_ABORTED, EXIT_OK
+    """emul calibrate: plan the device, measure (setting it up and restoring it with --setup),
+    then fit, write the profile and compare (see the module docstring)."""
     host = Host(Path(HOST_ROOT))
     if not 1 <= args.mib <= 65536:
         raise InputError("--mib", None, f"expected MiB per process, 1..65536, got {args.mib}")
@@ -1143,6 +1225,9 @@ def run_calibrate(args, console, progress: Callable[[str], None]) -> int:
                              f"about {need_kb * 1.6 // 1024:.0f} MiB ({kmax} x {args.mib} MiB "
                              "plus zram's copy): use a smaller --mib")
     output = Path(args.output) if args.output else default_output()
+    if output.suffix not in (".yaml", ".yml"):
+        raise InputError("--output", None, f"expected a .yaml file (so that --profile takes it "
+                         f"as a path), got {output}")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -1159,6 +1244,10 @@ def run_calibrate(args, console, progress: Callable[[str], None]) -> int:
                                        f"{plan.prior.comp_algorithm}"))
     progress(f"{args.mib} MiB per process, {args.repeats} repeats, concurrent k = 1..{kmax} on "
              f"CPUs {','.join(map(str, cpus[:kmax]))}")
+    progress("measuring children and emul runs at nice -20, each in a scheduling group "
+             "(session) of its own" if can_boost() else
+             "not root: measuring at normal priority (other tasks on this machine will disturb "
+             "the figures more)")
     damon = damon_pageout(host)
     if damon:
         progress(f"note: DAMON ({', '.join(damon)}) runs a pageout scheme: while the swap device "
@@ -1187,53 +1276,65 @@ def run_calibrate(args, console, progress: Callable[[str], None]) -> int:
         else:
             meas = measure(host, plan.name, args.mib, args.repeats, cpus, progress)
         meas["comp_algorithm"] = (setup.algorithm if plan.setup else plan.prior.comp_algorithm)
+        meas["nice"] = BOOST_NICE if can_boost() else 0
         meas["state_before"], meas["state_after"] = before, swap_state(host, plan.name)
 
-        from .results import machine_info
-        machine = machine_info()
         workdir = Path(tempfile.mkdtemp(prefix="emul-calibrate-"))
-        machinery = None
-        erepeats = max(5, args.repeats)      # emul runs take seconds: at least 5 for a median
-        progress(f"{meas['clean_runs']} measurements kept their CPU, {meas['preempted_runs']} "
-                 f"were disturbed in all {ATTEMPTS} tries")
-        if not args.no_emulate:
-            machinery = {}
-            for key in ("unmap-resident", "unmap-swapped", "swapin", "swapin-same"):
-                progress(f"emul's own machinery (profile zero): {key} ...")
-                res = run_emulated(key, emul_scenario(key, meas, erepeats, cpus), "zero",
-                                   workdir)
-                machinery[key] = res["ns_per_page"]
-                progress(f"  {key}: {res['ns_per_page']:.0f} ns/page")
-        meas["machinery"] = machinery
-        fit = derive_profile(meas, machinery)
-        meas["output"] = str(output)
-        output.write_text(profile_yaml(meas, fit, machine, setup_note))
-        from .profiles import load_profile
-        load_profile(str(output))     # what was written loads
-        progress(f"profile written: {output}")
-        console.print(f"profile: {output}")
-        if fit.clamped:
-            console.print(f"note: set to 0 (emul's machinery exceeds the real figure): "
-                          f"{', '.join(fit.clamped)}")
-        emulated: dict[str, dict] = {}
-        if not args.no_emulate:
-            keys = [("unmap-resident", 1), ("unmap-swapped", 1), ("swapin", 1),
-                    ("swapin-same", 1)] + [(f"concurrent-{k}", k) for k in range(1, kmax + 1)]
-            for key, k in keys:
-                progress(f"emulating {key} with {output.name} ...")
-                res = run_emulated(key, emul_scenario(key, meas, erepeats, cpus, k),
-                                   str(output.resolve()), workdir, k)
-                emulated[key] = res
-                progress(f"  {key}: {res['ns_per_page']:.0f} ns/page")
-            console.print(side_by_side(meas, emulated, output.name))
-            for line in slowdown_lines(meas, emulated):
-                console.print(line)
-        record = output.with_suffix(".json")
-        record.write_text(json.dumps({"measurements": meas, "emulated": emulated,
-                                      "costs_ns": fit.costs_ns, "machine": machine}, indent=1,
-                                     default=str))
-        console.print(f"measurements and emulated figures: {record}")
-        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            return _fit_and_compare(args, console, progress, meas, workdir, cpus, kmax, output,
+                                    setup_note, restored_ok)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _fit_and_compare(args, console, progress, meas: dict, workdir: Path, cpus: list[int],
+                     kmax: int, output: Path, setup_note: str, restored_ok: bool) -> int:
+    """Machinery runs, the fit, the profile, the emulated runs and the table."""
+    from .errors import EXIT_ABORTED, EXIT_OK
+    from .results import machine_info
+    machine = machine_info()
+    machinery = None
+    erepeats = max(5, args.repeats)      # emul runs take seconds: at least 5 for a median
+    progress(f"{meas['clean_runs']} measurements kept their CPU, {meas['preempted_runs']} "
+             f"were disturbed in all {ATTEMPTS} tries")
+    if not args.no_emulate:
+        machinery = {}
+        mprof = write_machinery_profile(workdir / "machinery.yaml")
+        for key in ("unmap-resident", "unmap-swapped", "swapin", "swapin-same"):
+            progress(f"emul's own machinery (every cost 1 ns): {key} ...")
+            res = run_emulated(key, emul_scenario(key, meas, erepeats, cpus), str(mprof),
+                               workdir)
+            machinery[key] = res["ns_per_page"]
+            progress(f"  {key}: {res['ns_per_page']:.0f} ns/page")
+    meas["machinery"] = machinery
+    fit = derive_profile(meas, machinery)
+    meas["output"] = str(output)
+    output.write_text(profile_yaml(meas, fit, machine, setup_note))
+    from .profiles import load_profile
+    load_profile(str(output))     # what was written loads
+    progress(f"profile written: {output}")
+    console.print(f"profile: {output}")
+    if fit.clamped:
+        console.print(f"note: set to 0 (emul's machinery exceeds the real figure): "
+                      f"{', '.join(fit.clamped)}")
+    emulated: dict[str, dict] = {}
+    if not args.no_emulate:
+        keys = [("unmap-resident", 1), ("unmap-swapped", 1), ("swapin", 1),
+                ("swapin-same", 1)] + [(f"concurrent-{k}", k) for k in range(1, kmax + 1)]
+        for key, k in keys:
+            progress(f"emulating {key} with {output.name} ...")
+            res = run_emulated(key, emul_scenario(key, meas, erepeats, cpus, k),
+                               str(output.resolve()), workdir, k)
+            emulated[key] = res
+            progress(f"  {key}: {res['ns_per_page']:.0f} ns/page")
+        console.print(side_by_side(meas, emulated, output.name))
+        for line in slowdown_lines(meas, emulated):
+            console.print(line)
+    record = output.with_suffix(".json")
+    record.write_text(json.dumps({"measurements": meas, "emulated": emulated,
+                                  "costs_ns": fit.costs_ns, "machine": machine}, indent=1,
+                                 default=str))
+    console.print(f"measurements and emulated figures: {record}")
     return EXIT_OK if restored_ok else EXIT_ABORTED
 
 
