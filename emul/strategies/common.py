@@ -249,7 +249,7 @@ def gc_drain_begin(zram: Zram, ctx: Ctx) -> bool:
     return False
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")   # per slot: a call would cost ~23 ns
 def gc_free_queued(zram: Zram, ctx: Ctx, index: int, wait: bool) -> int:
     """Free a slot the GC found queued, if it still is (checked under its lock): 1 freed, 0 no
     longer queued, -1 locked (only without ``wait``: the caller keeps it for later)."""
