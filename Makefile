@@ -22,3 +22,9 @@ test: install
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .hypothesis
+
+# `make arm64-check` (README, "Checking aarch64"): the fast tests and the default scenario as
+# aarch64 code, in a Debian arm64 root under qemu-user; needs root. Not part of `make test`.
+.PHONY: arm64-check
+arm64-check:
+	$(PYTHON) scripts/arm64_check.py
