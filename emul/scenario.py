@@ -958,8 +958,9 @@ def expand_vary(data: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
     if not isinstance(vary, dict) or not vary:
         raise InputError(where, "vary", f"expected a mapping of keys to lists of values, got {show_value(vary)}")
     for key, values in vary.items():
-        if key not in VARY_KEYS:
-            raise InputError(where, f"vary.{key}", f"expected one of: {', '.join(VARY_KEYS)}")
+        if key not in VARY_KEYS:    # quoted: a key may hold anything, newlines included
+            raise InputError(where, "vary", f"expected keys from: {', '.join(VARY_KEYS)}; "
+                             f"got {show_value(key)}")
         if not isinstance(values, list) or not values:
             raise InputError(where, f"vary.{key}", f"expected a non-empty list of values, got {show_value(values)}")
         if len(values) > 64:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import tiny_scenario
@@ -55,6 +55,7 @@ def _load(doc) -> None:
 
 @settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(PATHS), values), min_size=1, max_size=4))
+@example([(("vary",), {"\n": None})])      # found once: a vary key holding a newline
 def test_mutated_scenarios_give_a_scenario_or_a_clear_error(mutations) -> None:
     doc = copy.deepcopy(tiny_scenario())
     for path, value in mutations:

@@ -43,7 +43,7 @@ def test_without_vary_a_file_is_one_group(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("vary", "key", "expected"), [
-    ({"colour": ["red"]}, "vary.colour", "expected one of: strategy"),
+    ({"colour": ["red"]}, "vary", 'expected keys from: strategy, cap'),
     ({"strategy": "sync"}, "vary.strategy", "expected a non-empty list"),
     ({"strategy": []}, "vary.strategy", "expected a non-empty list"),
     ([1, 2], "vary", "expected a mapping"),
