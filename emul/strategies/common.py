@@ -289,12 +289,9 @@ def queue_slot_in_buf(zram: Zram, ctx: Ctx, index: int, buf: int) -> int:
 
 
 @njit(cache=True, _nrt=False)
-def drain_slot_bufs(zram: Zram, ctx: Ctx) -> int:
-    """Empty every buffer: flip it, then free each recorded slot that is still queued.
-
-    An entry whose slot was reused (and so taken off gc_map) is stale and skipped. A locked slot
-    is waited for (the kworker may sleep on the bit lock): the entry is the only record of it.
-    """
+def drain_bufs(zram: Zram, ctx: Ctx, handles: bool, batch_by_class: bool) -> int:
+    """One GC pass over double buffers: flip each buffer with entries and empty the half it
+    took, until every buffer is empty. Returns the slots (or handles) freed."""
     q = zram.gc_queue
     if not gc_drain_begin(zram, ctx):
         return 0
@@ -307,15 +304,35 @@ def drain_slot_bufs(zram: Zram, ctx: Ctx) -> int:
             if dbuf_pending(q, base) == 0:
                 continue
             start, n, half = dbuf_take(q, base, ctx)
-            for k in range(n):
-                index = q[start + k]
-                if gc_test(zram, index):
-                    freed += gc_free_queued(zram, ctx, index, True) > 0
-                    cond_resched(ctx)
+            if handles:
+                freed += free_handle_entries(zram, ctx, start, n, batch_by_class)
+            else:
+                freed += free_slot_entries(zram, ctx, start, n)
             dbuf_emptied(q, base, half)
             again = True
     spin_unlock(q, QH_DRAIN_LOCK, ctx, LOCK_GC_QUEUE)
     return freed
+
+
+@njit(cache=True, _nrt=False)
+def free_slot_entries(zram: Zram, ctx: Ctx, start: int, n: int) -> int:
+    """Free each recorded slot that is still queued. An entry whose slot was reused (and so
+    taken off gc_map) is stale and skipped. A locked slot is waited for (the kworker may sleep
+    on the bit lock): the entry is the only record of it."""
+    q = zram.gc_queue
+    freed = 0
+    for k in range(n):
+        index = q[start + k]
+        if gc_test(zram, index):
+            freed += gc_free_queued(zram, ctx, index, True) > 0
+            cond_resched(ctx)
+    return freed
+
+
+@njit(cache=True, _nrt=False)
+def drain_slot_bufs(zram: Zram, ctx: Ctx) -> int:
+    """The GC pass of the slot queues (array, percpu)."""
+    return drain_bufs(zram, ctx, False, False)
 
 
 # --- handle queues (deferred-zsfree, percpu-zsfree) -----------------------------------------------
@@ -396,44 +413,35 @@ def _sift_down(a, lo: int, root: int, n: int) -> None:
 
 
 @njit(cache=True, _nrt=False)
-def drain_handle_bufs(zram: Zram, ctx: Ctx, batch_by_class: bool) -> int:
-    """Empty every handle buffer: flip it, then zs_free its handles, one by one or (RFC v3) in
-    runs of one size class under one class-lock hold. Returns the handles freed."""
+def free_handle_entries(zram: Zram, ctx: Ctx, start: int, n: int, batch_by_class: bool) -> int:
+    """zs_free a taken half's handles, one by one or (RFC v3) in runs of one size class under
+    one class-lock hold. Returns the handles freed."""
     q = zram.gc_queue
-    if not gc_drain_begin(zram, ctx):
-        return 0
-    freed = 0
-    again = True
-    while again:
-        again = False
-        for buf in range(q[QH_NR_BUFS]):
-            base = dbuf_base(q, buf)
-            if dbuf_pending(q, base) == 0:
-                continue
-            start, n, half = dbuf_take(q, base, ctx)
-            if batch_by_class:
-                sort_entries(q, start, start + n)
-            k = start
-            while k < start + n:
-                run_end = k + 1
-                if batch_by_class:
-                    cls = q[k] >> HE_CLASS_SHIFT
-                    while run_end < start + n and (q[run_end] >> HE_CLASS_SHIFT) == cls:
-                        run_end += 1
-                nbytes = 0
-                for j in range(k, run_end):
-                    nbytes += entry_size(q[j])
-                    q[j] = entry_handle(q[j])
-                if run_end - k == 1:
-                    zs_free(zram.pool, ctx, q[k])
-                else:
-                    ctx.stat[W_BATCH_SAVED] += zs_free_run(zram.pool, ctx, q, k, run_end)
-                atomic_fetch_add(zram.stats, ST_GC_SLOTS, -(run_end - k))
-                atomic_fetch_add(zram.stats, ST_GC_BYTES, -nbytes)
-                freed += run_end - k
-                k = run_end
-                cond_resched(ctx)
-            dbuf_emptied(q, base, half)
-            again = True
-    spin_unlock(q, QH_DRAIN_LOCK, ctx, LOCK_GC_QUEUE)
-    return freed
+    if batch_by_class:
+        sort_entries(q, start, start + n)
+    k = start
+    while k < start + n:
+        run_end = k + 1
+        if batch_by_class:
+            cls = q[k] >> HE_CLASS_SHIFT
+            while run_end < start + n and (q[run_end] >> HE_CLASS_SHIFT) == cls:
+                run_end += 1
+        nbytes = 0
+        for j in range(k, run_end):
+            nbytes += entry_size(q[j])
+            q[j] = entry_handle(q[j])
+        if run_end - k == 1:
+            zs_free(zram.pool, ctx, q[k])
+        else:
+            ctx.stat[W_BATCH_SAVED] += zs_free_run(zram.pool, ctx, q, k, run_end)
+        atomic_fetch_add(zram.stats, ST_GC_SLOTS, -(run_end - k))
+        atomic_fetch_add(zram.stats, ST_GC_BYTES, -nbytes)
+        k = run_end
+        cond_resched(ctx)
+    return n
+
+
+@njit(cache=True, _nrt=False)
+def drain_handle_bufs(zram: Zram, ctx: Ctx, batch_by_class: bool) -> int:
+    """The GC pass of the handle queues (deferred-zsfree, percpu-zsfree)."""
+    return drain_bufs(zram, ctx, True, batch_by_class)
