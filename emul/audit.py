@@ -25,6 +25,7 @@ from .kernel.zsmalloc import (CI_OBJS, CI_PAGES, CI_WORDS, CS_OBJS_ALLOCATED, CS
                               PS_PAGES_ALLOCATED, PS_ZSPAGES, Z_CLASS, Z_FREEOBJ, Z_FULLNESS,
                               Z_INUSE, Z_NEXT, Z_OBJ_BASE, Z_STATE, Z_WORDS, ZONE_NEXT_ZSPAGE,
                               ZSPAGE_LIVE, get_fullness_group)
+from .strategies import backlog_in_buffers, gc_backlog_now
 
 # results of the compiled pool walk
 PA_LIVE_ZSPAGES, PA_PAGES, PA_TAGGED, PA_BAD_INUSE, PA_BAD_FREELIST, PA_BAD_FULLNESS, \
@@ -148,6 +149,10 @@ def audit(arena: Arena, expect_empty: bool) -> dict:
           f"({int(stats[ST_MISS_FREE])}): leaked")
     if expect_empty:
         check(not queued.any(), f"{int(queued.sum())} queued slots were never freed (lost)")
+    if backlog_in_buffers(arena):   # a handle queue: nothing in gc_map, its count in its buffers
+        held, held_bytes = gc_backlog_now(arena)
+        check(not expect_empty or (held, held_bytes) == (0, 0),
+              f"{held} handles ({held_bytes} bytes) were left in the GC's buffers (never freed)")
     check(int(stats[ST_GC_SLOTS]) == int(queued.sum()),
           f"gc_slots {int(stats[ST_GC_SLOTS])} != queued slots {int(queued.sum())}")
     check(int(stats[ST_GC_BYTES]) == int(size[queued].sum()),

@@ -39,8 +39,8 @@ from numba import njit
 from .kernel.atomics import atomic_fetch_add, read_clock
 from .kernel.context import Ctx, note_cpu
 from .kernel.zram import Zram, slot_lock, slot_trylock, slot_unlock, zram_write_page
-from .strategies.common import LAZY_QUEUED, gc_backlog
-from .strategies.dispatch import gc_drain, gc_try_lazy_free
+from .strategies.common import LAZY_QUEUED
+from .strategies.dispatch import gc_backlog, gc_drain, gc_try_lazy_free
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -287,7 +287,7 @@ class Bench:
         state.init_state(self.arena, geo)
         strat = get_strategy(strategy)
         if hasattr(strat, "setup_queue"):     # optional: the queue's initial values
-            strat.setup_queue(self.arena["gc_queue"], geo.nr_slots, geo.cap_slots)
+            strat.setup_queue(self.arena["gc_queue"], geo.nr_slots, geo.cap_slots, geo.cap_bytes)
         self.arena["costs"][:] = load_profile("zero").ticks(self.ticks_per_ns, geo.page_size)
         note_cpu(self.ctx)
 

@@ -25,11 +25,11 @@ from .kernel import context as C
 from .kernel import lockstat, state
 from .kernel.clock import measure_ticks_per_ns
 from .kernel.mm import CTL_RECLAIM_STOP
-from .kernel.zram import STAT_NAMES, ST_GC_SLOTS
+from .kernel.zram import STAT_NAMES
 from .kernel.zsmalloc import ZS_FLAG_NAMES
 from .profiles import Profile
 from .scenario import Scenario
-from .strategies import get_strategy, strategy_id
+from .strategies import gc_backlog_now, get_strategy, strategy_id
 
 WORKER_START_TIMEOUT_S = 180.0   # first run compiles; later runs load the cache
 PHASE_TIMEOUT_S = 600.0
@@ -100,7 +100,7 @@ class PhaseSampler:
         faulted = sum(int(ws[i, C.W_FAULTED]) for i in self.faulting)
         self.last = clock_now()
         self.samples.append((self.last, self.resident_pages - freed + faulted,
-                             int(arena["pool_stat"][0]), int(arena["zram_stats"][ST_GC_SLOTS])))
+                             int(arena["pool_stat"][0]), gc_backlog_now(arena)[0]))
 
     def timeline(self) -> dict:
         tpn, page = self.ctl.ticks_per_ns, self.ctl.sc.page_size
@@ -415,7 +415,7 @@ class Controller:
         self.apply_chaos()
         strat = get_strategy(variant.strategy)
         if hasattr(strat, "setup_queue"):
-            strat.setup_queue(arena["gc_queue"], sc.nr_slots, self.cap_slots(variant))
+            strat.setup_queue(arena["gc_queue"], sc.nr_slots, geo.cap_slots, geo.cap_bytes)
         z, mm = state.zram_view(arena), state.mm_view(arena)
         ranges, start = [], 0
         for p in sc.processes:
@@ -480,7 +480,7 @@ class Controller:
             # reclaim keeps freeing slots: stop it before waiting for the GC to drain
             arena["ctl"][CTL_RECLAIM_STOP] = 1
             done.update(self.wait_done({"reclaim"}))
-        peak_after = int(arena["zram_stats"][ST_GC_SLOTS])
+        peak_after = gc_backlog_now(arena)[0]
         marks["GC drain"] = clock_now()
         self.phase = f"{variant.name} #{repeat + 1}: GC drain"
         self.wait_until(self.drained_or_stuck(), PHASE_TIMEOUT_S, sampler)
@@ -581,14 +581,14 @@ class Controller:
         arena["ctl"][CTL_REPLAY_NEXT] = 0
 
     def drained_or_stuck(self) -> Callable[[], bool]:
-        """The GC is done: nothing queued, or it sleeps and gc_slots has not moved for a second
+        """The GC is done: nothing queued, or it sleeps and its backlog has not moved for a second
         (a broken strategy or counter; the audit then says what is wrong)."""
         from .strategies.common import GC_IDLE, GC_PENDING
-        stats, ctl = self.arena["zram_stats"], self.arena["gc_ctl"]
+        arena, ctl = self.arena, self.arena["gc_ctl"]
         seen = {"value": -1, "since": time.monotonic()}
 
         def done() -> bool:
-            backlog = int(stats[ST_GC_SLOTS])
+            backlog = gc_backlog_now(arena)[0]
             if backlog == 0:
                 return True
             now = time.monotonic()

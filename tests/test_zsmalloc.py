@@ -24,7 +24,7 @@ from emul.kernel.zsmalloc import (CI_PAGES, CI_SIZE, CI_WORDS, CS_OBJS_INUSE, CS
                                   OBJ_ALLOCATED_TAG, PC_MAX_OBJS, PC_MAX_ZSPAGES,
                                   PS_ALLOC_FAILED, PS_BAD_FREE, PS_PAGES_ALLOCATED, PS_ZSPAGES,
                                   Z_CLASS, Z_STATE, Z_WORDS, ZS_HANDLE_SIZE, ZSPAGE_LIVE,
-                                  zs_free, zs_malloc, zs_obj_read)
+                                  zs_free, zs_lookup_class_index, zs_malloc, zs_obj_read)
 
 PAGE = 4096
 GEO = Geometry(page_size=PAGE, nr_slots=2048, total_pages=1, n_workers=1, strategy_id=0,
@@ -222,6 +222,8 @@ def test_every_size_lands_in_a_big_enough_class(model: PoolModel) -> None:
             assert info[cls, CI_SIZE] >= s + ZS_HANDLE_SIZE, (s, cls)
         else:
             assert cls == LAST_CLASS and info[cls, CI_SIZE] == PAGE
+        # what RFC v3's enqueue keys a handle by, from the size alone: the object's own class
+        assert zs_lookup_class_index(m.pool, s) == cls, s
     for h in handles.values():
         m.free(h)
     m.check()

@@ -79,17 +79,26 @@ def lock_released(ctx: Ctx, lclass: int) -> None:
 
 
 @njit(cache=True, _nrt=False)
+def spin_lock_slowpath(words, i: int, ctx: Ctx, lclass: int) -> None:
+    """The contended case, out of line (the kernel's queued_spin_lock_slowpath): spin until
+    the holder lets go, and account the wait."""
+    t0 = read_clock()
+    spins = 0
+    while True:
+        while atomic_load(words, i) != 0:
+            spins = spin_wait_step(spins)
+        if atomic_xchg(words, i, 1) == 0:
+            break
+    prev = atomic_load(words, i + 1)
+    lock_contended(ctx, lclass, read_clock() - t0, prev != 0 and prev != ctx.stat[W_CPU] + 1)
+
+
+# inline: the uncontended lock is one exchange; a call would cost more (numba passes every
+# array of the arguments as scalars)
+@njit(cache=True, _nrt=False, inline="always")
 def spin_lock(words, i: int, ctx: Ctx, lclass: int) -> None:
     if atomic_xchg(words, i, 1) != 0:
-        t0 = read_clock()
-        spins = 0
-        while True:
-            while atomic_load(words, i) != 0:
-                spins = spin_wait_step(spins)
-            if atomic_xchg(words, i, 1) == 0:
-                break
-        prev = atomic_load(words, i + 1)
-        lock_contended(ctx, lclass, read_clock() - t0, prev != 0 and prev != ctx.stat[W_CPU] + 1)
+        spin_lock_slowpath(words, i, ctx, lclass)
     lock_acquired(ctx, lclass, atomic_load(words, i + 1))
     atomic_store_release(words, i + 1, ctx.stat[W_CPU] + 1)
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from numba import njit
 
-from ..strategies.common import GC_IDLE, GC_PENDING, GC_POLLING, GC_STOP, gc_backlog
-from ..strategies.dispatch import MM_ASYNC, gc_drain
+from ..strategies.common import GC_IDLE, GC_PENDING, GC_POLLING, GC_STOP
+from ..strategies.dispatch import MM_ASYNC, gc_backlog, gc_drain
 from .mm import Mm, mm_async_work
 from .zram import ZP_STRATEGY, chaos_point
 from .atomics import (atomic_load, atomic_store, atomic_xchg, cpu_relax, futex_wait, futex_wake,

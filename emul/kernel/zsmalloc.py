@@ -412,9 +412,12 @@ def zs_free_run(pool: Pool, ctx: Ctx, handles, lo: int, hi: int) -> int:
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def zs_handle_class(pool: Pool, handle: int) -> int:
-    """The size class a handle's object belongs to (what RFC v3 keeps with a deferred handle)."""
-    return pool.zspage[pool.obj_zspage[handle - 1] * Z_WORDS + Z_CLASS]
+def zs_lookup_class_index(pool: Pool, size: int) -> int:
+    """The size class of an object of ``size`` bytes, as the kernel's zs_lookup_class_index:
+    arithmetic and one small table, no walk to the object's zspage. It makes the same lookup
+    as zs_malloc(size), so it is the object's own class. RFC v3's zram side keys a deferred
+    handle by it, from the size the slot already records."""
+    return class_for_size(pool, size)
 
 
 @njit(cache=True, _nrt=False)

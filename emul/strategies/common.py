@@ -2,10 +2,16 @@
 
 A strategy's ``enqueue`` runs under the slot lock from zram_slot_free_notify and returns
 LAZY_QUEUED, LAZY_NO or LAZY_REFUSED; its ``drain`` runs in the GC worker as one work item and
-returns how many slots it freed. Whatever the strategy's own queue looks like, a queued slot is
-marked in ``gc_map`` and counted in ``gc_slots``; slot_free() takes it off both, so a slot that a
-write reuses while queued is never freed twice, and a drain frees a slot only if it is still
-marked (checked under the slot lock).
+returns how many slots it freed. Whatever a slot queue looks like, a queued slot is marked in
+``gc_map`` and counted in ``gc_slots``; slot_free() takes it off both, so a slot that a write
+reuses while queued is never freed twice, and a drain frees a slot only if it is still marked
+(checked under the slot lock).
+
+The handle queues (deferred-zsfree, percpu-zsfree) free the slot at once and queue only its
+object's handle, so nothing of theirs is in gc_map. They count their backlog where the kernel's
+designs do, in each buffer under its lock (v2's array index, v3's per-CPU page count), not in
+zram-wide atomics: ``handle_backlog`` sums the buffers, and the dispatch's ``gc_backlog`` picks
+the right count for the strategy.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ from ..kernel.zram import (ST_GC_BYTES, ST_GC_SLOTS, ZP_CAP_BYTES, ZP_CAP_SLOTS,
                            gc_mark, gc_test, get_slot_handle, get_slot_size, slot_free,
                            slot_free_extract, slot_lock, slot_trylock, slot_unlock,
                            test_slot_flag)
-from ..kernel.zsmalloc import zs_free, zs_free_run, zs_handle_class
+from ..kernel.zsmalloc import zs_free, zs_free_run, zs_lookup_class_index
 
 # gc_ctl futex words (int32)
 GC_PENDING = 0     # WORK_STRUCT_PENDING: set by queue_work, cleared when the work item starts
@@ -58,6 +64,14 @@ def queue_work(zram: Zram, ctx: Ctx) -> None:
 
 
 @njit(cache=True, _nrt=False, inline="always")
+def note_peak_backlog(ctx: Ctx, slots: int, nbytes: int) -> None:
+    if slots > ctx.stat[W_PEAK_BACKLOG]:
+        ctx.stat[W_PEAK_BACKLOG] = slots
+    if nbytes > ctx.stat[W_PEAK_BYTES]:
+        ctx.stat[W_PEAK_BYTES] = nbytes
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def gc_reserve(zram: Zram, ctx: Ctx, index: int) -> bool:
     """Count a slot into gc_slots / gc_bytes unless that goes over the cap (then undo, refuse)."""
     size = get_slot_size(zram, index)
@@ -69,10 +83,7 @@ def gc_reserve(zram: Zram, ctx: Ctx, index: int) -> bool:
         atomic_fetch_add(zram.stats, ST_GC_SLOTS, -1)
         atomic_fetch_add(zram.stats, ST_GC_BYTES, -size)
         return False
-    if n > ctx.stat[W_PEAK_BACKLOG]:
-        ctx.stat[W_PEAK_BACKLOG] = n
-    if b > ctx.stat[W_PEAK_BYTES]:
-        ctx.stat[W_PEAK_BYTES] = b
+    note_peak_backlog(ctx, n, b)
     return True
 
 
@@ -108,27 +119,32 @@ def cond_resched(ctx: Ctx) -> None:
     ctx.stat[W_HEARTBEAT] += 1
 
 
-@njit(cache=True, _nrt=False, inline="always")
-def gc_backlog(zram: Zram) -> int:
-    return atomic_load(zram.stats, ST_GC_SLOTS)
-
-
 # --- double-buffered arrays: the queue storage of array, percpu and the handle strategies -------
 #
 # gc_queue[0..7] is the strategy header: [0] the drain lock (one GC drains at a time), [2] the
-# number of buffers (CPUs, or 1), [3] each buffer's capacity. A double buffer at ``base``:
+# number of buffers (CPUs, or 1), [3] each buffer's capacity; handle queues only: [4], [5] each
+# buffer's share of the cap in entries and in bytes (NO_CAP: none), [6], [7] how many buffers,
+# the first ones, have one more (the remainder: the shares add up to the cap exactly). A double
+# buffer at ``base``:
 #   [base+0] its lock (spin_lock; the kernel's spinlock or, per CPU, local_lock), [base+1] owner
 #   [base+2] the active half producers push to, [base+3], [base+4] the halves' counts
+#   [base+5], [base+6] the halves' compressed bytes (handle queues)
 #   [base+8 ...] half 0, then half 1, each ``cap`` words
 # The GC flips the active half under the lock and then empties the other one without it:
 # producers only ever write the active half.
 QH_DRAIN_LOCK = 0
 QH_NR_BUFS = 2
 QH_BUF_CAP = 3
+QH_SHARE_SLOTS = 4
+QH_SHARE_BYTES = 5
+QH_SHARE_SLOTS_EXTRA = 6
+QH_SHARE_BYTES_EXTRA = 7
 QH_WORDS = 8
+NO_CAP = 1 << 62
 DB_LOCK = 0
 DB_ACTIVE = 2
 DB_COUNT = 3
+DB_BYTES = 5
 DB_HEADER = 8
 
 
@@ -206,17 +222,46 @@ def cap_and_stale(nr_slots: int, cap_slots: int) -> int:
     return min(nr_slots, cap_slots) + 256 if cap_slots else nr_slots
 
 
-def dbuf_queue(buffer_cap, per_cpu: bool = False):
+def dbufs_held(q) -> tuple[int, int]:
+    """Handles and bytes a handle queue holds, read from Python (handle_backlog's twin, for
+    the controller's samples and the audit)."""
+    nr, cap = int(q[QH_NR_BUFS]), int(q[QH_BUF_CAP])
+    n = b = 0
+    for buf in range(nr):
+        base = QH_WORDS + buf * (DB_HEADER + 2 * cap)
+        n += int(q[base + DB_COUNT]) + int(q[base + DB_COUNT + 1])
+        b += int(q[base + DB_BYTES]) + int(q[base + DB_BYTES + 1])
+    return n, b
+
+
+def cap_shares(cap: int, nr_bufs: int) -> tuple[int, int]:
+    """A cap (0: none) split over nr_bufs buffers: each gets the first value, and the first
+    ``second value`` buffers one more. A cap below the number of buffers leaves some none."""
+    return divmod(cap, nr_bufs) if cap > 0 else (NO_CAP, 0)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def buf_share(q, which: int, buf: int) -> int:
+    """Buffer buf's share of the cap: QH_SHARE_SLOTS or QH_SHARE_BYTES."""
+    return q[which] + (1 if buf < q[which + 2] else 0)
+
+
+def dbuf_queue(buffer_cap, per_cpu: bool = False, handles: bool = False):
     """A strategy's ``queue_words`` and ``setup_queue`` for double buffers of
-    ``buffer_cap(nr_slots, cap)`` entries: one, or one per CPU."""
+    ``buffer_cap(nr_slots, cap)`` entries: one, or one per CPU. A handle queue also keeps each
+    buffer's share of the cap, in entries and in bytes: per CPU, a CPU whose share is used up
+    frees synchronously, as RFC v3 does when its CPU has no spare page."""
     def nr_bufs() -> int:
         return cpu_buffers() if per_cpu else 1
 
     def queue_words(nr_slots: int, cap_slots: int) -> int:
         return dbufs_words(nr_bufs(), buffer_cap(nr_slots, cap_slots))
 
-    def setup_queue(q, nr_slots: int, cap_slots: int) -> None:
+    def setup_queue(q, nr_slots: int, cap_slots: int, cap_bytes: int = 0) -> None:
         init_queue(q, nr_bufs(), buffer_cap(nr_slots, cap_slots))
+        if handles:
+            q[QH_SHARE_SLOTS], q[QH_SHARE_SLOTS_EXTRA] = cap_shares(cap_slots, nr_bufs())
+            q[QH_SHARE_BYTES], q[QH_SHARE_BYTES_EXTRA] = cap_shares(cap_bytes, nr_bufs())
 
     return queue_words, setup_queue
 
@@ -235,6 +280,7 @@ def dbuf_take(q, base: int, ctx: Ctx) -> tuple:
 @njit(cache=True, _nrt=False, inline="always")
 def dbuf_emptied(q, base: int, half: int) -> None:
     """The GC is done with this half: producers may fill it after the next flip."""
+    atomic_store(q, base + DB_BYTES + half, 0)
     atomic_store(q, base + DB_COUNT + half, 0)
 
 
@@ -295,6 +341,8 @@ def drain_bufs(zram: Zram, ctx: Ctx, handles: bool, batch_by_class: bool) -> int
     q = zram.gc_queue
     if not gc_drain_begin(zram, ctx):
         return 0
+    if handles:   # per CPU, the enqueue sees only its own buffer: the GC sees the sum
+        note_peak_backlog(ctx, handle_backlog(q), handle_backlog_bytes(q))
     freed = 0
     again = True
     while again:
@@ -305,7 +353,7 @@ def drain_bufs(zram: Zram, ctx: Ctx, handles: bool, batch_by_class: bool) -> int
                 continue
             start, n, half = dbuf_take(q, base, ctx)
             if handles:
-                freed += free_handle_entries(zram, ctx, start, n, batch_by_class)
+                freed += free_handle_entries(zram, ctx, base, half, start, n, batch_by_class)
             else:
                 freed += free_slot_entries(zram, ctx, start, n)
             dbuf_emptied(q, base, half)
@@ -342,6 +390,7 @@ HE_HANDLE_BITS = 32
 HE_SIZE_SHIFT = 32
 HE_SIZE_BITS = 18
 HE_CLASS_SHIFT = 50
+HELD_UPDATE = 64
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -359,12 +408,31 @@ def entry_size(e: int) -> int:
     return (e >> HE_SIZE_SHIFT) & ((1 << HE_SIZE_BITS) - 1)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
+def dbuf_held(q, base: int) -> tuple:
+    """Entries and bytes a handle buffer holds: the active half, and what the GC has not yet
+    freed of the half it took (it counts that down as it goes)."""
+    return (atomic_load(q, base + DB_COUNT) + atomic_load(q, base + DB_COUNT + 1),
+            atomic_load(q, base + DB_BYTES) + atomic_load(q, base + DB_BYTES + 1))
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def handle_room(q, base: int, buf: int, size: int) -> bool:
+    """Room for one more handle of size bytes (buffer lock held): in the active half, and
+    within this buffer's share of the cap."""
+    if not dbuf_room(q, base):
+        return False
+    n, b = dbuf_held(q, base)
+    return n < buf_share(q, QH_SHARE_SLOTS, buf) and b + size <= buf_share(q, QH_SHARE_BYTES, buf)
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def defer_handle(zram: Zram, ctx: Ctx, index: int, buf: int, cls_key: bool, wait: bool) -> int:
     """Free the slot's metadata now and park its object's handle in buffer buf for the GC.
 
     Caller holds the slot lock. ``wait`` false: the buffer lock is only tried (RFC v2: a
     contended buffer means free synchronously). Same-filled slots have no object: LAZY_NO.
+    The cap is this buffer's count and bytes, kept under its lock: no zram-wide atomic.
     """
     if test_slot_flag(zram, index, ZRAM_SAME) or get_slot_handle(zram, index) == 0:
         return LAZY_NO
@@ -375,16 +443,38 @@ def defer_handle(zram: Zram, ctx: Ctx, index: int, buf: int, cls_key: bool, wait
     elif not spin_trylock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE):
         return LAZY_REFUSED
     lazy = LAZY_REFUSED
-    if dbuf_room(q, base) and gc_reserve(zram, ctx, index):
-        size = get_slot_size(zram, index)
+    size = get_slot_size(zram, index)
+    if handle_room(q, base, buf, size):
         handle = slot_free_extract(zram, ctx, index)
-        cls = zs_handle_class(zram.pool, handle) if cls_key else 0
+        cls = zs_lookup_class_index(zram.pool, size) if cls_key else 0
         dbuf_push(q, base, handle_entry(handle, size, cls))
+        half = q[base + DB_ACTIVE]
+        q[base + DB_BYTES + half] += size
+        n, b = dbuf_held(q, base)
+        note_peak_backlog(ctx, n, b)
         lazy = LAZY_QUEUED
     spin_unlock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
     if lazy > 0:
         queue_work(zram, ctx)
     return lazy
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def handle_backlog(q) -> int:
+    """Handles queued in every buffer and not yet freed (lock-free reads: a snapshot)."""
+    n = 0
+    for buf in range(q[QH_NR_BUFS]):
+        n += dbuf_pending(q, dbuf_base(q, buf))
+    return n
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def handle_backlog_bytes(q) -> int:
+    b = 0
+    for buf in range(q[QH_NR_BUFS]):
+        base = dbuf_base(q, buf)
+        b += atomic_load(q, base + DB_BYTES) + atomic_load(q, base + DB_BYTES + 1)
+    return b
 
 
 @njit(cache=True, _nrt=False)
@@ -413,12 +503,16 @@ def _sift_down(a, lo: int, root: int, n: int) -> None:
 
 
 @njit(cache=True, _nrt=False)
-def free_handle_entries(zram: Zram, ctx: Ctx, start: int, n: int, batch_by_class: bool) -> int:
+def free_handle_entries(zram: Zram, ctx: Ctx, base: int, half: int, start: int, n: int,
+                        batch_by_class: bool) -> int:
     """zs_free a taken half's handles, one by one or (RFC v3) in runs of one size class under
-    one class-lock hold. Returns the handles freed."""
+    one class-lock hold, counting the half's entries and bytes down as they are freed (every
+    HELD_UPDATE handles: the counts share the buffer lock's line). Returns the handles freed."""
     q = zram.gc_queue
     if batch_by_class:
         sort_entries(q, start, start + n)
+    left_bytes = atomic_load(q, base + DB_BYTES + half)
+    published = 0
     k = start
     while k < start + n:
         run_end = k + 1
@@ -434,9 +528,12 @@ def free_handle_entries(zram: Zram, ctx: Ctx, start: int, n: int, batch_by_class
             zs_free(zram.pool, ctx, q[k])
         else:
             ctx.stat[W_BATCH_SAVED] += zs_free_run(zram.pool, ctx, q, k, run_end)
-        atomic_fetch_add(zram.stats, ST_GC_SLOTS, -(run_end - k))
-        atomic_fetch_add(zram.stats, ST_GC_BYTES, -nbytes)
+        left_bytes -= nbytes
         k = run_end
+        if k - start - published >= HELD_UPDATE:
+            published = k - start
+            atomic_store(q, base + DB_BYTES + half, left_bytes)
+            atomic_store(q, base + DB_COUNT + half, n - published)
         cond_resched(ctx)
     return n
 
@@ -445,3 +542,4 @@ def free_handle_entries(zram: Zram, ctx: Ctx, start: int, n: int, batch_by_class
 def drain_handle_bufs(zram: Zram, ctx: Ctx, batch_by_class: bool) -> int:
     """The GC pass of the handle queues (deferred-zsfree, percpu-zsfree)."""
     return drain_bufs(zram, ctx, True, batch_by_class)
+

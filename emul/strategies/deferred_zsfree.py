@@ -19,13 +19,14 @@ from .common import cap_or_device, dbuf_queue, defer_handle, drain_handle_bufs
 NAME = "deferred-zsfree"
 SUMMARY = "RFC v2: slot_free_extract in place, handles to a per-pool array (trylock, sync fallback)"
 NEEDS_GC = True
+BACKLOG_IN_BUFFERS = True   # its queued handles and bytes are counted per buffer, not in gc_slots
 DEFAULT_CAP_SLOTS = 32768   # 128 MiB worth of handles at 4 KiB pages
 
 
-queue_words, setup_queue = dbuf_queue(cap_or_device)
+queue_words, setup_queue = dbuf_queue(cap_or_device, handles=True)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
     return defer_handle(zram, ctx, index, 0, False, False)
 

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from numba import njit
 
+from ..kernel.atomics import atomic_load
 from ..kernel.context import Ctx
-from ..kernel.zram import ZP_STRATEGY, Zram
+from ..kernel.zram import ST_GC_SLOTS, ZP_STRATEGY, Zram
 from . import array, bitmap, deferred_zsfree, hbitmap, mm_async, percpu, percpu_zsfree, sync
+from .common import handle_backlog
 
 STRATEGY_IDS = {"sync": 0, "bitmap": 1, "hbitmap": 2, "array": 3, "percpu": 4,
                 "deferred-zsfree": 5, "percpu-zsfree": 6, "mm-async": 7}
 MM_ASYNC = 7
+_MODULES = (sync, bitmap, hbitmap, array, percpu, deferred_zsfree, percpu_zsfree, mm_async)
+# the strategies that count their backlog in their own buffers (BACKLOG_IN_BUFFERS), one bit each
+BACKLOG_IN_BUFFERS_MASK = sum(1 << STRATEGY_IDS[m.NAME] for m in _MODULES
+                              if getattr(m, "BACKLOG_IN_BUFFERS", False))
 
 
 # inline: the call itself would pass the Zram views as ~190 scalar arguments (~23 ns), more
@@ -57,3 +63,12 @@ def gc_drain(zram: Zram, ctx: Ctx) -> int:
     if kind == 7:
         return mm_async.drain(zram, ctx)
     return sync.drain(zram, ctx)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def gc_backlog(zram: Zram) -> int:
+    """Slots (or handles) queued for the GC and not yet freed: zram's gc_slots, or the sum of
+    the buffers of a strategy that counts them there."""
+    if (BACKLOG_IN_BUFFERS_MASK >> zram.params[ZP_STRATEGY]) & 1:
+        return handle_backlog(zram.gc_queue)
+    return atomic_load(zram.stats, ST_GC_SLOTS)

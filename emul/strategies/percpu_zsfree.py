@@ -24,16 +24,17 @@ from .common import dbuf_queue, defer_handle, drain_handle_bufs, this_cpu_buf
 NAME = "percpu-zsfree"
 SUMMARY = "RFC v3: per-CPU one-page handle buffers, freed in same-class runs under one class lock"
 NEEDS_GC = True
+BACKLOG_IN_BUFFERS = True   # its queued handles and bytes are counted per buffer, not in gc_slots
 DEFAULT_CAP_SLOTS = 30000
 
 
 PAGE_ENTRIES = 512   # one 4 KiB page of 8-byte handles
 
 
-queue_words, setup_queue = dbuf_queue(lambda nr_slots, cap_slots: PAGE_ENTRIES, per_cpu=True)
+queue_words, setup_queue = dbuf_queue(lambda nr_slots, cap_slots: PAGE_ENTRIES, per_cpu=True, handles=True)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
     return defer_handle(zram, ctx, index, this_cpu_buf(zram.gc_queue, ctx), True, True)
 

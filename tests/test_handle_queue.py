@@ -1,0 +1,143 @@
+"""The handle queues' own accounting (deferred-zsfree, percpu-zsfree), in one process.
+
+These strategies count their backlog in each buffer under its lock, as the kernel designs do,
+instead of in zram's gc_slots. Against a real arena and the compiled enqueue and GC pass: what
+the buffers say they hold equals the handles and bytes actually queued, each buffer stays within
+its share of the cap (slots and bytes), what does not fit is refused, and a GC pass leaves
+nothing held. The concurrent side (two freeing processes, a GC, reuse) is in
+test_strategies.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from emul.arena import Arena
+from emul.bench import fill_slots, loop_drain, loop_enqueue
+from emul.kernel import state
+from emul.kernel.context import W_CPU, W_PEAK_BACKLOG, note_cpu
+from emul.kernel.zram import ST_GC_BYTES, ST_GC_SLOTS
+from emul.profiles import load_profile
+from emul.strategies import backlog_in_buffers, gc_backlog_now, get_strategy, strategy_id
+from emul.strategies.common import (DB_BYTES, DB_COUNT, DB_HEADER, HE_SIZE_BITS, HE_SIZE_SHIFT,
+                                    NO_CAP, QH_BUF_CAP, QH_NR_BUFS, QH_SHARE_BYTES,
+                                    QH_SHARE_SLOTS, QH_WORDS, buf_share)
+
+HANDLE_STRATEGIES = ["deferred-zsfree", "percpu-zsfree"]
+NR_SLOTS = 2048
+PAGE = 4096
+
+
+class Device:
+    """An arena big enough for every handle strategy's queue, reset per example."""
+
+    def __init__(self) -> None:
+        words = max(get_strategy(n).queue_words(NR_SLOTS, NR_SLOTS) for n in HANDLE_STRATEGIES)
+        self.arena = Arena.create(state.build_layout(self.geometry("sync", 0, 0, words)))
+        self.words = words
+        self.zram = state.zram_view(self.arena)
+        self.ctx = state.ctx_view(self.arena, 0)
+        self.page = state.page_buffer(self.arena, 0)
+
+    def geometry(self, name: str, cap_slots: int, cap_bytes: int, words: int) -> state.Geometry:
+        return state.Geometry(page_size=PAGE, nr_slots=NR_SLOTS, total_pages=1, n_workers=1,
+                              strategy_id=strategy_id(name), cap_slots=cap_slots,
+                              cap_bytes=cap_bytes, queue_words=words, seed=7,
+                              mean_comp_len=1800, spread_permille=600, same_ppm=50_000,
+                              huge_ppm=20_000)
+
+    def reset(self, name: str, cap_slots: int, cap_bytes: int) -> None:
+        geo = self.geometry(name, cap_slots, cap_bytes, self.words)
+        for view in self.arena.views.values():
+            view[...] = 0
+        state.init_state(self.arena, geo)
+        get_strategy(name).setup_queue(self.arena["gc_queue"], NR_SLOTS, cap_slots, cap_bytes)
+        self.arena["costs"][:] = load_profile("zero").ticks(1.0, PAGE)
+        note_cpu(self.ctx)
+
+    def buffers(self):
+        """(entries, bytes, sizes of the entries) of each buffer's two halves, from the layout."""
+        q = self.arena["gc_queue"]
+        cap = int(q[QH_BUF_CAP])
+        for buf in range(int(q[QH_NR_BUFS])):
+            base = QH_WORDS + buf * (DB_HEADER + 2 * cap)
+            for half in (0, 1):
+                n = int(q[base + DB_COUNT + half])
+                start = base + DB_HEADER + half * cap
+                sizes = (q[start:start + n] >> HE_SIZE_SHIFT) & ((1 << HE_SIZE_BITS) - 1)
+                yield buf, n, int(q[base + DB_BYTES + half]), sizes
+
+
+@pytest.fixture(scope="module")
+def device():
+    d = Device()
+    yield d
+    d.arena.unlink()
+    d.arena.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(HANDLE_STRATEGIES),
+       cap_slots=st.sampled_from([0, 1, 7, 64, 300, 5000]),
+       cap_bytes=st.sampled_from([0, 4096, 100_000, 1 << 20]),
+       n=st.integers(1, NR_SLOTS))
+def test_buffers_count_what_they_hold_within_their_share(device: Device, name, cap_slots,
+                                                          cap_bytes, n) -> None:
+    d = device
+    d.reset(name, cap_slots, cap_bytes)
+    assert backlog_in_buffers(d.arena)
+    q = d.arena["gc_queue"]
+    nr_bufs = int(q[QH_NR_BUFS])
+    share = [int(buf_share(q, QH_SHARE_SLOTS, b)) for b in range(nr_bufs)]
+    share_bytes = [int(buf_share(q, QH_SHARE_BYTES, b)) for b in range(nr_bufs)]
+    # the buffers' shares add up to the cap exactly
+    assert sum(share) == cap_slots if cap_slots else set(share) == {NO_CAP}
+    assert sum(share_bytes) == cap_bytes if cap_bytes else set(share_bytes) == {NO_CAP}
+
+    fill_slots(d.zram, d.ctx, 0, n, d.page)
+    queued = int(loop_enqueue(d.zram, d.ctx, 0, n))
+
+    held = held_bytes = 0
+    per_buf: dict[int, list[int]] = {}
+    for buf, count, nbytes, sizes in d.buffers():
+        assert nbytes == int(sizes.sum()), "a half's byte count differs from its entries"
+        per_buf.setdefault(buf, [0, 0])
+        per_buf[buf][0] += count
+        per_buf[buf][1] += nbytes
+        held, held_bytes = held + count, held_bytes + nbytes
+    for buf, (count, nbytes) in per_buf.items():
+        assert count <= share[buf], (buf, count, share)
+        assert nbytes <= share_bytes[buf], (buf, nbytes, share_bytes)
+    assert held == queued
+    assert gc_backlog_now(d.arena) == (held, held_bytes)
+    # nothing of theirs in zram's own counters
+    stats = d.arena["zram_stats"]
+    assert int(stats[ST_GC_SLOTS]) == int(stats[ST_GC_BYTES]) == 0
+    peak = int(d.arena["wstat"][0, W_PEAK_BACKLOG])
+    assert peak == held, (peak, held)   # one CPU enqueued: its buffer's count is the whole
+
+    freed = int(loop_drain(d.zram, d.ctx, 1000))
+    assert freed == queued
+    assert gc_backlog_now(d.arena) == (0, 0)
+    assert all(count == nbytes == 0 for _, count, nbytes, _ in d.buffers())
+
+
+@pytest.mark.parametrize("name", HANDLE_STRATEGIES)
+def test_a_full_share_refuses_and_the_gc_makes_room(device: Device, name) -> None:
+    """Over the share the enqueue refuses (the caller frees in place); after a GC pass the same
+    buffer takes handles again."""
+    d = device
+    d.reset(name, 16, 0)
+    q = d.arena["gc_queue"]
+    mine = int(d.ctx.stat[W_CPU]) % int(q[QH_NR_BUFS])   # this CPU's buffer takes them all
+    share = int(buf_share(q, QH_SHARE_SLOTS, mine))
+    fill_slots(d.zram, d.ctx, 0, 256, d.page)
+    first = int(loop_enqueue(d.zram, d.ctx, 0, 256))
+    assert first == share
+    assert gc_backlog_now(d.arena)[0] == share
+    assert int(loop_drain(d.zram, d.ctx, 1000)) == share
+    again = int(loop_enqueue(d.zram, d.ctx, 0, 256))   # the refused slots, still holding content
+    assert again == share
+    assert np.count_nonzero(d.arena["gc_map"]) == 0     # handle queues never mark gc_map
