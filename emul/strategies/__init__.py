@@ -1,9 +1,10 @@
 """GC strategies: what happens when a swap slot is freed lazily. One module per strategy.
 
 Each module has NAME, SUMMARY, NEEDS_GC, DEFAULT_CAP_SLOTS, ``queue_words(nr_slots, cap)`` (the
-strategy's private queue storage in int64 words), optionally ``setup_queue(q, nr_slots, cap, cap_bytes)``
-(the queue's initial values), and two compiled halves: ``enqueue`` (the free
-path, under the slot lock) and ``drain`` (one GC work item). See common.py for the contract.
+strategy's private queue storage in int64 words), optionally
+``setup_queue(q, nr_slots, cap, cap_bytes)`` (the queue's initial values), and two compiled
+halves: ``enqueue`` (the free path, under the slot lock; compiled inline) and ``drain`` (one GC
+work item). See common.py for the contract.
 A strategy whose queue counts its own backlog instead of zram's gc_slots sets
 BACKLOG_IN_BUFFERS (the handle queues).
 """

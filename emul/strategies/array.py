@@ -22,7 +22,7 @@ DEFAULT_CAP_SLOTS = 16384
 queue_words, setup_queue = dbuf_queue(cap_and_stale)   # sizes gc_queue for the controller
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")   # per slot: see dispatch.gc_try_lazy_free
 def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
     return queue_slot_in_buf(zram, ctx, index, 0)
 

@@ -28,7 +28,7 @@ def queue_words(nr_slots: int, cap_slots: int) -> int:
     return 0   # gc_map is the whole queue
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")   # per slot: see dispatch.gc_try_lazy_free
 def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
     """try_slot_lazy_free(): under the slot lock."""
     lazy = lazy_queue_slot(zram, ctx, index)

@@ -26,7 +26,7 @@ DEFAULT_CAP_SLOTS = 32768   # 128 MiB worth of handles at 4 KiB pages
 queue_words, setup_queue = dbuf_queue(cap_or_device, handles=True)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, inline="always")   # per slot: see dispatch.gc_try_lazy_free
 def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
     return defer_handle(zram, ctx, index, 0, False, False)
 

@@ -26,7 +26,7 @@ def queue_words(nr_slots: int, cap_slots: int) -> int:
     return ((nr_slots + 63) // 64 + 63) // 64   # the summary bitmap
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")   # per slot: see dispatch.gc_try_lazy_free
 def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
     lazy = lazy_queue_slot(zram, ctx, index)
     if lazy > 0:

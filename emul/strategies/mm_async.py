@@ -43,7 +43,7 @@ def hand_off(zram: Zram, ctx: Ctx, slot: int) -> bool:
     return ok
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")   # per slot: see dispatch.gc_try_lazy_free
 def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
     return LAZY_NO     # zram itself frees in place; the deferral happened before, in mm
 

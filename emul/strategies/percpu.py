@@ -24,7 +24,7 @@ DEFAULT_CAP_SLOTS = 30000
 queue_words, setup_queue = dbuf_queue(cap_and_stale, per_cpu=True)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")   # per slot: see dispatch.gc_try_lazy_free
 def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
     return queue_slot_in_buf(zram, ctx, index, this_cpu_buf(zram.gc_queue, ctx))
 

@@ -31,10 +31,11 @@ DEFAULT_CAP_SLOTS = 30000
 PAGE_ENTRIES = 512   # one 4 KiB page of 8-byte handles
 
 
-queue_words, setup_queue = dbuf_queue(lambda nr_slots, cap_slots: PAGE_ENTRIES, per_cpu=True, handles=True)
+queue_words, setup_queue = dbuf_queue(lambda nr_slots, cap_slots: PAGE_ENTRIES, per_cpu=True,
+                                       handles=True)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, inline="always")   # per slot: see dispatch.gc_try_lazy_free
 def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
     return defer_handle(zram, ctx, index, this_cpu_buf(zram.gc_queue, ctx), True, True)
 

@@ -20,7 +20,7 @@ def queue_words(nr_slots: int, cap_slots: int) -> int:
     return 0
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")   # per slot: see dispatch.gc_try_lazy_free
 def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
     return LAZY_NO
 
