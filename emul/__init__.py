@@ -20,8 +20,43 @@ def _numba_cache_dir() -> str:
     for path in sorted(root.rglob("*.py")):
         h.update(path.relative_to(root).as_posix().encode())
         h.update(path.read_bytes())
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emul" / "numba"
-    return str(base / h.hexdigest()[:16])
+    return str(_numba_cache_base() / h.hexdigest()[:16])
+
+
+def _numba_cache_base() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emul" / "numba"
 
 
 os.environ.setdefault("NUMBA_CACHE_DIR", _numba_cache_dir())
+
+
+def prune_numba_caches(keep: int = 8, min_age_days: float = 3.0) -> int:
+    """Remove emul's numba caches of old source versions (each edit of a strategy leaves one of
+    10-40 MB): all but the ``keep`` most recently used, and only those unused for
+    ``min_age_days``, so a run of another checkout in progress keeps its cache. Marks the
+    current one used. Returns how many were removed; never raises."""
+    import shutil
+    import time
+    current = Path(os.environ["NUMBA_CACHE_DIR"])
+    base = _numba_cache_base()
+    if current.parent != base:   # a cache directory the user chose: not ours to tidy
+        return 0
+    try:
+        current.mkdir(parents=True, exist_ok=True)
+        os.utime(current)
+        dirs = sorted((d for d in base.iterdir()
+                       if d.is_dir() and len(d.name) == 16
+                       and all(c in "0123456789abcdef" for c in d.name)),
+                      key=lambda d: d.stat().st_mtime, reverse=True)
+    except OSError:
+        return 0
+    removed = 0
+    cutoff = time.time() - min_age_days * 86400
+    for d in dirs[keep:]:
+        try:
+            if d != current and d.stat().st_mtime < cutoff:
+                shutil.rmtree(d)
+                removed += 1
+        except OSError:
+            pass
+    return removed

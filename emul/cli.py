@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import prune_numba_caches
 from .errors import EXIT_ABORTED, EXIT_OK, AuditFailed, EmulError, InputError
 
 DEFAULT_SCENARIO = "scenarios/seed-unmap.yaml"
@@ -565,6 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         console = Console(width=200)   # logs and pipes get the whole table, not 80 columns
     if not getattr(args, "fn", None):
         args = build_parser().parse_args(["run"] + (argv if argv is not None else sys.argv[1:]))
+    prune_numba_caches()
     try:
         return args.fn(args, console)
     except EmulError as exc:

@@ -81,7 +81,7 @@ def no_leftovers(tmp_path_factory, monkeypatch):
 # assigned here by module (and one end-to-end run) so that test files need no decorators and new
 # tests in these modules join the subset; keep slow work out of these modules or off this list.
 FAST_MODULES = {"test_atomics.py", "test_zsmalloc.py", "test_zs_classes.py", "test_scenario.py",
-                "test_traces.py", "test_clock_asm.py"}
+                "test_traces.py", "test_clock_asm.py", "test_cachedir.py"}
 FAST_TESTS = {"test_run.py::test_tiny_run_end_to_end"}
 
 

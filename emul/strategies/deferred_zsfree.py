@@ -6,7 +6,8 @@ pages, the default cap), spin_trylock, and a synchronous fallback when the array
 Its zram patch splits slot_free() into slot_free_extract() -- metadata and stats under the slot
 lock, returning the handle -- and the deferred zs_free, used only by zram_slot_free_notify. The
 slot is free at once, so a write that reuses it never meets a queued slot. Nhat Pham's review: a
-per-pool queue limits concurrency.
+per-pool queue limits concurrency. The cap is the array's own count (and bytes), kept under its
+lock like v2's index: no zram-wide counter on the free path.
 """
 from __future__ import annotations
 
