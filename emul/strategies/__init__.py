@@ -14,7 +14,7 @@ from types import ModuleType
 
 from ..kernel.zram import ST_GC_BYTES, ST_GC_SLOTS, ZP_STRATEGY
 from . import array, bitmap, deferred_zsfree, hbitmap, mm_async, percpu, percpu_zsfree, sync
-from .common import dbufs_held
+from .common import handles_held
 from .dispatch import STRATEGY_IDS
 
 STRATEGY_MODULES: dict[str, ModuleType] = {
@@ -45,6 +45,7 @@ def gc_backlog_now(arena) -> tuple[int, int]:
     """Slots (or handles) queued for the GC in this arena, and their compressed bytes: zram's
     gc_slots / gc_bytes, or the buffers' own counts (the Python side of dispatch.gc_backlog)."""
     if backlog_in_buffers(arena):
-        return dbufs_held(arena["gc_queue"])
+        n, b = handles_held(arena["gc_queue"])
+        return int(n), int(b)
     stats = arena["zram_stats"]
     return int(stats[ST_GC_SLOTS]), int(stats[ST_GC_BYTES])

@@ -10,7 +10,7 @@ reuses while queued is never freed twice, and a drain frees a slot only if it is
 The handle queues (deferred-zsfree, percpu-zsfree) free the slot at once and queue only its
 object's handle, so nothing of theirs is in gc_map. They count their backlog where the kernel's
 designs do, in each buffer under its lock (v2's array index, v3's per-CPU page count), not in
-zram-wide atomics: ``handle_backlog`` sums the buffers, and the dispatch's ``gc_backlog`` picks
+zram-wide atomics: ``handles_held`` sums the buffers, and the dispatch's ``gc_backlog`` picks
 the right count for the strategy.
 """
 from __future__ import annotations
@@ -73,7 +73,8 @@ def note_peak_backlog(ctx: Ctx, slots: int, nbytes: int) -> None:
 
 @njit(cache=True, _nrt=False, inline="always")
 def gc_reserve(zram: Zram, ctx: Ctx, index: int) -> bool:
-    """Count a slot into gc_slots / gc_bytes unless that goes over the cap (then undo, refuse)."""
+    """Count a slot into gc_slots / gc_bytes unless that goes over the cap (then undo, refuse).
+    The slot queues' cap; the handle queues count theirs per buffer (handle_room)."""
     size = get_slot_size(zram, index)
     n = atomic_fetch_add(zram.stats, ST_GC_SLOTS, 1) + 1
     b = atomic_fetch_add(zram.stats, ST_GC_BYTES, size) + size
@@ -222,18 +223,6 @@ def cap_and_stale(nr_slots: int, cap_slots: int) -> int:
     return min(nr_slots, cap_slots) + 256 if cap_slots else nr_slots
 
 
-def dbufs_held(q) -> tuple[int, int]:
-    """Handles and bytes a handle queue holds, read from Python (handle_backlog's twin, for
-    the controller's samples and the audit)."""
-    nr, cap = int(q[QH_NR_BUFS]), int(q[QH_BUF_CAP])
-    n = b = 0
-    for buf in range(nr):
-        base = QH_WORDS + buf * (DB_HEADER + 2 * cap)
-        n += int(q[base + DB_COUNT]) + int(q[base + DB_COUNT + 1])
-        b += int(q[base + DB_BYTES]) + int(q[base + DB_BYTES + 1])
-    return n, b
-
-
 def cap_shares(cap: int, nr_bufs: int) -> tuple[int, int]:
     """A cap (0: none) split over nr_bufs buffers: each gets the first value, and the first
     ``second value`` buffers one more. A cap below the number of buffers leaves some none."""
@@ -342,7 +331,8 @@ def drain_bufs(zram: Zram, ctx: Ctx, handles: bool, batch_by_class: bool) -> int
     if not gc_drain_begin(zram, ctx):
         return 0
     if handles:   # per CPU, the enqueue sees only its own buffer: the GC sees the sum
-        note_peak_backlog(ctx, handle_backlog(q), handle_backlog_bytes(q))
+        n, b = handles_held(q)
+        note_peak_backlog(ctx, n, b)
     freed = 0
     again = True
     while again:
@@ -460,21 +450,15 @@ def defer_handle(zram: Zram, ctx: Ctx, index: int, buf: int, cls_key: bool, wait
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def handle_backlog(q) -> int:
-    """Handles queued in every buffer and not yet freed (lock-free reads: a snapshot)."""
-    n = 0
+def handles_held(q) -> tuple:
+    """Handles queued in every buffer and not yet freed, and their bytes (lock-free reads: a
+    snapshot). Also called from Python (the controller's samples, the audit)."""
+    n = b = 0
     for buf in range(q[QH_NR_BUFS]):
-        n += dbuf_pending(q, dbuf_base(q, buf))
-    return n
-
-
-@njit(cache=True, _nrt=False, inline="always")
-def handle_backlog_bytes(q) -> int:
-    b = 0
-    for buf in range(q[QH_NR_BUFS]):
-        base = dbuf_base(q, buf)
-        b += atomic_load(q, base + DB_BYTES) + atomic_load(q, base + DB_BYTES + 1)
-    return b
+        bn, bb = dbuf_held(q, dbuf_base(q, buf))
+        n += bn
+        b += bb
+    return n, b
 
 
 @njit(cache=True, _nrt=False)

@@ -12,7 +12,7 @@ from ..kernel.atomics import atomic_load
 from ..kernel.context import Ctx
 from ..kernel.zram import ST_GC_SLOTS, ZP_STRATEGY, Zram
 from . import array, bitmap, deferred_zsfree, hbitmap, mm_async, percpu, percpu_zsfree, sync
-from .common import handle_backlog
+from .common import handles_held
 
 STRATEGY_IDS = {"sync": 0, "bitmap": 1, "hbitmap": 2, "array": 3, "percpu": 4,
                 "deferred-zsfree": 5, "percpu-zsfree": 6, "mm-async": 7}
@@ -70,5 +70,5 @@ def gc_backlog(zram: Zram) -> int:
     """Slots (or handles) queued for the GC and not yet freed: zram's gc_slots, or the sum of
     the buffers of a strategy that counts them there."""
     if (BACKLOG_IN_BUFFERS_MASK >> zram.params[ZP_STRATEGY]) & 1:
-        return handle_backlog(zram.gc_queue)
+        return handles_held(zram.gc_queue)[0]
     return atomic_load(zram.stats, ST_GC_SLOTS)
