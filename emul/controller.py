@@ -239,6 +239,11 @@ class Controller:
                 cpu = w.gc.cpus[k % len(w.gc.cpus)]
                 self.workers.append(WorkerProc(f"gc{k}", "gc", len(self.workers), [cpu]))
 
+    def freeing_cpus(self) -> list[int]:
+        """The CPUs of the workers whose frees reach zram_slot_free_notify (every one but the
+        swap-out writer and the GC): where a per-CPU strategy's buffers fill."""
+        return sorted({c for w in self.workers if w.role not in ("swapout", "gc") for c in w.cpus})
+
     def compile_kernels(self) -> None:
         """Compile every entry point here, once, before any worker starts (numba's disk cache is
         not safe against concurrent compilers); the workers then only load it."""
@@ -415,7 +420,8 @@ class Controller:
         self.apply_chaos()
         strat = get_strategy(variant.strategy)
         if hasattr(strat, "setup_queue"):
-            strat.setup_queue(arena["gc_queue"], sc.nr_slots, geo.cap_slots, geo.cap_bytes)
+            strat.setup_queue(arena["gc_queue"], sc.nr_slots, geo.cap_slots, geo.cap_bytes,
+                              cpus=self.freeing_cpus())
         z, mm = state.zram_view(arena), state.mm_view(arena)
         ranges, start = [], 0
         for p in sc.processes:
@@ -494,6 +500,9 @@ class Controller:
         row = self.collect(variant, repeat, done, gcs, stored_before,
                            pool_pages_before, peak_after, report)
         row["timeline"] = sampler.timeline()
+        # per CPU (percpu-zsfree) a worker sees only its own buffer's backlog; the samples sum
+        # every buffer
+        row["peak_backlog"] = max([row["peak_backlog"], *row["timeline"]["gc_backlog"]])
         if self.replay is not None:
             row["replay"] = sampler.result()
         self.record_trace(variant, repeat, marks, sampler, row)

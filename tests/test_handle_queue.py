@@ -21,9 +21,9 @@ from emul.kernel.context import W_CPU, W_PEAK_BACKLOG, note_cpu
 from emul.kernel.zram import ST_GC_BYTES, ST_GC_SLOTS
 from emul.profiles import load_profile
 from emul.strategies import backlog_in_buffers, gc_backlog_now, get_strategy, strategy_id
-from emul.strategies.common import (DB_BYTES, DB_COUNT, DB_HEADER, HE_SIZE_BITS, HE_SIZE_SHIFT,
-                                    NO_CAP, QH_BUF_CAP, QH_NR_BUFS, QH_SHARE_BYTES,
-                                    QH_SHARE_SLOTS, QH_WORDS, buf_share)
+from emul.strategies.common import (DB_BYTES, DB_COUNT, DB_HEADER, DB_SHARE_BYTES,
+                                    DB_SHARE_SLOTS, HE_SIZE_BITS, HE_SIZE_SHIFT, NO_CAP,
+                                    QH_BUF_CAP, QH_NR_BUFS, QH_WORDS)
 
 HANDLE_STRATEGIES = ["deferred-zsfree", "percpu-zsfree"]
 NR_SLOTS = 2048
@@ -48,21 +48,34 @@ class Device:
                               mean_comp_len=1800, spread_permille=600, same_ppm=50_000,
                               huge_ppm=20_000)
 
-    def reset(self, name: str, cap_slots: int, cap_bytes: int) -> None:
+    def reset(self, name: str, cap_slots: int, cap_bytes: int, freeing: str = "all"):
+        """A fresh device; ``freeing`` says which CPUs the cap is split over: "all", "mine"
+        (the CPU this process's enqueues use) or "mine and another". Returns that list."""
         geo = self.geometry(name, cap_slots, cap_bytes, self.words)
         for view in self.arena.views.values():
             view[...] = 0
         state.init_state(self.arena, geo)
-        get_strategy(name).setup_queue(self.arena["gc_queue"], NR_SLOTS, cap_slots, cap_bytes)
+        note_cpu(self.ctx)   # the enqueues below use this CPU's buffer, wherever they run
+        me = int(self.ctx.stat[W_CPU])
+        cpus = {"all": None, "mine": [me], "mine and another": [me, me + 1]}[freeing]
+        get_strategy(name).setup_queue(self.arena["gc_queue"], NR_SLOTS, cap_slots, cap_bytes,
+                                       cpus=cpus)
         self.arena["costs"][:] = load_profile("zero").ticks(1.0, PAGE)
-        note_cpu(self.ctx)
+        return cpus
+
+    def base(self, buf: int) -> int:
+        return QH_WORDS + buf * (DB_HEADER + 2 * int(self.arena["gc_queue"][QH_BUF_CAP]))
+
+    def shares(self, word: int) -> list[int]:
+        q = self.arena["gc_queue"]
+        return [int(q[self.base(b) + word]) for b in range(int(q[QH_NR_BUFS]))]
 
     def buffers(self):
         """(entries, bytes, sizes of the entries) of each buffer's two halves, from the layout."""
         q = self.arena["gc_queue"]
         cap = int(q[QH_BUF_CAP])
         for buf in range(int(q[QH_NR_BUFS])):
-            base = QH_WORDS + buf * (DB_HEADER + 2 * cap)
+            base = self.base(buf)
             for half in (0, 1):
                 n = int(q[base + DB_COUNT + half])
                 start = base + DB_HEADER + half * cap
@@ -82,19 +95,23 @@ def device():
 @given(name=st.sampled_from(HANDLE_STRATEGIES),
        cap_slots=st.sampled_from([0, 1, 7, 64, 300, 5000]),
        cap_bytes=st.sampled_from([0, 4096, 100_000, 1 << 20]),
-       n=st.integers(1, NR_SLOTS))
+       n=st.integers(1, NR_SLOTS),
+       freeing=st.sampled_from(["all", "mine", "mine and another"]))
 def test_buffers_count_what_they_hold_within_their_share(device: Device, name, cap_slots,
-                                                          cap_bytes, n) -> None:
+                                                          cap_bytes, n, freeing) -> None:
     d = device
-    d.reset(name, cap_slots, cap_bytes)
+    cpus = d.reset(name, cap_slots, cap_bytes, freeing)
     assert backlog_in_buffers(d.arena)
-    q = d.arena["gc_queue"]
-    nr_bufs = int(q[QH_NR_BUFS])
-    share = [int(buf_share(q, QH_SHARE_SLOTS, b)) for b in range(nr_bufs)]
-    share_bytes = [int(buf_share(q, QH_SHARE_BYTES, b)) for b in range(nr_bufs)]
-    # the buffers' shares add up to the cap exactly
-    assert sum(share) == cap_slots if cap_slots else set(share) == {NO_CAP}
-    assert sum(share_bytes) == cap_bytes if cap_bytes else set(share_bytes) == {NO_CAP}
+    nr_bufs = int(d.arena["gc_queue"][QH_NR_BUFS])
+    share, share_bytes = d.shares(DB_SHARE_SLOTS), d.shares(DB_SHARE_BYTES)
+    # the shares go to the freeing CPUs' buffers only, and add up to the cap exactly
+    sharing = set(range(nr_bufs)) if cpus is None else {c % nr_bufs for c in cpus}
+    for shares_, cap in ((share, cap_slots), (share_bytes, cap_bytes)):
+        if cap:
+            assert sum(shares_) == cap
+            assert all(shares_[b] == 0 for b in range(nr_bufs) if b not in sharing)
+        else:
+            assert set(shares_) == {NO_CAP}
 
     fill_slots(d.zram, d.ctx, 0, n, d.page)
     queued = int(loop_enqueue(d.zram, d.ctx, 0, n))
@@ -129,10 +146,8 @@ def test_a_full_share_refuses_and_the_gc_makes_room(device: Device, name) -> Non
     """Over the share the enqueue refuses (the caller frees in place); after a GC pass the same
     buffer takes handles again."""
     d = device
-    d.reset(name, 16, 0)
-    q = d.arena["gc_queue"]
-    mine = int(d.ctx.stat[W_CPU]) % int(q[QH_NR_BUFS])   # this CPU's buffer takes them all
-    share = int(buf_share(q, QH_SHARE_SLOTS, mine))
+    d.reset(name, 16, 0, "mine")
+    share = 16   # this process is the only freeing CPU: its buffer holds the whole cap
     fill_slots(d.zram, d.ctx, 0, 256, d.page)
     first = int(loop_enqueue(d.zram, d.ctx, 0, 256))
     assert first == share

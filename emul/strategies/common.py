@@ -19,8 +19,8 @@ import os
 
 from numba import njit
 
-from ..kernel.atomics import (atomic_fetch_add, atomic_load, atomic_store, atomic_xchg,
-                              count_trailing_zeros, cpu_relax, futex_wake)
+from ..kernel.atomics import (atomic_fetch_add, atomic_load, atomic_store, atomic_store_release,
+                              atomic_xchg, count_trailing_zeros, cpu_relax, futex_wake)
 from ..kernel.context import (COST_WAKE_UP, W_BATCH_SAVED, W_CPU, W_HEARTBEAT, W_PEAK_BACKLOG,
                               W_PEAK_BYTES, W_WAKE_POLLED, W_WAKEUPS, Ctx, model_cost)
 from ..kernel.locking import spin_lock, spin_trylock, spin_unlock
@@ -123,30 +123,27 @@ def cond_resched(ctx: Ctx) -> None:
 # --- double-buffered arrays: the queue storage of array, percpu and the handle strategies -------
 #
 # gc_queue[0..7] is the strategy header: [0] the drain lock (one GC drains at a time), [2] the
-# number of buffers (CPUs, or 1), [3] each buffer's capacity; handle queues only: [4], [5] each
-# buffer's share of the cap in entries and in bytes (NO_CAP: none), [6], [7] how many buffers,
-# the first ones, have one more (the remainder: the shares add up to the cap exactly). A double
-# buffer at ``base``:
+# number of buffers (CPUs, or 1), [3] each buffer's capacity. A double buffer at ``base``:
 #   [base+0] its lock (spin_lock; the kernel's spinlock or, per CPU, local_lock), [base+1] owner
 #   [base+2] the active half producers push to, [base+3], [base+4] the halves' counts
 #   [base+5], [base+6] the halves' compressed bytes (handle queues)
-#   [base+8 ...] half 0, then half 1, each ``cap`` words
+#   [base+8], [base+9] (handle queues, set once) this buffer's share of the cap in entries and
+#   in bytes (NO_CAP: none); a line of its own, away from the lock's
+#   [base+16 ...] half 0, then half 1, each ``cap`` words
 # The GC flips the active half under the lock and then empties the other one without it:
 # producers only ever write the active half.
 QH_DRAIN_LOCK = 0
 QH_NR_BUFS = 2
 QH_BUF_CAP = 3
-QH_SHARE_SLOTS = 4
-QH_SHARE_BYTES = 5
-QH_SHARE_SLOTS_EXTRA = 6
-QH_SHARE_BYTES_EXTRA = 7
 QH_WORDS = 8
 NO_CAP = 1 << 62
 DB_LOCK = 0
 DB_ACTIVE = 2
 DB_COUNT = 3
 DB_BYTES = 5
-DB_HEADER = 8
+DB_SHARE_SLOTS = 8
+DB_SHARE_BYTES = 9
+DB_HEADER = 16
 
 
 def dbuf_words(cap: int) -> int:
@@ -175,7 +172,7 @@ def dbuf_push(q, base: int, value: int) -> None:
     half = q[base + DB_ACTIVE]
     n = q[base + DB_COUNT + half]
     q[base + DB_HEADER + half * q[QH_BUF_CAP] + n] = value
-    q[base + DB_COUNT + half] = n + 1
+    atomic_store_release(q, base + DB_COUNT + half, n + 1)   # the GC may read it lock-free
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -223,34 +220,45 @@ def cap_and_stale(nr_slots: int, cap_slots: int) -> int:
     return min(nr_slots, cap_slots) + 256 if cap_slots else nr_slots
 
 
-def cap_shares(cap: int, nr_bufs: int) -> tuple[int, int]:
-    """A cap (0: none) split over nr_bufs buffers: each gets the first value, and the first
-    ``second value`` buffers one more. A cap below the number of buffers leaves some none."""
-    return divmod(cap, nr_bufs) if cap > 0 else (NO_CAP, 0)
-
-
-@njit(cache=True, _nrt=False, inline="always")
-def buf_share(q, which: int, buf: int) -> int:
-    """Buffer buf's share of the cap: QH_SHARE_SLOTS or QH_SHARE_BYTES."""
-    return q[which] + (1 if buf < q[which + 2] else 0)
+def cap_shares(cap: int, bufs: list[int], nr_bufs: int) -> list[int]:
+    """Each buffer's share of a cap (0: none), split evenly over ``bufs`` (the first ones get
+    the remainder, so the shares add up to the cap exactly); the other buffers get none."""
+    if cap <= 0:
+        return [NO_CAP] * nr_bufs
+    each, extra = divmod(cap, len(bufs))
+    shares = [0] * nr_bufs
+    for k, buf in enumerate(bufs):
+        shares[buf] = each + (1 if k < extra else 0)
+    return shares
 
 
 def dbuf_queue(buffer_cap, per_cpu: bool = False, handles: bool = False):
     """A strategy's ``queue_words`` and ``setup_queue`` for double buffers of
-    ``buffer_cap(nr_slots, cap)`` entries: one, or one per CPU. A handle queue also keeps each
-    buffer's share of the cap, in entries and in bytes: per CPU, a CPU whose share is used up
-    frees synchronously, as RFC v3 does when its CPU has no spare page."""
+    ``buffer_cap(nr_slots, cap)`` entries: one, or one per CPU.
+
+    A handle queue also gives each buffer its share of the cap, in entries and in bytes. Per
+    CPU the cap is split over the buffers of ``cpus``, the CPUs the scenario's freeing workers
+    run on (None: every CPU), so the share does not shrink with the host's CPU count; a CPU
+    whose share is used up frees synchronously, as RFC v3 does when its CPU has no spare page.
+    """
     def nr_bufs() -> int:
         return cpu_buffers() if per_cpu else 1
 
     def queue_words(nr_slots: int, cap_slots: int) -> int:
         return dbufs_words(nr_bufs(), buffer_cap(nr_slots, cap_slots))
 
-    def setup_queue(q, nr_slots: int, cap_slots: int, cap_bytes: int = 0) -> None:
-        init_queue(q, nr_bufs(), buffer_cap(nr_slots, cap_slots))
-        if handles:
-            q[QH_SHARE_SLOTS], q[QH_SHARE_SLOTS_EXTRA] = cap_shares(cap_slots, nr_bufs())
-            q[QH_SHARE_BYTES], q[QH_SHARE_BYTES_EXTRA] = cap_shares(cap_bytes, nr_bufs())
+    def setup_queue(q, nr_slots: int, cap_slots: int, cap_bytes: int = 0,
+                    cpus: list[int] | None = None) -> None:
+        n = nr_bufs()
+        init_queue(q, n, buffer_cap(nr_slots, cap_slots))
+        if not handles:
+            return
+        bufs = sorted({c % n for c in cpus}) if cpus else list(range(n))
+        for buf, (slots, nbytes) in enumerate(zip(cap_shares(cap_slots, bufs, n),
+                                                  cap_shares(cap_bytes, bufs, n))):
+            base = QH_WORDS + buf * dbuf_words(int(q[QH_BUF_CAP]))
+            q[base + DB_SHARE_SLOTS] = slots
+            q[base + DB_SHARE_BYTES] = nbytes
 
     return queue_words, setup_queue
 
@@ -407,13 +415,13 @@ def dbuf_held(q, base: int) -> tuple:
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def handle_room(q, base: int, buf: int, size: int) -> bool:
+def handle_room(q, base: int, size: int) -> bool:
     """Room for one more handle of size bytes (buffer lock held): in the active half, and
     within this buffer's share of the cap."""
     if not dbuf_room(q, base):
         return False
     n, b = dbuf_held(q, base)
-    return n < buf_share(q, QH_SHARE_SLOTS, buf) and b + size <= buf_share(q, QH_SHARE_BYTES, buf)
+    return n < q[base + DB_SHARE_SLOTS] and b + size <= q[base + DB_SHARE_BYTES]
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -434,12 +442,12 @@ def defer_handle(zram: Zram, ctx: Ctx, index: int, buf: int, cls_key: bool, wait
         return LAZY_REFUSED
     lazy = LAZY_REFUSED
     size = get_slot_size(zram, index)
-    if handle_room(q, base, buf, size):
+    if handle_room(q, base, size):
         handle = slot_free_extract(zram, ctx, index)
         cls = zs_lookup_class_index(zram.pool, size) if cls_key else 0
         dbuf_push(q, base, handle_entry(handle, size, cls))
         half = q[base + DB_ACTIVE]
-        q[base + DB_BYTES + half] += size
+        atomic_store_release(q, base + DB_BYTES + half, q[base + DB_BYTES + half] + size)
         n, b = dbuf_held(q, base)
         note_peak_backlog(ctx, n, b)
         lazy = LAZY_QUEUED

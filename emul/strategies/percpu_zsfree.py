@@ -12,8 +12,8 @@ class-lock acquisitions that saves.
 emul's buffer per CPU is two pages (the one being filled and the spare being drained); the push
 queues the worker every time, not only when a page fills, so the last partial page of an exit is
 not stranded (the kernel would need a flush for it). v3 has no global cap; emul's scenario cap
-is split over the CPUs' buffers, each counted under its own lock, so no free touches a zram-wide
-counter and a CPU whose share is used up frees synchronously.
+is split over the buffers of the CPUs whose workers free, each counted under its own lock, so
+no free touches a zram-wide counter and a CPU whose share is used up frees synchronously.
 """
 from __future__ import annotations
 
