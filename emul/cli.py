@@ -167,15 +167,8 @@ def cmd_run(args, console) -> int:
     if args.csv:
         from .export import write_csv
         write_csv(outdir, doc)
-    tables = [results.table(doc), results.worker_table(doc)]
-    if any(g.lockstat for g in groups):
-        tables.append(results.lock_table(doc))
-    from rich.console import Console
-    with open(outdir / "summary.txt", "w") as f:
-        file_console = Console(file=f, width=220)
-        for tbl in tables:
-            console.print(tbl)
-            file_console.print(tbl)
+    from .resultsio import summary_tables, write_summary
+    write_summary(outdir, summary_tables(doc), console)
     from .topology import oversubscription_warning
     warning = oversubscription_warning(doc)
     if warning:

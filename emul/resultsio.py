@@ -78,7 +78,8 @@ def summary_tables(doc: dict) -> list:
                  f"{doc['profile']['name']}, {doc['machine']['arch']}")
         return [replay_table(doc["replay_summary"], title), results.worker_table(doc),
                 results.lock_table(doc)]
-    tables = [results.table(doc), results.worker_table(doc)]
+    from .verdict import verdict_table
+    tables = [results.table(doc), verdict_table(doc), results.worker_table(doc)]
     if doc["scenario"].get("lockstat") or any(g.get("lockstat") for g in doc.get("groups") or []):
         tables.append(results.lock_table(doc))
     return tables

@@ -86,3 +86,4 @@ def test_report_rerenders_from_the_results_alone(run_dir: Path, tmp_path: Path) 
     r = run_emul("report", str(run_dir / "results.json"), "-o", str(out))
     assert r.returncode == 0, r.stdout + r.stderr
     assert (out / "summary.txt").exists() and (out / "memory.png").exists()
+    assert "verdict" in (out / "summary.txt").read_text()

@@ -50,6 +50,7 @@ def test_tiny_run_end_to_end(tmp_path, no_leftovers):
     r = run_emul("run", str(sc), "-o", str(out))
     assert r.returncode == 0, r.stderr
     assert "ratio" in r.stdout and "bitmap" in r.stdout
+    assert "verdict" in r.stdout and "everything freed first" in r.stdout
     doc = load(out)
     assert doc["schema"] == "emul-results" and doc["version"] == 2 and doc["status"] == "ok"
     assert doc["machine"]["arch"] and doc["profile"]["name"] == "zero"
