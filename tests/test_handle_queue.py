@@ -22,8 +22,9 @@ from emul.kernel.zram import ST_GC_BYTES, ST_GC_SLOTS
 from emul.profiles import load_profile
 from emul.strategies import backlog_in_buffers, gc_backlog_now, get_strategy, strategy_id
 from emul.strategies.common import (DB_BYTES, DB_COUNT, DB_HEADER, DB_SHARE_BYTES,
-                                    DB_SHARE_SLOTS, HE_SIZE_BITS, HE_SIZE_SHIFT, NO_CAP,
-                                    QH_BUF_CAP, QH_NR_BUFS, QH_WORDS)
+                                    DB_SHARE_SLOTS, HE_SIZE_BITS, HE_SIZE_SHIFT, HELD_UPDATE,
+                                    NO_CAP, QH_BUF_CAP, QH_NR_BUFS, QH_WORDS, dbuf_emptied,
+                                    dbuf_take, free_handle_entries)
 
 HANDLE_STRATEGIES = ["deferred-zsfree", "percpu-zsfree"]
 NR_SLOTS = 2048
@@ -156,3 +157,38 @@ def test_a_full_share_refuses_and_the_gc_makes_room(device: Device, name) -> Non
     again = int(loop_enqueue(d.zram, d.ctx, 0, 256))   # the refused slots, still holding content
     assert again == share
     assert np.count_nonzero(d.arena["gc_map"]) == 0     # handle queues never mark gc_map
+
+
+@pytest.mark.parametrize("name", HANDLE_STRATEGIES)
+def test_the_gc_counts_its_half_down_as_it_frees(device: Device, name) -> None:
+    """While the GC frees a half it took, the half's count and bytes go down every HELD_UPDATE
+    handles (producers' cap checks and the controller's samples read them); they only reach 0
+    when the half is emptied."""
+    d = device
+    d.reset(name, 0, 0, "mine")
+    q = d.arena["gc_queue"]
+    fill_slots(d.zram, d.ctx, 0, 600, d.page)
+    queued = int(loop_enqueue(d.zram, d.ctx, 0, 600))
+    buf = int(d.ctx.stat[W_CPU]) % int(q[QH_NR_BUFS])
+    base = d.base(buf)
+    start, n, half = dbuf_take(q, base, d.ctx)
+    assert n == queued > 2 * HELD_UPDATE
+    by_class = name == "percpu-zsfree"
+    entries = q[start:start + n].copy()
+    order = np.sort(entries) if by_class else entries   # the order the GC frees them in
+    sizes = (order >> HE_SIZE_SHIFT) & ((1 << HE_SIZE_BITS) - 1)
+    assert int(q[base + DB_BYTES + half]) == int(sizes.sum())
+
+    freed = free_handle_entries(d.zram, d.ctx, base, half, start, n, by_class)
+
+    assert freed == n
+    left = int(q[base + DB_COUNT + half])
+    if not by_class:            # one handle per run: the count-down lands on every 64th
+        assert left == n - n // HELD_UPDATE * HELD_UPDATE
+    else:                       # runs of one class: published at a run's end, 64 or more on
+        assert 0 <= left <= n - HELD_UPDATE
+    # what is still counted is exactly what was freed last (not yet published)
+    assert int(q[base + DB_BYTES + half]) == int(sizes[n - left:].sum())
+    assert gc_backlog_now(d.arena)[0] == left
+    dbuf_emptied(q, base, half)
+    assert gc_backlog_now(d.arena) == (0, 0)
