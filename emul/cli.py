@@ -74,6 +74,22 @@ class Progress:
             self.status = None
 
 
+def output_dir(arg: str | None, default: Path | str) -> Path:
+    """The -o directory (or the command's default under results/), created; a clear error if
+    it cannot be."""
+    outdir = Path(arg) if arg else Path(default)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError("-o", None, f"cannot create the output directory {outdir}: "
+                         f"{exc.strerror}") from None
+    return outdir
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
 def cmd_run(args, console) -> int:
     import dataclasses
 
@@ -94,13 +110,7 @@ def cmd_run(args, console) -> int:
     for sc in groups:
         debug_bits(sc)   # an unknown switch is refused before anything is created
     sc = groups[0]
-    outdir = Path(args.output) if args.output else (
-        Path("results") / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError("-o", None, f"cannot create the output directory {outdir}: "
-                         f"{exc.strerror}") from None
+    outdir = output_dir(args.output, Path("results") / f"{sc.name}-{_stamp()}")
     log = outdir / "run.log"
     progress = Progress(console)
     variants = [v for g in groups for v in g.variants]
@@ -223,13 +233,8 @@ def cmd_replay(args, console) -> int:
     time_scale = None if args.back_to_back else (args.time_scale or 1.0)
     plan = ReplayPlan(due_ms=rp.due_times(trace.kills, time_scale),
                       names=tuple(p.name for p in sc.processes[:len(trace.kills)]))
-    outdir = Path(args.output) if args.output else (
-        Path("results") / f"replay-{Path(args.trace).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError("-o", None, f"cannot create the output directory {outdir}: "
-                         f"{exc.strerror}") from None
+    outdir = output_dir(args.output,
+                        Path("results") / f"replay-{Path(args.trace).stem}-{_stamp()}")
     progress = Progress(console)
     rss = sum(k.rss_kb for k in trace.kills) * args.size_scale / 1024
     swap = sum(k.swap_kb for k in trace.kills) * args.size_scale / 1024
@@ -312,9 +317,7 @@ def cmd_soak(args, console) -> int:
         VariantSpec(name=n, strategy=n, cap_slots=None, cap_bytes=None) for n in names))
     debug_bits(sc)
     profile = load_profile(args.profile or sc.profile)
-    outdir = Path(args.output) if args.output else (
-        Path("results") / f"soak-{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    outdir.mkdir(parents=True, exist_ok=True)
+    outdir = output_dir(args.output, Path("results") / f"soak-{sc.name}-{_stamp()}")
     progress = Progress(console)
     progress(f"soak: {path} for {args.minutes:g} min, strategies {', '.join(names)}, "
              f"profile {profile.name}; an audit after every cycle")
@@ -445,12 +448,7 @@ def cmd_report(args, console) -> int:
     """summary.txt (and plots, and with --csv the CSV files) again, from results.json alone."""
     from .resultsio import load_results, render_plots, results_path, summary_tables, write_summary
     doc = load_results(args.run)
-    outdir = Path(args.output) if args.output else results_path(args.run).parent
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError("-o", None, f"cannot create the output directory {outdir}: "
-                         f"{exc.strerror}") from None
+    outdir = output_dir(args.output, results_path(args.run).parent)
     if doc.get("status", "ok") != "ok":
         console.print(f"run status: {doc['status']}" + (f" ({doc['reason']})" if doc.get("reason")
                                                         else ""), markup=False)
