@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 __version__ = "0.1.0"
+# the directory that holds the emul and workers packages (a checkout, or site-packages): workers
+# are started as `python -m workers.<role>` with it on their path
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _numba_cache_dir() -> str:

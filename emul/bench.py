@@ -36,18 +36,19 @@ import numba
 import numpy as np
 from numba import njit
 
-from .kernel.atomics import atomic_fetch_add, read_clock
-from .kernel.context import Ctx, note_cpu
-from .kernel.zram import Zram, slot_lock, slot_trylock, slot_unlock, zram_write_page
-from .strategies.common import LAZY_QUEUED
-from .strategies.dispatch import gc_backlog, gc_drain, gc_try_lazy_free
+from emul import PACKAGE_ROOT
+from emul.kernel.atomics import atomic_fetch_add, read_clock
+from emul.kernel.context import Ctx, note_cpu
+from emul.kernel.zram import Zram, slot_lock, slot_trylock, slot_unlock, zram_write_page
+from emul.strategies.common import LAZY_QUEUED
+from emul.kernel.gc_hooks import gc_backlog, gc_drain, gc_try_lazy_free
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from .arena import Arena
-    from .kernel.state import Geometry
+    from emul.harness.arena import Arena
+    from emul.kernel.layout import Geometry
 
 T = TypeVar("T")
 ENQUEUE_LIMIT_X = 10.0          # acceptance: enqueue within 10x the atomic add
@@ -261,8 +262,8 @@ class Bench:
     # --- set-up ------------------------------------------------------------------------------
 
     def geometry(self, strategy: str) -> "Geometry":
-        from .kernel import state
-        from .strategies import STRATEGY_MODULES, strategy_id
+        from emul.kernel import layout as state
+        from emul.strategies import STRATEGY_MODULES, strategy_id
         n = self.s.slots
         qwords = 0
         for mod in STRATEGY_MODULES.values():
@@ -278,9 +279,9 @@ class Bench:
 
     def reset(self, strategy: str) -> None:
         """An empty device running ``strategy``, zero cost profile (as a repeat starts)."""
-        from .kernel import state
-        from .profiles import load_profile
-        from .strategies import get_strategy
+        from emul.kernel import layout as state
+        from emul.config.profiles import load_profile
+        from emul.strategies import get_strategy
         geo = self.geometry(strategy)
         for view in self.arena.views.values():
             view[...] = 0
@@ -292,7 +293,7 @@ class Bench:
         note_cpu(self.ctx)
 
     def compile(self) -> None:
-        from .kernel.gate import gate_wait
+        from emul.kernel.gate import gate_wait
         z, ctx, page = self.zram, self.ctx, self.page
         compile_for(loop_atomic_add, self.words, 0)
         compile_for(loop_slot_lock, z, ctx, 0, 0)
@@ -357,7 +358,7 @@ class Bench:
                      samples=per))
 
     def bench_strategies(self) -> None:
-        from .strategies import STRATEGY_MODULES
+        from emul.strategies import STRATEGY_MODULES
         for name in STRATEGY_MODULES:    # the registry: new strategies show up by themselves
             try:
                 self.bench_strategy(name)
@@ -435,7 +436,7 @@ class Bench:
                      samples=drn))
 
     def bench_handoff(self, peer: "Peer") -> None:
-        from .kernel.state import CTL_GATE_ARRIVE, CTL_GATE_GO
+        from emul.kernel.layout import CTL_GATE_ARRIVE, CTL_GATE_GO
         self.reset("sync")
         same = self.cpu_a == self.cpu_b
         # on one CPU every hand-off waits for the scheduler to preempt the spinner: keep it short
@@ -513,9 +514,9 @@ class Bench:
     def run(self) -> list[Row]:
         import psutil
 
-        from .arena import Arena
-        from .kernel import state
-        from .kernel.clock import measure_ticks_per_ns
+        from emul.harness.arena import Arena
+        from emul.kernel import layout as state
+        from emul.kernel.clock import measure_ticks_per_ns
         me = psutil.Process()
         affinity = me.cpu_affinity()
         self.ticks_per_ns = measure_ticks_per_ns(0.02)
@@ -573,12 +574,12 @@ class Peer:
     NAME = "benchpeer"
 
     def __init__(self, arena: "Arena", cpu: int, ticks_per_ns: float) -> None:
-        from .control import ControlServer
+        from emul.harness.control import ControlServer
         self.server = ControlServer()
         self.closed = False
         self.seq = 0
         self.err = tempfile.TemporaryFile()
-        root = Path(__file__).resolve().parent.parent
+        root = PACKAGE_ROOT
         env = dict(os.environ)
         env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
         cmd = [sys.executable, "-m", "workers.benchpeer", "--control", self.server.endpoint,
@@ -597,7 +598,7 @@ class Peer:
             raise
 
     def check(self, deadline: float) -> None:
-        from .errors import RunAborted
+        from emul.errors import RunAborted
         rc = self.proc.poll()
         if rc is not None:
             self.err.seek(0)
@@ -607,7 +608,7 @@ class Peer:
             raise RunAborted("the bench peer did not answer in time")
 
     def expect(self, kind: str, deadline: float, seq: int | None = None) -> dict:
-        from .errors import RunAborted
+        from emul.errors import RunAborted
         while True:
             got = self.server.recv(50, {self.NAME})
             if got is not None:
@@ -629,7 +630,7 @@ class Peer:
 
     def echo(self, n: int) -> None:
         """n round trips: a phase message out, its done message back (as emul's control plane)."""
-        from .errors import RunAborted
+        from emul.errors import RunAborted
         send, recv, known = self.server.send, self.server.recv, {self.NAME}
         for i in range(n):
             send(self.NAME, {"type": "phase", "phase": "echo", "seq": i})
@@ -680,7 +681,7 @@ def time_run_start(cpu_a: int, cpu_b: int) -> dict:
         sc = Path(tmp) / "tiny.yaml"
         sc.write_text(yaml.safe_dump(tiny_scenario(cpu_a, cpu_b), sort_keys=False))
         cmd = [sys.executable, "-m", "emul.cli", "run", str(sc), "-o", str(Path(tmp) / "out")]
-        root = Path(__file__).resolve().parent.parent
+        root = PACKAGE_ROOT
         with tempfile.TemporaryFile() as err:
             t0 = time.perf_counter_ns()
             proc = subprocess.Popen(cmd, cwd=root, stdin=subprocess.DEVNULL,
@@ -766,7 +767,7 @@ def table(rows: list[Row], title: str) -> "Table":
 def run_bench(console: "Console", quick: bool = False, output: str | None = None) -> int:
     """``emul bench``: run every row, print the table and the acceptance figures."""
     if output and not Path(output).resolve().parent.is_dir():   # refuse before a minute's work
-        from .errors import InputError
+        from emul.errors import InputError
         raise InputError("-o", None, f"no such directory for {output}")
     t_start = time.monotonic()
 
@@ -797,7 +798,7 @@ def run_bench(console: "Console", quick: bool = False, output: str | None = None
         try:
             Path(output).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         except OSError as exc:
-            from .errors import InputError
+            from emul.errors import InputError
             raise InputError("-o", None, f"cannot write {output}: {exc.strerror}") from None
         console.print(f"rows: {output}")
     return 0

@@ -22,9 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from emul.arena import SHM_DIR, Arena  # noqa: E402
-from emul.kernel.lockstat import (LOCK_CLASS, LS_ACQUISITIONS, LS_CONTENTIONS,  # noqa: E402
-                                  LS_ROW)
+from emul.harness.arena import SHM_DIR, Arena
+from emul.kernel.lockstat import LOCK_CLASS, LS_ACQUISITIONS, LS_CONTENTIONS, LS_ROW
 from tests.helpers import lock_hammer as lh  # noqa: E402
 
 N = 200_000

@@ -4,14 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emul.arena import Arena
-from emul.audit import audit
-from emul.kernel import state
+from emul.harness.arena import Arena
+from emul.kernel.audit import audit
+from emul.kernel import layout as state
 from emul.kernel.mm import populate_vma, swap_out_range, unmap_vma
 from emul.kernel.zram import ZRAM_SAME, ZP_PAGE_SHIFT
 from emul.kernel.zsmalloc import zs_free
 from emul.strategies import strategy_id
-from emul.strategies.dispatch import gc_drain
+from emul.kernel.gc_hooks import gc_drain
 
 PAGES = 1024
 

@@ -16,10 +16,10 @@ import yaml
 
 from conftest import ROOT, run_emul
 
-from emul import calibrate as cal
+from emul.calibrate import command as cal
 from emul import cli
 from emul.errors import SystemNotReady
-from emul.profiles import load_profile
+from emul.config.profiles import load_profile
 
 MM_EMPTY = "       0        0        0        0        0        0        0        0        0\n"
 SWAPS_HEAD = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
@@ -311,8 +311,8 @@ def test_profile_yaml_loads(tmp_path):
 
 
 def test_emulated_scenarios_validate():
-    from emul.profiles import builtin_names
-    from emul.scenario import scenario_from_dict
+    from emul.config.profiles import builtin_names
+    from emul.config.scenario import scenario_from_dict
     from emul.strategies import strategy_names
     cpus = sorted(os.sched_getaffinity(0))
     meas = dict(FAKE, mib=8, compression_ratio=1.97)

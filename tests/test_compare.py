@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from conftest import run_emul, tiny_scenario, write_yaml
-from emul import results
-from emul.compare import Run, compare, scenario_diff
-from emul.export import write_csv
-from emul.resultsio import load_results
+from emul.report import results
+from emul.report.compare import Run, compare, scenario_diff
+from emul.report.export import write_csv
+from emul.report.io import load_results
 
 LOCK_CLASSES = ("zram_slot_lock", "zs_class_lock")
 
@@ -282,14 +282,14 @@ def test_report_calls_plots_when_present(tmp_path: Path, monkeypatch, capsys) ->
     from emul import cli
     path = save(make_doc({"sync": [1e6, 1e6], "bitmap": [5e5, 5e5]}), tmp_path / "run")
     calls = []
-    fake = types.ModuleType("emul.plots")
+    fake = types.ModuleType("emul.report.plots")
 
     def render_all(doc: dict, outdir: Path) -> list[Path]:
         calls.append((doc["scenario"]["name"], Path(outdir)))
         return [Path(outdir) / "fake.png"]
 
     fake.render_all = render_all
-    monkeypatch.setitem(sys.modules, "emul.plots", fake)
+    monkeypatch.setitem(sys.modules, "emul.report.plots", fake)
     assert cli.main(["report", str(path), "-o", str(tmp_path / "out")]) == 0
     assert calls == [("tiny", tmp_path / "out")]
     assert (tmp_path / "out" / "summary.txt").exists()

@@ -9,7 +9,7 @@ import pytest
 import zmq
 
 from conftest import run_emul, tiny_scenario, write_yaml
-from emul.control import ControlClient, ControlServer
+from emul.harness.control import ControlClient, ControlServer
 
 KINDS = ("kill", "stop", "sigint", "sigterm", "raise-compiled", "raise-python")
 REPEATS = 400     # far more than a run gets through before the fault
@@ -126,7 +126,7 @@ def test_shared_memory_is_private_and_unlinked_once_unlinked() -> None:
 
     import numpy as np
 
-    from emul.arena import Arena, Layout
+    from emul.harness.arena import Arena, Layout
     lay = Layout()
     lay.add("words", np.int64, 16)
     arena = Arena.create(lay)

@@ -14,17 +14,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emul.arena import Arena
+from emul.harness.arena import Arena
 from emul.bench import fill_slots, loop_drain, loop_enqueue
-from emul.kernel import state
+from emul.kernel import layout as state
 from emul.kernel.context import W_CPU, W_PEAK_BACKLOG, note_cpu
 from emul.kernel.zram import ST_GC_BYTES, ST_GC_SLOTS
-from emul.profiles import load_profile
+from emul.config.profiles import load_profile
 from emul.strategies import backlog_in_buffers, gc_backlog_now, get_strategy, strategy_id
-from emul.strategies.common import (DB_BYTES, DB_COUNT, DB_HEADER, DB_SHARE_BYTES,
-                                    DB_SHARE_SLOTS, HE_SIZE_BITS, HE_SIZE_SHIFT, HELD_UPDATE,
-                                    NO_CAP, QH_BUF_CAP, QH_NR_BUFS, QH_WORDS, dbuf_emptied,
-                                    dbuf_take, free_handle_entries)
+from emul.strategies.common import (DB_BYTES, DB_COUNT, DB_HEADER, DB_SHARE_BYTES, DB_SHARE_SLOTS,
+    HE_SIZE_BITS, HE_SIZE_SHIFT, HELD_UPDATE, NO_CAP, QH_BUF_CAP, QH_NR_BUFS, QH_WORDS,
+    dbuf_emptied, dbuf_take, free_handle_entries)
 
 HANDLE_STRATEGIES = ["deferred-zsfree", "percpu-zsfree"]
 NR_SLOTS = 2048

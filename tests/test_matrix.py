@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from emul.errors import InputError
-from emul.profiles import builtin_names
-from emul.results import permutation_p, summarize
-from emul.scenario import load_matrix
+from emul.config.profiles import builtin_names
+from emul.report.results import permutation_p, summarize
+from emul.config.scenario import load_matrix
 from emul.strategies import strategy_names
 
 from conftest import run_emul, tiny_scenario, two_cpus, write_yaml

@@ -9,7 +9,7 @@ import matplotlib.image
 import pytest
 
 from conftest import run_emul, tiny_scenario, write_yaml
-from emul import plots
+from emul.report import plots
 
 
 @pytest.fixture(scope="module")

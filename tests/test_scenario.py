@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emul.errors import EXIT_USAGE, InputError
-from emul.scenario import Experiment, Scenario, load_scenario, scenario_from_dict
-from emul.sizes import format_size, parse_count_or_size, parse_size
+from emul.config.scenario import Experiment, Scenario, load_scenario, scenario_from_dict
+from emul.config.sizes import format_size, parse_count_or_size, parse_size
 
 WHERE = "scenarios/x.yaml"
 CPUS = {0, 1}

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emul import traces
+from emul.replay import traces
 from emul.errors import EXIT_USAGE, InputError
-from emul.traces import MAX_TRACE_BYTES, Kill, Trace, parse_trace, read_trace
+from emul.replay.traces import MAX_TRACE_BYTES, Kill, Trace, parse_trace, read_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACES = ROOT / "scenarios" / "traces"

@@ -6,8 +6,8 @@ import copy
 
 from rich.console import Console
 
-from emul import results
-from emul.verdict import verdict_table, verdicts
+from emul.report import results
+from emul.report.verdict import verdict_table, verdicts
 from test_compare import LOCK_CLASSES, make_doc
 
 

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 
 from emul.kernel.zs_classes import (ZS_HANDLE_SIZE, ZS_MIN_ALLOC_SIZE, SizeClassTable,
-                                    build_size_classes, calculate_zspage_chain_size,
-                                    class_index_for, class_indices_for, get_size_class_index,
-                                    nr_size_classes)
+    build_size_classes, calculate_zspage_chain_size, class_index_for, class_indices_for,
+    get_size_class_index, nr_size_classes)
 
 CONFIGS = [(4096, c) for c in range(4, 17)] + [(16384, c) for c in (4, 8, 16)]
 

@@ -14,17 +14,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emul.arena import Arena
-from emul.audit import (PA_BAD_CLASS_STAT, PA_BAD_FREELIST, PA_BAD_FULLNESS, PA_BAD_HANDLE,
-                        PA_BAD_INUSE, PA_BAD_LIST, PA_DUP_HANDLE, PA_LISTED, PA_LIVE_ZSPAGES,
-                        PA_PAGES, PA_SLOT_HANDLES, PA_TAGGED, pool_walk)
-from emul.kernel.state import Geometry, build_layout, ctx_view, init_state, zram_view
+from emul.harness.arena import Arena
+from emul.kernel.audit import (PA_BAD_CLASS_STAT, PA_BAD_FREELIST, PA_BAD_FULLNESS, PA_BAD_HANDLE,
+    PA_BAD_INUSE, PA_BAD_LIST, PA_DUP_HANDLE, PA_LISTED, PA_LIVE_ZSPAGES, PA_PAGES, PA_SLOT_HANDLES,
+    PA_TAGGED, pool_walk)
+from emul.kernel.layout import Geometry, build_layout, ctx_view, init_state, zram_view
 from emul.kernel.zs_classes import build_size_classes, class_index_for
 from emul.kernel.zsmalloc import (CI_PAGES, CI_SIZE, CI_WORDS, CS_OBJS_INUSE, CS_WORDS,
-                                  OBJ_ALLOCATED_TAG, PC_MAX_OBJS, PC_MAX_ZSPAGES,
-                                  PS_ALLOC_FAILED, PS_BAD_FREE, PS_PAGES_ALLOCATED, PS_ZSPAGES,
-                                  Z_CLASS, Z_STATE, Z_WORDS, ZS_HANDLE_SIZE, ZSPAGE_LIVE,
-                                  zs_free, zs_lookup_class_index, zs_malloc, zs_obj_read)
+    OBJ_ALLOCATED_TAG, PC_MAX_OBJS, PC_MAX_ZSPAGES, PS_ALLOC_FAILED, PS_BAD_FREE,
+    PS_PAGES_ALLOCATED, PS_ZSPAGES, Z_CLASS, Z_STATE, Z_WORDS, ZS_HANDLE_SIZE, ZSPAGE_LIVE, zs_free,
+    zs_lookup_class_index, zs_malloc, zs_obj_read)
 
 PAGE = 4096
 GEO = Geometry(page_size=PAGE, nr_slots=2048, total_pages=1, n_workers=1, strategy_id=0,

@@ -67,7 +67,7 @@ class Worker:
         signal.signal(signal.SIGINT, signal.SIG_IGN)   # the controller orchestrates shutdown
         die_with_parent()
 
-        from emul.control import ControlClient
+        from emul.harness.control import ControlClient
         self.client = ControlClient(args.control, args.name, args.token)
         try:
             return self._serve(args.name)
@@ -79,8 +79,8 @@ class Worker:
             self.client.close()
 
     def _serve(self, name: str) -> int:
-        from emul.arena import Arena, Layout
-        from emul.kernel import state
+        from emul.harness.arena import Arena, Layout
+        from emul.kernel import layout as state
 
         self.client.send({"type": "hello", "role": self.role, "pid": os.getpid()})
         setup = self.client.recv(SETUP_TIMEOUT_MS)

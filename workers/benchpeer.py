@@ -1,7 +1,7 @@
 """The second process of ``emul bench``: the far end of a lock hand-off and of the control plane.
 
 Started by emul/bench.py as ``python -m workers.benchpeer --control … --name … --token …``. It
-says hello on the control plane (emul/control.py, as every worker), gets the arena's name and
+says hello on the control plane (emul/harness/control.py, as every worker), gets the arena's name and
 layout and its CPU in the setup message, pins itself, attaches the arena, loads the bench
 kernels the bench compiled before starting it, says ready, and then serves phase messages:
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the bench orchestrates shutdown
     die_with_parent()
 
-    from emul.control import ControlClient
+    from emul.harness.control import ControlClient
     client = ControlClient(args.control, args.name, args.token)
     try:
         return serve(client)
@@ -46,8 +46,8 @@ def serve(client) -> int:
     import psutil
 
     from emul import bench
-    from emul.arena import Arena, Layout
-    from emul.kernel import state
+    from emul.harness.arena import Arena, Layout
+    from emul.kernel import layout as state
     from emul.kernel.gate import gate_wait
 
     client.send({"type": "hello", "role": "benchpeer", "pid": os.getpid()})

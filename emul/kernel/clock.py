@@ -11,7 +11,7 @@ import time
 import numpy as np
 from numba import njit
 
-from .atomics import read_clock
+from emul.kernel.atomics import read_clock
 
 
 @njit(cache=True, _nrt=False)

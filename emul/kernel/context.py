@@ -11,8 +11,8 @@ from collections import namedtuple
 
 from numba import njit
 
-from .atomics import read_clock, sched_getcpu
-from .clock import delay_ticks
+from emul.kernel.atomics import read_clock, sched_getcpu
+from emul.kernel.clock import delay_ticks
 
 Ctx = namedtuple("Ctx", ["stat", "lockstat", "costs"])
 

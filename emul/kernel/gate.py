@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from numba import njit
 
-from .atomics import atomic_fetch_add, atomic_load, cpu_relax, read_clock
-from .state import CTL_GATE_ARRIVE, CTL_GATE_GO
+from emul.kernel.atomics import atomic_fetch_add, atomic_load, cpu_relax, read_clock
+from emul.kernel.layout import CTL_GATE_ARRIVE, CTL_GATE_GO
 
 
 @njit(cache=True, _nrt=False)

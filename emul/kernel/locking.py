@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from numba import njit
 
-from .atomics import (atomic_cas, atomic_fetch_add, atomic_load, atomic_store_release,
-                      atomic_xchg, cpu_relax, read_clock, sched_yield)
-from .context import W_CPU, Ctx, lockstat_on
-from .lockstat import (LS_ACQ_BOUNCES, LS_ACQUISITIONS, LS_CON_BOUNCES, LS_CONTENTIONS,
-                       LS_HOLD_MAX, LS_HOLD_MIN, LS_HOLD_START, LS_HOLD_TOTAL, LS_ROW,
-                       LS_WAIT_MAX, LS_WAIT_MIN, LS_WAIT_TOTAL)
+from emul.kernel.atomics import (atomic_cas, atomic_fetch_add, atomic_load, atomic_store_release,
+    atomic_xchg, cpu_relax, read_clock, sched_yield)
+from emul.kernel.context import W_CPU, Ctx, lockstat_on
+from emul.kernel.lockstat import (LS_ACQ_BOUNCES, LS_ACQUISITIONS, LS_CON_BOUNCES, LS_CONTENTIONS,
+    LS_HOLD_MAX, LS_HOLD_MIN, LS_HOLD_START, LS_HOLD_TOTAL, LS_ROW, LS_WAIT_MAX, LS_WAIT_MIN,
+    LS_WAIT_TOTAL)
 
 RW_WRITER = 1 << 62
 SPINS_BEFORE_YIELD = 2048    # ~10-50 us of cpu_relax: far beyond any modelled hold time

@@ -21,21 +21,21 @@ from collections import namedtuple
 
 from numba import njit
 
-from .atomics import atomic_cas, atomic_fetch_add, atomic_load, atomic_store_release, read_clock
-from .context import (COST_FAULT, COST_FREE_FOLIO, COST_SWAP_ENTRY_FREE, COST_ZAP_PTE, W_COLD,
-                      W_FALLBACK, W_FAULTED, W_GC_FREED, W_IN_PLACE, W_LAZY, W_PTES, W_RECLAIMED,
-                      W_REFAULTED, W_RESIDENT_FREED, W_STORED, W_SWAP_FREED, W_T_END, W_T_START,
-                      Ctx, model_cost, note_cpu)
-from .locking import spin_lock, spin_unlock
-from .lockstat import LOCK_SWAP
-from ..strategies import mm_async
-from ..strategies.common import (QH_DRAIN_LOCK, cond_resched, dbuf_base, dbuf_emptied,
-                                 dbuf_pending, dbuf_take, gc_drain_begin)
-from ..strategies.dispatch import MM_ASYNC
-from .lockstat import LOCK_GC_QUEUE
-from .notify import zram_slot_free_notify
-from .zram import (F_READ_CORRUPT, ST_GC_BYTES, ST_GC_SLOTS, ZP_STRATEGY, Zram, chaos_point,
-                   fill_page, get_slot_size, page_checksum, zram_read_page, zram_write_page)
+from emul.kernel.atomics import (atomic_cas, atomic_fetch_add, atomic_load, atomic_store_release,
+    read_clock)
+from emul.kernel.context import (COST_FAULT, COST_FREE_FOLIO, COST_SWAP_ENTRY_FREE, COST_ZAP_PTE,
+    W_COLD, W_FALLBACK, W_FAULTED, W_GC_FREED, W_IN_PLACE, W_LAZY, W_PTES, W_RECLAIMED, W_REFAULTED,
+    W_RESIDENT_FREED, W_STORED, W_SWAP_FREED, W_T_END, W_T_START, Ctx, model_cost, note_cpu)
+from emul.kernel.locking import spin_lock, spin_unlock
+from emul.kernel.lockstat import LOCK_SWAP
+from emul.strategies import mm_async
+from emul.strategies.common import (QH_DRAIN_LOCK, cond_resched, dbuf_base, dbuf_emptied,
+    dbuf_pending, dbuf_take, gc_drain_begin)
+from emul.kernel.gc_hooks import MM_ASYNC
+from emul.kernel.lockstat import LOCK_GC_QUEUE
+from emul.kernel.notify import zram_slot_free_notify
+from emul.kernel.zram import (F_READ_CORRUPT, ST_GC_BYTES, ST_GC_SLOTS, ZP_STRATEGY, Zram,
+    chaos_point, fill_page, get_slot_size, page_checksum, zram_read_page, zram_write_page)
 
 Mm = namedtuple("Mm", ["pte", "swap_map", "swap_lock", "swap_recent"])
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from numba import njit
 
-from ..strategies.common import LAZY_QUEUED, LAZY_REFUSED
-from ..strategies.dispatch import gc_try_lazy_free
-from .atomics import atomic_fetch_add
-from .context import W_FALLBACK, W_IN_PLACE, W_LAZY, W_MISS_FREE, Ctx
-from .zram import ST_MISS_FREE, ST_NOTIFY_FREE, Zram, slot_free, slot_trylock, slot_unlock
+from emul.strategies.common import LAZY_QUEUED, LAZY_REFUSED
+from emul.kernel.gc_hooks import gc_try_lazy_free
+from emul.kernel.atomics import atomic_fetch_add
+from emul.kernel.context import W_FALLBACK, W_IN_PLACE, W_LAZY, W_MISS_FREE, Ctx
+from emul.kernel.zram import (ST_MISS_FREE, ST_NOTIFY_FREE, Zram, slot_free, slot_trylock,
+    slot_unlock)
 
 @njit(cache=True, _nrt=False)
 def zram_slot_free_notify(zram: Zram, ctx: Ctx, index: int) -> None:

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from numba import njit
 
-from .atomics import atomic_fetch_add, atomic_load, cpu_relax, futex_wait, read_clock
-from .context import W_CPU, W_T_END, W_T_START, Ctx, note_cpu
-from .mm import Mm, unmap_vma
-from .zram import K_SLOTS_LEFT, K_SWAP_DONE, KILL_WORDS, Zram
+from emul.kernel.atomics import atomic_fetch_add, atomic_load, cpu_relax, futex_wait, read_clock
+from emul.kernel.context import W_CPU, W_T_END, W_T_START, Ctx, note_cpu
+from emul.kernel.mm import Mm, unmap_vma
+from emul.kernel.zram import K_SLOTS_LEFT, K_SWAP_DONE, KILL_WORDS, Zram
 
 K_DUE = 0
 K_START = 1

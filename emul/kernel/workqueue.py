@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from numba import njit
 
-from ..strategies.common import GC_IDLE, GC_PENDING, GC_POLLING, GC_STOP
-from ..strategies.dispatch import MM_ASYNC, gc_backlog, gc_drain
-from .mm import Mm, mm_async_work
-from .zram import ZP_STRATEGY, chaos_point
-from .atomics import (atomic_load, atomic_store, atomic_xchg, cpu_relax, futex_wait, futex_wake,
-                      read_clock)
-from .context import (W_GC_BUSY, W_GC_FREED, W_GC_IDLE_AT, W_GC_PASSES, W_GC_POLL_NS,
-                      W_GC_SLEEPS, Ctx, note_cpu, note_event)
-from .zram import Zram
+from emul.strategies.common import GC_IDLE, GC_PENDING, GC_POLLING, GC_STOP
+from emul.kernel.gc_hooks import MM_ASYNC, gc_backlog, gc_drain
+from emul.kernel.mm import Mm, mm_async_work
+from emul.kernel.zram import ZP_STRATEGY, chaos_point
+from emul.kernel.atomics import (atomic_load, atomic_store, atomic_xchg, cpu_relax, futex_wait,
+    futex_wake, read_clock)
+from emul.kernel.context import (W_GC_BUSY, W_GC_FREED, W_GC_IDLE_AT, W_GC_PASSES, W_GC_POLL_NS,
+    W_GC_SLEEPS, Ctx, note_cpu, note_event)
+from emul.kernel.zram import Zram
 
 
 @njit(cache=True, _nrt=False)

@@ -29,14 +29,14 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from .atomics import (atomic_cas, atomic_fetch_add, atomic_fetch_and, atomic_fetch_or, atomic_load,
-                      read_clock)
-from .context import (COST_COMPRESS_KIB, COST_DECOMPRESS_KIB, COST_SLOT_FREE,
-                      COST_SLOT_FREE_COLD, W_COLD, W_CPU, W_INDEX,
-                      W_REUSED_QUEUED, Ctx, model_cost, model_cost_scaled)
-from .locking import lock_acquired, lock_contended, lock_released, spin_wait_step
-from .lockstat import LOCK_SLOT
-from .zsmalloc import zs_free, zs_malloc, zs_obj_read
+from emul.kernel.atomics import (atomic_cas, atomic_fetch_add, atomic_fetch_and, atomic_fetch_or,
+    atomic_load, read_clock)
+from emul.kernel.context import (COST_COMPRESS_KIB, COST_DECOMPRESS_KIB, COST_SLOT_FREE,
+    COST_SLOT_FREE_COLD, W_COLD, W_CPU, W_INDEX, W_REUSED_QUEUED, Ctx, model_cost,
+    model_cost_scaled)
+from emul.kernel.locking import lock_acquired, lock_contended, lock_released, spin_wait_step
+from emul.kernel.lockstat import LOCK_SLOT
+from emul.kernel.zsmalloc import zs_free, zs_malloc, zs_obj_read
 
 Zram = namedtuple("Zram", ["table", "stats", "gc_map", "gc_ctl", "gc_queue", "params", "faults",
                            "patterns", "pattern_len", "owner", "kills", "pool"])

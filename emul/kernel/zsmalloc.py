@@ -33,12 +33,12 @@ from collections import namedtuple
 
 from numba import njit
 
-from .atomics import atomic_fetch_add
-from .context import (COST_ALLOC_ZSPAGE_PAGE, COST_FREE_ZSPAGE_PAGE, COST_ZS_FREE,
-                      COST_ZS_MALLOC, Ctx, model_cost, model_cost_scaled)
-from .locking import read_lock, read_unlock, spin_lock, spin_unlock
-from .lockstat import LOCK_CLASS, LOCK_POOL, LOCK_ZONE
-from .zs_classes import ZS_HANDLE_SIZE, ZS_MIN_ALLOC_SIZE
+from emul.kernel.atomics import atomic_fetch_add
+from emul.kernel.context import (COST_ALLOC_ZSPAGE_PAGE, COST_FREE_ZSPAGE_PAGE, COST_ZS_FREE,
+    COST_ZS_MALLOC, Ctx, model_cost, model_cost_scaled)
+from emul.kernel.locking import read_lock, read_unlock, spin_lock, spin_unlock
+from emul.kernel.lockstat import LOCK_CLASS, LOCK_POOL, LOCK_ZONE
+from emul.kernel.zs_classes import ZS_HANDLE_SIZE, ZS_MIN_ALLOC_SIZE
 
 Pool = namedtuple("Pool", ["lock", "stat", "class_lock", "class_stat", "class_info",
                            "class_of_index", "fullness", "zspage", "zone", "zone_free",

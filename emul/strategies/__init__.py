@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ..kernel.zram import ST_GC_BYTES, ST_GC_SLOTS, ZP_STRATEGY
-from . import array, bitmap, deferred_zsfree, hbitmap, mm_async, percpu, percpu_zsfree, sync
-from .common import handles_held
-from .dispatch import STRATEGY_IDS
+from emul.kernel.zram import ST_GC_BYTES, ST_GC_SLOTS, ZP_STRATEGY
+from emul.strategies import (array, bitmap, deferred_zsfree, hbitmap, mm_async, percpu,
+    percpu_zsfree, sync)
+from emul.strategies.common import handles_held
+from emul.kernel.gc_hooks import STRATEGY_IDS
 
 STRATEGY_MODULES: dict[str, ModuleType] = {
     m.NAME: m for m in (sync, bitmap, hbitmap, array, percpu, deferred_zsfree, percpu_zsfree,

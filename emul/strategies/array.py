@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from numba import njit
 
-from ..kernel.context import Ctx
-from ..kernel.zram import Zram
-from .common import cap_and_stale, dbuf_queue, drain_slot_bufs, queue_slot_in_buf
+from emul.kernel.context import Ctx
+from emul.kernel.zram import Zram
+from emul.strategies.common import cap_and_stale, dbuf_queue, drain_slot_bufs, queue_slot_in_buf
 
 NAME = "array"
 SUMMARY = "one array of queued slot indices under a spinlock (64 MiB of 4 KiB pages)"

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from numba import njit
 
-from ..kernel.context import W_GC_SKIPPED, W_SCAN_WORDS, Ctx
-from ..kernel.zram import ZP_NR_SLOTS, Zram
-from .common import cond_resched, find_next_bit, gc_free_queued, lazy_queue_slot, queue_work
+from emul.kernel.context import W_GC_SKIPPED, W_SCAN_WORDS, Ctx
+from emul.kernel.zram import ZP_NR_SLOTS, Zram
+from emul.strategies.common import (cond_resched, find_next_bit, gc_free_queued, lazy_queue_slot,
+    queue_work)
 
 NAME = "bitmap"
 SUMMARY = "RFC v1 (Barry Song, 2026-04-12): gc_map walked with find_next_bit, slot trylock"

@@ -19,17 +19,16 @@ import os
 
 from numba import njit
 
-from ..kernel.atomics import (atomic_fetch_add, atomic_load, atomic_store, atomic_store_release,
-                              atomic_xchg, count_trailing_zeros, cpu_relax, futex_wake)
-from ..kernel.context import (COST_WAKE_UP, W_BATCH_SAVED, W_CPU, W_HEARTBEAT, W_PEAK_BACKLOG,
-                              W_PEAK_BYTES, W_WAKE_POLLED, W_WAKEUPS, Ctx, model_cost)
-from ..kernel.locking import spin_lock, spin_trylock, spin_unlock
-from ..kernel.lockstat import LOCK_GC_QUEUE
-from ..kernel.zram import (ST_GC_BYTES, ST_GC_SLOTS, ZP_CAP_BYTES, ZP_CAP_SLOTS, ZRAM_SAME, Zram,
-                           gc_mark, gc_test, get_slot_handle, get_slot_size, slot_free,
-                           slot_free_extract, slot_lock, slot_trylock, slot_unlock,
-                           test_slot_flag)
-from ..kernel.zsmalloc import zs_free, zs_free_run, zs_lookup_class_index
+from emul.kernel.atomics import (atomic_fetch_add, atomic_load, atomic_store, atomic_store_release,
+    atomic_xchg, count_trailing_zeros, cpu_relax, futex_wake)
+from emul.kernel.context import (COST_WAKE_UP, W_BATCH_SAVED, W_CPU, W_HEARTBEAT, W_PEAK_BACKLOG,
+    W_PEAK_BYTES, W_WAKE_POLLED, W_WAKEUPS, Ctx, model_cost)
+from emul.kernel.locking import spin_lock, spin_trylock, spin_unlock
+from emul.kernel.lockstat import LOCK_GC_QUEUE
+from emul.kernel.zram import (ST_GC_BYTES, ST_GC_SLOTS, ZP_CAP_BYTES, ZP_CAP_SLOTS, ZRAM_SAME, Zram,
+    gc_mark, gc_test, get_slot_handle, get_slot_size, slot_free, slot_free_extract, slot_lock,
+    slot_trylock, slot_unlock, test_slot_flag)
+from emul.kernel.zsmalloc import zs_free, zs_free_run, zs_lookup_class_index
 
 # gc_ctl futex words (int32)
 GC_PENDING = 0     # WORK_STRUCT_PENDING: set by queue_work, cleared when the work item starts

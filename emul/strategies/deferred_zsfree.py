@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from numba import njit
 
-from ..kernel.context import Ctx
-from ..kernel.zram import Zram
-from .common import cap_or_device, dbuf_queue, defer_handle, drain_handle_bufs
+from emul.kernel.context import Ctx
+from emul.kernel.zram import Zram
+from emul.strategies.common import cap_or_device, dbuf_queue, defer_handle, drain_handle_bufs
 
 NAME = "deferred-zsfree"
 SUMMARY = "RFC v2: slot_free_extract in place, handles to a per-pool array (trylock, sync fallback)"

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from numba import njit
 
-from ..kernel.atomics import atomic_fetch_and, atomic_fetch_or, atomic_load, count_trailing_zeros
-from ..kernel.context import W_GC_SKIPPED, W_SCAN_WORDS, Ctx
-from ..kernel.zram import ZP_NR_SLOTS, Zram
-from .common import cond_resched, find_next_bit, gc_free_queued, lazy_queue_slot, queue_work
+from emul.kernel.atomics import atomic_fetch_and, atomic_fetch_or, atomic_load, count_trailing_zeros
+from emul.kernel.context import W_GC_SKIPPED, W_SCAN_WORDS, Ctx
+from emul.kernel.zram import ZP_NR_SLOTS, Zram
+from emul.strategies.common import (cond_resched, find_next_bit, gc_free_queued, lazy_queue_slot,
+    queue_work)
 
 NAME = "hbitmap"
 SUMMARY = "bitmap plus a summary level (one bit per gc_map word): the walk skips empty words"

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from numba import njit
 
-from ..kernel.context import Ctx
-from ..kernel.locking import spin_lock, spin_unlock
-from ..kernel.lockstat import LOCK_GC_QUEUE
-from ..kernel.zram import Zram
-from .common import (DB_LOCK, LAZY_NO, cap_or_device, dbuf_base, dbuf_push, dbuf_queue, dbuf_room,
-                     gc_reserve, queue_work)
+from emul.kernel.context import Ctx
+from emul.kernel.locking import spin_lock, spin_unlock
+from emul.kernel.lockstat import LOCK_GC_QUEUE
+from emul.kernel.zram import Zram
+from emul.strategies.common import (DB_LOCK, LAZY_NO, cap_or_device, dbuf_base, dbuf_push,
+    dbuf_queue, dbuf_room, gc_reserve, queue_work)
 
 NAME = "mm-async"
 SUMMARY = "vivo: the exiting process hands its swap entries to a kworker (mm level, no cap)"

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from numba import njit
 
-from ..kernel.context import Ctx
-from ..kernel.zram import Zram
-from .common import cap_and_stale, dbuf_queue, drain_slot_bufs, queue_slot_in_buf, this_cpu_buf
+from emul.kernel.context import Ctx
+from emul.kernel.zram import Zram
+from emul.strategies.common import (cap_and_stale, dbuf_queue, drain_slot_bufs, queue_slot_in_buf,
+    this_cpu_buf)
 
 NAME = "percpu"
 SUMMARY = "per-CPU arrays of queued slots (local lock), each drained as one batch"

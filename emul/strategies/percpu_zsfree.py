@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from numba import njit
 
-from ..kernel.context import Ctx
-from ..kernel.zram import Zram
-from .common import dbuf_queue, defer_handle, drain_handle_bufs, this_cpu_buf
+from emul.kernel.context import Ctx
+from emul.kernel.zram import Zram
+from emul.strategies.common import dbuf_queue, defer_handle, drain_handle_bufs, this_cpu_buf
 
 NAME = "percpu-zsfree"
 SUMMARY = "RFC v3: per-CPU one-page handle buffers, freed in same-class runs under one class lock"

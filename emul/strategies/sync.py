@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from numba import njit
 
-from ..kernel.context import Ctx
-from ..kernel.zram import Zram
-from .common import LAZY_NO
+from emul.kernel.context import Ctx
+from emul.kernel.zram import Zram
+from emul.strategies.common import LAZY_NO
 
 NAME = "sync"
 SUMMARY = "free in place in zram_slot_free_notify (today's kernel, the baseline)"

@@ -24,10 +24,10 @@ import time
 import numpy as np
 from numba import njit
 
-from emul.arena import Arena, Layout
+from emul.harness.arena import Arena, Layout
 from emul.kernel.atomics import (atomic_cas, atomic_fetch_add, atomic_fetch_and, atomic_fetch_or,
-                                 atomic_load, atomic_store, atomic_xchg, count_trailing_zeros,
-                                 cpu_relax, futex_wait, futex_wake, read_clock, sched_getcpu)
+    atomic_load, atomic_store, atomic_xchg, count_trailing_zeros, cpu_relax, futex_wait, futex_wake,
+    read_clock, sched_getcpu)
 from emul.kernel.context import NR_COSTS, STAT_WORDS, W_LOCKSTAT, Ctx, note_cpu
 from emul.kernel.locking import spin_lock, spin_unlock
 from emul.kernel.lockstat import LOCK_CLASS, LOCKSTAT_WORDS, reset_rows

@@ -17,19 +17,20 @@ from dataclasses import dataclass, field
 import psutil
 import zmq
 
-from . import audit
-from .arena import Arena
-from .control import ControlServer
-from .errors import InputError, RunAborted
-from .kernel import context as C
-from .kernel import lockstat, state
-from .kernel.clock import measure_ticks_per_ns
-from .kernel.mm import CTL_RECLAIM_STOP
-from .kernel.zram import STAT_NAMES
-from .kernel.zsmalloc import ZS_FLAG_NAMES
-from .profiles import Profile
-from .scenario import Scenario
-from .strategies import gc_backlog_now, get_strategy, strategy_id
+from emul import PACKAGE_ROOT
+from emul.kernel import audit
+from emul.harness.arena import Arena
+from emul.harness.control import ControlServer
+from emul.errors import InputError, RunAborted
+from emul.kernel import context as C
+from emul.kernel import lockstat, layout as state
+from emul.kernel.clock import measure_ticks_per_ns
+from emul.kernel.mm import CTL_RECLAIM_STOP
+from emul.kernel.zram import STAT_NAMES
+from emul.kernel.zsmalloc import ZS_FLAG_NAMES
+from emul.config.profiles import Profile
+from emul.config.scenario import Scenario
+from emul.strategies import gc_backlog_now, get_strategy, strategy_id
 
 WORKER_START_TIMEOUT_S = 180.0   # first run compiles; later runs load the cache
 PHASE_TIMEOUT_S = 600.0
@@ -78,7 +79,7 @@ class PhaseSampler:
         self.last = 0
 
     def start(self) -> None:
-        from .kernel.clock import clock_now
+        from emul.kernel.clock import clock_now
         arena = self.ctl.arena
         self.freeing = [w.index for w in self.ctl.workers if w.role in ("killer",)]
         self.faulting = [w.index for w in self.ctl.workers if w.role == "swapin"]
@@ -88,12 +89,12 @@ class PhaseSampler:
         self.sample()
 
     def __call__(self) -> None:
-        from .kernel.clock import clock_now
+        from emul.kernel.clock import clock_now
         if clock_now() - self.last >= self.interval_ticks:
             self.sample()
 
     def sample(self) -> None:
-        from .kernel.clock import clock_now
+        from emul.kernel.clock import clock_now
         arena = self.ctl.arena
         ws = arena["wstat"]
         freed = sum(int(ws[i, C.W_RESIDENT_FREED]) for i in self.freeing)
@@ -115,14 +116,14 @@ class ReplaySampler(PhaseSampler):
     pool's pages given back), and each kill's record. Its clock starts at the storm's start."""
 
     def start(self) -> None:
-        from .kernel.replay import CTL_REPLAY_T0
+        from emul.kernel.replay import CTL_REPLAY_T0
         super().start()
         # the schedule starts a little after the gate opens, so every reaper is waiting on it
         self.t0 += int(200e3 * self.ctl.ticks_per_ns)
         self.ctl.arena["ctl"][CTL_REPLAY_T0] = self.t0
 
     def result(self) -> dict:
-        from .kernel.replay import kill_record
+        from emul.kernel.replay import kill_record
         tpn, page = self.ctl.ticks_per_ns, self.ctl.sc.page_size
         kills = []
         for i, name in enumerate(self.ctl.replay.names):
@@ -248,17 +249,17 @@ class Controller:
         """Compile every entry point here, once, before any worker starts (numba's disk cache is
         not safe against concurrent compilers); the workers then only load it."""
         from workers.base import compile_for
-        from .kernel.mm import populate_vma
-        from .kernel.workqueue import gc_worker_reset, gc_worker_stop
+        from emul.kernel.mm import populate_vma
+        from emul.kernel.workqueue import gc_worker_reset, gc_worker_stop
         z, mm = state.zram_view(self.arena), state.mm_view(self.arena)
         ctx, page = state.ctx_view(self.arena, 0), state.page_buffer(self.arena, 0)
-        from .kernel.mm import reclaim_run, swap_in_range, swap_out_range, unmap_vma
-        from .kernel.workqueue import gc_worker_run
-        from .kernel.gate import gate_wait
+        from emul.kernel.mm import reclaim_run, swap_in_range, swap_out_range, unmap_vma
+        from emul.kernel.workqueue import gc_worker_run
+        from emul.kernel.gate import gate_wait
         compile_for(swap_out_range, z, mm, ctx, 0, 0, 0, page)
         compile_for(unmap_vma, z, mm, ctx, 0, 0)
         import numpy as np
-        from .kernel.replay import reap_run
+        from emul.kernel.replay import reap_run
         one = np.zeros(1, dtype=np.int64)
         compile_for(reap_run, z, mm, ctx, self.arena["ctl"], one, one, 0)
         compile_for(swap_in_range, z, mm, ctx, 0, 0, page)
@@ -272,7 +273,7 @@ class Controller:
 
     def start_workers(self) -> None:
         env = dict(os.environ)
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        root = str(PACKAGE_ROOT)
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
         for w in self.workers:
             cmd = [sys.executable, "-m", f"workers.{w.role}", "--control", self.server.endpoint,
@@ -410,8 +411,8 @@ class Controller:
         return out
 
     def run_repeat(self, variant, repeat: int) -> dict:
-        from .kernel.mm import populate_vma
-        from .kernel.workqueue import gc_worker_reset, gc_worker_stop
+        from emul.kernel.mm import populate_vma
+        from emul.kernel.workqueue import gc_worker_reset, gc_worker_stop
         sc, arena = self.sc, self.arena
         geo = self.geometry(variant)
         for key in arena.views:
@@ -433,7 +434,7 @@ class Controller:
         populate_vma(mm, *background)
         costs = arena["costs"]
         costs[:] = 0  # set-up is not measured: swap-out runs at machinery speed
-        from .kernel.clock import clock_now
+        from emul.kernel.clock import clock_now
         marks = {"swap-out": clock_now()}
         self.phase = f"{variant.name} #{repeat + 1}: swap-out"
         self.start_phase({"swapout": ("swapout", {"ranges": [r[:3] for r in ranges]})})
@@ -512,7 +513,7 @@ class Controller:
         """Re-arm an injected raise in the (freshly reset) arena."""
         if self.chaos_raise is None or self.arena is None:
             return
-        from .kernel.zram import F_CHAOS
+        from emul.kernel.zram import F_CHAOS
         kind, index = self.chaos_raise
         if kind == "raise-compiled":
             self.arena["faults"][F_CHAOS] = index + 1
@@ -575,8 +576,8 @@ class Controller:
 
     def replay_prepare(self, victims: list[tuple[int, int]]) -> None:
         """Tag every slot a victim's swapped pages hold with its kill, and load the schedule."""
-        from .kernel.replay import CTL_REPLAY_NEXT, K_DUE, K_SLOTS
-        from .kernel.zram import K_SLOTS_LEFT, KILL_WORDS
+        from emul.kernel.replay import CTL_REPLAY_NEXT, K_DUE, K_SLOTS
+        from emul.kernel.zram import K_SLOTS_LEFT, KILL_WORDS
         arena = self.arena
         owner, kills, pte = arena["owner"], arena["kills"], arena["pte"]
         kills[:] = 0
@@ -592,7 +593,7 @@ class Controller:
     def drained_or_stuck(self) -> Callable[[], bool]:
         """The GC is done: nothing queued, or it sleeps and its backlog has not moved for a second
         (a broken strategy or counter; the audit then says what is wrong)."""
-        from .strategies.common import GC_IDLE, GC_PENDING
+        from emul.strategies.common import GC_IDLE, GC_PENDING
         arena, ctl = self.arena, self.arena["gc_ctl"]
         seen = {"value": -1, "since": time.monotonic()}
 
@@ -700,7 +701,7 @@ class Controller:
                     except Exception:
                         pass
         if self.arena is not None:
-            from .kernel.workqueue import gc_worker_stop
+            from emul.kernel.workqueue import gc_worker_stop
             self.arena["ctl"][CTL_RECLAIM_STOP] = 1
             try:
                 gc_worker_stop(state.zram_view(self.arena))
@@ -800,7 +801,7 @@ def check_resources(groups: list[Controller]) -> None:
 
 def debug_bits(sc: Scenario) -> int:
     """The scenario's debug switches as ZP_DEBUG bits; an unknown name is an input error."""
-    from .kernel.zram import DEBUG_SWITCHES
+    from emul.kernel.zram import DEBUG_SWITCHES
     bits = 0
     for key, on in sc.debug.items():
         if key not in DEBUG_SWITCHES:

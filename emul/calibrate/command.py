@@ -89,7 +89,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError, RunAborted, SystemNotReady
+from emul.errors import InputError, RunAborted, SystemNotReady
 
 HOST_ROOT = Path("/")
 
@@ -914,7 +914,7 @@ def zspage_geometry(comp_len_mean: float, spread: float, page_size: int) -> tupl
     """Per object freed, when every object is eventually freed: the zspage pages given back
     (pages_per_zspage / objs_per_zspage of its class) and the zspages freed (1 / objs), averaged
     over compressed lengths uniform in mean x (1 +/- spread) (emul's data model)."""
-    from .kernel.zs_classes import build_size_classes, class_index_for
+    from emul.kernel.zs_classes import build_size_classes, class_index_for
     table = build_size_classes(page_size)
     lo = max(1, int(comp_len_mean * (1 - spread)))
     hi = min(page_size, max(lo, int(comp_len_mean * (1 + spread))))
@@ -975,7 +975,7 @@ def derive_profile(meas: dict, machinery: dict | None = None) -> Fit:
                 else f"  [all {reps}: fewer than 2 undisturbed]")
 
     L.append("Measured on this machine (ns per page; median over the undisturbed repeats, see "
-             "emul/calibrate.py):")
+             "emul/calibrate/):")
     L.append(f"  z  unmap, zero-page PTEs      {z:8.1f}{how('unmap-zero')}")
     L.append(f"  r  unmap, resident pages      {r:8.1f}{how('unmap-resident')}")
     L.append(f"  s  unmap, swapped to zram     {s:8.1f}{how('unmap-swapped')}")
@@ -1290,8 +1290,8 @@ def run_calibrate(args, console, progress: Callable[[str], None]) -> int:
 def _fit_and_compare(args, console, progress, meas: dict, workdir: Path, cpus: list[int],
                      kmax: int, output: Path, setup_note: str, restored_ok: bool) -> int:
     """Machinery runs, the fit, the profile, the emulated runs and the table."""
-    from .errors import EXIT_ABORTED, EXIT_OK
-    from .results import machine_info
+    from emul.errors import EXIT_ABORTED, EXIT_OK
+    from emul.report.results import machine_info
     machine = machine_info()
     machinery = None
     erepeats = max(5, args.repeats)      # emul runs take seconds: at least 5 for a median
@@ -1310,7 +1310,7 @@ def _fit_and_compare(args, console, progress, meas: dict, workdir: Path, cpus: l
     fit = derive_profile(meas, machinery)
     meas["output"] = str(output)
     output.write_text(profile_yaml(meas, fit, machine, setup_note))
-    from .profiles import load_profile
+    from emul.config.profiles import load_profile
     load_profile(str(output))     # what was written loads
     progress(f"profile written: {output}")
     console.print(f"profile: {output}")

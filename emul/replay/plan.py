@@ -1,6 +1,6 @@
 """`emul replay`: a low-memory-killer storm from a log, replayed against each GC strategy.
 
-The trace (emul/traces.py reads lmkd, kernel OOM, CSV and JSON Lines) gives the victims: each
+The trace (emul/replay/traces.py reads lmkd, kernel OOM, CSV and JSON Lines) gives the victims: each
 becomes one emulated process whose rss is resident and whose swap is written through zram's
 write path before the replay. The base scenario gives the device, data, CPUs, background load
 and cost profile. lmkd's reaper threads (the scenario's killers, two by default) take the kills
@@ -17,8 +17,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .sizes import format_size
+from emul.errors import InputError
+from emul.config.sizes import format_size
 
 DEFAULT_BASE = "scenarios/replay-base.yaml"
 DEFAULT_STRATEGIES = ("sync", "bitmap", "percpu-zsfree")

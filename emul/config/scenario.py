@@ -25,7 +25,7 @@ in this example, which is the default scenario ``scenarios/seed-unmap.yaml``::
       incompressible: 0.0            # fraction stored as huge objects, 0..1 (same_filled +
                                      # incompressible <= 1)
     workers:                         # cpu: a CPU number, "cpuN" or a role naming CPUs of this
-                                     # machine (emul/topology.py, `emul topo`): little, big,
+                                     # machine (emul/config/topology.py, `emul topo`): little, big,
                                      # little[i], big[i], clusterK, any; a worker is pinned to
                                      # one CPU, so a role naming several gives its first CPU,
                                      # except in killer.cpu and gc.cpu: one worker per CPU
@@ -79,15 +79,9 @@ from pydantic import (
 )
 
 from emul.errors import InputError
-from emul.sizes import (
-    SizeError,
-    classify_count_or_size,
-    format_size,
-    show_value,
-    size_bytes,
-    slots_from_bytes,
-)
-from emul.topology import Topology, machine_topology, resolve_cpus
+from emul.config.sizes import (SizeError, classify_count_or_size, format_size, show_value,
+    size_bytes, slots_from_bytes)
+from emul.config.topology import Topology, machine_topology, resolve_cpus
 
 __all__ = [
     "DataSpec",

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emul.sizes import format_size, show_value
+from emul.config.sizes import format_size, show_value
 
 __all__ = [
     "CacheInfo",

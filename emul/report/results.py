@@ -216,7 +216,7 @@ def worker_table(doc: dict):
     """Where each worker ran and what it used, over the measured phases of every repeat."""
     from rich.table import Table
 
-    from .topology import migrations_at_least
+    from emul.config.topology import migrations_at_least
     agg: dict[str, dict] = {}
     for row in doc["repeats"]:
         for name, w in row["workers"].items():

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from numba import njit
 
-from ..kernel.atomics import atomic_load
-from ..kernel.context import Ctx
-from ..kernel.zram import ST_GC_SLOTS, ZP_STRATEGY, Zram
-from . import array, bitmap, deferred_zsfree, hbitmap, mm_async, percpu, percpu_zsfree, sync
-from .common import handles_held
+from emul.kernel.atomics import atomic_load
+from emul.kernel.context import Ctx
+from emul.kernel.zram import ST_GC_SLOTS, ZP_STRATEGY, Zram
+from emul.strategies import (array, bitmap, deferred_zsfree, hbitmap, mm_async, percpu,
+    percpu_zsfree, sync)
+from emul.strategies.common import handles_held
 
 STRATEGY_IDS = {"sync": 0, "bitmap": 1, "hbitmap": 2, "array": 3, "percpu": 4,
                 "deferred-zsfree": 5, "percpu-zsfree": 6, "mm-async": 7}

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import InputError
-from ..kernel import context as C
+from emul.errors import InputError
+from emul.kernel import context as C
 
 COST_INDEX = {
     "zap_pte": C.COST_ZAP_PTE,

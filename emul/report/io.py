@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .results import SCHEMA, SCHEMA_VERSION
+from emul.errors import InputError
+from emul.report.results import SCHEMA, SCHEMA_VERSION
 
 # keys every reader here relies on; anything else is optional (older runs of version 2 lack
 # e.g. "control", replay runs add "replay_summary")
@@ -70,15 +70,15 @@ def is_replay(doc: dict) -> bool:
 
 def summary_tables(doc: dict) -> list:
     """The rich tables `emul run` / `emul replay` print for this document, from it alone."""
-    from . import results
+    from emul.report import results
     if is_replay(doc):
-        from .replay import replay_table
+        from emul.replay.plan import replay_table
         trace = doc.get("trace") or {}
         title = (f"replay of {trace.get('where', '?')} — {trace.get('kills', '?')} kills, profile "
                  f"{doc['profile']['name']}, {doc['machine']['arch']}")
         return [replay_table(doc["replay_summary"], title), results.worker_table(doc),
                 results.lock_table(doc)]
-    from .verdict import verdict_table
+    from emul.report.verdict import verdict_table
     tables = [results.table(doc), verdict_table(doc), results.worker_table(doc)]
     if doc["scenario"].get("lockstat") or any(g.get("lockstat") for g in doc.get("groups") or []):
         tables.append(results.lock_table(doc))
@@ -103,9 +103,9 @@ def render_plots(doc: dict, outdir: Path) -> list[Path]:
     (it renders every plot), else the replay plot for a replay; paths written."""
     import importlib
     try:
-        plots = importlib.import_module("emul.plots")
+        plots = importlib.import_module("emul.report.plots")
     except ModuleNotFoundError as exc:
-        if exc.name != "emul.plots":
+        if exc.name != "emul.report.plots":
             raise            # emul.plots exists but is broken: a bug to see, not to skip
         plots = None
     if plots is not None:
@@ -114,6 +114,6 @@ def render_plots(doc: dict, outdir: Path) -> list[Path]:
             return [Path(made)]
         return [Path(p) for p in made or []]
     if is_replay(doc) and any("replay" in r for r in doc["repeats"]):
-        from .replay import plot_replay
+        from emul.replay.plan import plot_replay
         return [plot_replay(doc, outdir / "replay.png")]
     return []

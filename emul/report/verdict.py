@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 
-from .results import SIGNIFICANCE, permutation_p
+from emul.report.results import SIGNIFICANCE, permutation_p
 
 
 def _by_variant(doc: dict) -> dict[str, list[dict]]:

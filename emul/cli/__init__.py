@@ -7,15 +7,15 @@ import sys
 import time
 from pathlib import Path
 
-from . import prune_numba_caches
-from .errors import EXIT_ABORTED, EXIT_OK, AuditFailed, EmulError, InputError
+from emul import PACKAGE_ROOT, prune_numba_caches
+from emul.errors import EXIT_ABORTED, EXIT_OK, AuditFailed, EmulError, InputError
 
 DEFAULT_SCENARIO = "scenarios/seed-unmap.yaml"
 SOAK_SCENARIO = "scenarios/contention-mixed.yaml"
 
 
 def _repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    return PACKAGE_ROOT
 
 
 def _resolve_scenario(arg: str | None) -> str:
@@ -93,11 +93,11 @@ def _stamp() -> str:
 def cmd_run(args, console) -> int:
     import dataclasses
 
-    from . import results
-    from .controller import Controller, debug_bits, run_groups
-    from .profiles import builtin_names, load_profile
-    from .scenario import load_matrix
-    from .strategies import strategy_names
+    from emul.report import results
+    from emul.harness.controller import Controller, debug_bits, run_groups
+    from emul.config.profiles import builtin_names, load_profile
+    from emul.config.scenario import load_matrix
+    from emul.strategies import strategy_names
 
     path = _resolve_scenario(args.scenario)
     groups = load_matrix(path, cpus=os.sched_getaffinity(0), strategies=strategy_names(),
@@ -118,7 +118,7 @@ def cmd_run(args, console) -> int:
              f"{', '.join(dict.fromkeys(p.name for p in profiles))}, {sc.repeats} repeats, "
              f"{len(variants)} variants: {', '.join(v.name for v in variants)}")
     ctls = [Controller(g, p, progress, log_path=str(log)) for g, p in zip(groups, profiles)]
-    from .tracefile import TraceRecorder
+    from emul.harness.trace import TraceRecorder
     trace = TraceRecorder()
     for pid, c in enumerate(ctls, start=1):
         c.trace, c.trace_pid = trace, pid
@@ -139,7 +139,7 @@ def cmd_run(args, console) -> int:
 
     chaos = None
     if args.chaos is not None:
-        from .chaos import Chaos
+        from emul.harness.chaos import Chaos
         chaos = Chaos(args.chaos, args.chaos_kind)
         progress(f"chaos: seed {args.chaos}: {chaos.kind} after {chaos.delay_s:.2f} s")
 
@@ -172,14 +172,14 @@ def cmd_run(args, console) -> int:
     doc = extras(results.build(groups, profiles, ticks(), rows, "audit-failed" if bad else "ok"))
     path_json = results.write(outdir, doc)
     trace.write(outdir / "trace.json")
-    from .plots import render_all
+    from emul.report.plots import render_all
     pngs = render_all(doc, outdir)
     if args.csv:
-        from .export import write_csv
+        from emul.report.export import write_csv
         write_csv(outdir, doc)
-    from .resultsio import summary_tables, write_summary
+    from emul.report.io import summary_tables, write_summary
     write_summary(outdir, summary_tables(doc), console)
-    from .topology import oversubscription_warning
+    from emul.config.topology import oversubscription_warning
     warning = oversubscription_warning(doc)
     if warning:
         console.print(f"[yellow]warning:[/yellow] {warning}")
@@ -195,13 +195,13 @@ def cmd_run(args, console) -> int:
 
 
 def cmd_replay(args, console) -> int:
-    from . import replay as rp
-    from . import results
-    from .controller import Controller, ReplayPlan, debug_bits, run_groups
-    from .profiles import builtin_names, load_profile
-    from .scenario import _read_yaml, load_scenario, scenario_from_dict
-    from .strategies import strategy_names
-    from .traces import read_trace
+    from emul.replay import plan as rp
+    from emul.report import results
+    from emul.harness.controller import Controller, ReplayPlan, debug_bits, run_groups
+    from emul.config.profiles import builtin_names, load_profile
+    from emul.config.scenario import _read_yaml, load_scenario, scenario_from_dict
+    from emul.strategies import strategy_names
+    from emul.replay.traces import read_trace
 
     if args.time_scale is not None and not (0 < args.time_scale <= 1000):
         raise InputError("--time-scale", None, f"expected a factor > 0 and <= 1000, got {args.time_scale}")
@@ -298,11 +298,11 @@ def cmd_soak(args, console) -> int:
     """Cycle a scenario's actors with every strategy for N minutes, auditing every cycle."""
     import dataclasses
 
-    from . import results
-    from .controller import Controller, debug_bits, run_groups
-    from .profiles import builtin_names, load_profile
-    from .scenario import VariantSpec, load_scenario
-    from .strategies import strategy_names
+    from emul.report import results
+    from emul.harness.controller import Controller, debug_bits, run_groups
+    from emul.config.profiles import builtin_names, load_profile
+    from emul.config.scenario import VariantSpec, load_scenario
+    from emul.strategies import strategy_names
 
     if not (0 < args.minutes <= 7 * 24 * 60):
         raise InputError("--minutes", None, f"expected minutes > 0 (at most a week), got {args.minutes}")
@@ -385,7 +385,7 @@ def _slots_moved(rows: list[dict]) -> int:
 
 
 def cmd_strategies(args, console) -> int:
-    from .strategies import STRATEGY_MODULES
+    from emul.strategies import STRATEGY_MODULES
     for name, mod in STRATEGY_MODULES.items():
         cap = (f"cap {mod.DEFAULT_CAP_SLOTS} slots" if mod.DEFAULT_CAP_SLOTS
                else "no cap" if mod.NEEDS_GC else "")
@@ -394,7 +394,7 @@ def cmd_strategies(args, console) -> int:
 
 
 def cmd_profiles(args, console) -> int:
-    from .profiles import builtin_names, load_profile
+    from emul.config.profiles import builtin_names, load_profile
     for name in builtin_names():
         p = load_profile(name)
         console.print(f"{name:16} {p.description}")
@@ -404,7 +404,7 @@ def cmd_profiles(args, console) -> int:
 def cmd_topo(args, console) -> int:
     import json
 
-    from .topology import TopologyError, describe, read_topology
+    from emul.config.topology import TopologyError, describe, read_topology
     try:
         topo = read_topology(args.sysfs_root)
     except TopologyError as exc:
@@ -434,19 +434,20 @@ def cmd_topo(args, console) -> int:
 
 
 def cmd_bench(args, console) -> int:
-    from .bench import run_bench
+    from emul.bench import run_bench
     return run_bench(console, quick=args.quick, output=args.output)
 
 
 def cmd_compare(args, console) -> int:
-    from .compare import load_runs, print_comparison
+    from emul.report.compare import load_runs, print_comparison
     print_comparison(load_runs(args.runs), console)
     return EXIT_OK
 
 
 def cmd_report(args, console) -> int:
     """summary.txt (and plots, and with --csv the CSV files) again, from results.json alone."""
-    from .resultsio import load_results, render_plots, results_path, summary_tables, write_summary
+    from emul.report.io import (load_results, render_plots, results_path, summary_tables,
+        write_summary)
     doc = load_results(args.run)
     outdir = output_dir(args.output, results_path(args.run).parent)
     if doc.get("status", "ok") != "ok":
@@ -454,14 +455,14 @@ def cmd_report(args, console) -> int:
                                                         else ""), markup=False)
     written = [write_summary(outdir, summary_tables(doc), console), *render_plots(doc, outdir)]
     if args.csv:
-        from .export import write_csv
+        from emul.report.export import write_csv
         written += write_csv(outdir, doc)
     console.print("wrote: " + ", ".join(str(p) for p in written), markup=False)
     return EXIT_OK
 
 
 def cmd_calibrate(args, console) -> int:
-    from .calibrate import run_calibrate
+    from emul.calibrate.command import run_calibrate
     return run_calibrate(args, console, Progress(console))
 
 
@@ -477,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write every table and time series as CSV files")
     r.add_argument("--chaos", type=int, metavar="SEED",
                    help="inject one fault at a random moment (testing: the run must end cleanly)")
-    from .chaos import KINDS
+    from emul.harness.chaos import KINDS
     r.add_argument("--chaos-kind", choices=KINDS, help="the fault --chaos injects (default: "
                    "chosen by the seed)")
     r.set_defaults(fn=cmd_run)

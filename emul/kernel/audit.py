@@ -14,18 +14,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .arena import Arena
-from .kernel import state
-from .kernel.zram import (F_DOUBLE_QUEUE, F_READ_CORRUPT, ST_COMPR_DATA_SIZE,
-                          ST_GC_BYTES, ST_GC_SLOTS, ST_HUGE_PAGES, ST_MISS_FREE,
-                          ST_PAGES_STORED, ST_SAME_PAGES, ZRAM_ENTRY_LOCK, ZRAM_HUGE, ZRAM_SAME,
-                          ZP_PAGE_SHIFT, Zram)
-from .kernel.zsmalloc import (CI_OBJS, CI_PAGES, CI_WORDS, CS_OBJS_ALLOCATED, CS_OBJS_INUSE,
-                              CS_WORDS, NR_FULLNESS_GROUPS, OBJ_ALLOCATED_TAG, PS_BAD_FREE,
-                              PS_PAGES_ALLOCATED, PS_ZSPAGES, Z_CLASS, Z_FREEOBJ, Z_FULLNESS,
-                              Z_INUSE, Z_NEXT, Z_OBJ_BASE, Z_STATE, Z_WORDS, ZONE_NEXT_ZSPAGE,
-                              ZSPAGE_LIVE, get_fullness_group)
-from .strategies import backlog_in_buffers, gc_backlog_now
+from emul.harness.arena import Arena
+from emul.kernel import layout as state
+from emul.kernel.zram import (F_DOUBLE_QUEUE, F_READ_CORRUPT, ST_COMPR_DATA_SIZE, ST_GC_BYTES,
+    ST_GC_SLOTS, ST_HUGE_PAGES, ST_MISS_FREE, ST_PAGES_STORED, ST_SAME_PAGES, ZRAM_ENTRY_LOCK,
+    ZRAM_HUGE, ZRAM_SAME, ZP_PAGE_SHIFT, Zram)
+from emul.kernel.zsmalloc import (CI_OBJS, CI_PAGES, CI_WORDS, CS_OBJS_ALLOCATED, CS_OBJS_INUSE,
+    CS_WORDS, NR_FULLNESS_GROUPS, OBJ_ALLOCATED_TAG, PS_BAD_FREE, PS_PAGES_ALLOCATED, PS_ZSPAGES,
+    Z_CLASS, Z_FREEOBJ, Z_FULLNESS, Z_INUSE, Z_NEXT, Z_OBJ_BASE, Z_STATE, Z_WORDS, ZONE_NEXT_ZSPAGE,
+    ZSPAGE_LIVE, get_fullness_group)
+from emul.strategies import backlog_in_buffers, gc_backlog_now
 
 # results of the compiled pool walk
 PA_LIVE_ZSPAGES, PA_PAGES, PA_TAGGED, PA_BAD_INUSE, PA_BAD_FREELIST, PA_BAD_FULLNESS, \

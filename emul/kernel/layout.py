@@ -12,19 +12,18 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..arena import Arena, Layout
-from .context import NR_COSTS, STAT_WORDS, Ctx
-from .lockstat import LOCKSTAT_WORDS, reset_rows
-from .mm import SWAP_CURSOR, Mm
-from .zram import (FAULTS_WORDS, PARAMS_WORDS, STATS_WORDS, ZP_CAP_BYTES, ZP_CAP_SLOTS,
-                   ZP_DEBUG, ZP_GC_QUEUE_LEN, ZP_HUGE_CLASS_SIZE, ZP_HUGE_PPM,
-                   ZP_MEAN_COMP_LEN, ZP_NR_PATTERNS, ZP_NR_SLOTS, ZP_PAGE_SHIFT, ZP_SAME_PPM, ZP_SEED,
-                   ZP_SPREAD_PERMILLE, ZP_STRATEGY, ZP_TRACK_OWNERS, KILL_WORDS, Zram)
-from .zs_classes import build_size_classes
-from .zsmalloc import (CI_HUGE, CI_OBJS, CI_PAGES, CI_SIZE, CI_WORDS, CLASS_LOCK_STRIDE,
-                       CS_WORDS, NR_FULLNESS_GROUPS, PC_CLASS_DELTA, PC_FLAGS, PC_MAX_OBJS,
-                       PC_MAX_ZSPAGES, PC_NR_RAW_CLASSES, PC_PAGE_SIZE, PC_WORDS, PS_WORDS,
-                       Z_WORDS, ZONE_WORDS, Pool)
+from emul.harness.arena import Arena, Layout
+from emul.kernel.context import NR_COSTS, STAT_WORDS, Ctx
+from emul.kernel.lockstat import LOCKSTAT_WORDS, reset_rows
+from emul.kernel.mm import SWAP_CURSOR, Mm
+from emul.kernel.zram import (FAULTS_WORDS, PARAMS_WORDS, STATS_WORDS, ZP_CAP_BYTES, ZP_CAP_SLOTS,
+    ZP_DEBUG, ZP_GC_QUEUE_LEN, ZP_HUGE_CLASS_SIZE, ZP_HUGE_PPM, ZP_MEAN_COMP_LEN, ZP_NR_PATTERNS,
+    ZP_NR_SLOTS, ZP_PAGE_SHIFT, ZP_SAME_PPM, ZP_SEED, ZP_SPREAD_PERMILLE, ZP_STRATEGY,
+    ZP_TRACK_OWNERS, KILL_WORDS, Zram)
+from emul.kernel.zs_classes import build_size_classes
+from emul.kernel.zsmalloc import (CI_HUGE, CI_OBJS, CI_PAGES, CI_SIZE, CI_WORDS, CLASS_LOCK_STRIDE,
+    CS_WORDS, NR_FULLNESS_GROUPS, PC_CLASS_DELTA, PC_FLAGS, PC_MAX_OBJS, PC_MAX_ZSPAGES,
+    PC_NR_RAW_CLASSES, PC_PAGE_SIZE, PC_WORDS, PS_WORDS, Z_WORDS, ZONE_WORDS, Pool)
 
 CTL_WORDS = 64
 CTL_GATE_ARRIVE = 0     # workers arrived at the start gate (own cache line)

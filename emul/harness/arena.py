@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import EmulError
+from emul.errors import EmulError
 
 SHM_DIR = "/dev/shm"
 PREFIX = "emul-"

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import InputError
-from .results import SIGNIFICANCE, permutation_p
-from .resultsio import load_results, results_path
+from emul.errors import InputError
+from emul.report.results import SIGNIFICANCE, permutation_p
+from emul.report.io import load_results, results_path
 
 Extract = Callable[[dict], "float | None"]
 
@@ -99,7 +99,7 @@ def _median_of(values: list[float]) -> float | None:
 
 
 def _replay_metrics(target_mb: float) -> list[Metric]:
-    from .replay import time_to_returned
+    from emul.replay.plan import time_to_returned
 
     def to_target(row: dict) -> float | None:
         tl = (row.get("replay") or {}).get("timeline")

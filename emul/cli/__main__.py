@@ -1,0 +1,6 @@
+"""python -m emul.cli"""
+import sys
+
+from emul.cli import main
+
+sys.exit(main())
