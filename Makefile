@@ -1,5 +1,6 @@
 # Two targets a fresh machine needs: `make run` (install, then run the default scenario) and
-# `make test` (install, then run the test suite). Everything installs into .venv.
+# `make test` (install, type-check the harness packages, run the test suite). Everything
+# installs into .venv.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -18,6 +19,7 @@ run: install
 	$(BIN)/emul run
 
 test: install
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q
 
 clean:

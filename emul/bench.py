@@ -34,132 +34,34 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numba
 import numpy as np
-from numba import njit
 
 from emul import PACKAGE_ROOT
-from emul.kernel.atomics import atomic_fetch_add, read_clock
-from emul.kernel.context import Ctx, note_cpu
-from emul.kernel.zram import Zram, slot_lock, slot_trylock, slot_unlock, zram_write_page
-from emul.strategies.common import LAZY_QUEUED
-from emul.kernel.gc_hooks import gc_backlog, gc_drain, gc_try_lazy_free
+from emul.config.profiles import load_profile
+from emul.errors import InputError, RunAborted
+from emul.harness.arena import Arena
+from emul.harness.entrypoints import BENCH_ENTRY_POINTS, Views, compile_entry_points
+from emul.harness.microbench import (OnCpu, fill_slots, loop_atomic_add, loop_chunks,
+                                     loop_drain, loop_enqueue, loop_handoff, loop_slot_lock)
+from emul.harness.repeat import reset_arena
+from emul.harness.supervisor import Supervisor, WorkerProc
+from emul.kernel import layout
+from emul.kernel.clock import measure_ticks_per_ns
+from emul.kernel.context import note_cpu
+from emul.kernel.gc_hooks import gc_backlog
+from emul.strategies import STRATEGY_MODULES, strategy_id
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from emul.harness.arena import Arena
-    from emul.kernel.layout import Geometry
-
 T = TypeVar("T")
 ENQUEUE_LIMIT_X = 10.0          # acceptance: enqueue within 10x the atomic add
 DRAIN_TARGET = 5_000_000        # acceptance: bitmap drain >= 5 M slots/s (zero profile)
 PEER_START_TIMEOUT_S = 180.0    # the peer imports numba and loads the cached kernels
+PEER_TIMEOUT_S = 120.0
+PEER = "benchpeer"
 RUN_TIMEOUT_S = 300.0
 HANDOFF_SLOT = 0
-
-
-# --------------------------------------------------------------------------- compiled kernels
-# They live in this module (not __main__) so the peer process loads the same cached code the
-# bench compiled before starting it: numba's disk cache is not safe against concurrent compilers.
-
-@njit(cache=True, _nrt=False)
-def loop_atomic_add(words, n: int) -> int:
-    for _ in range(n):
-        atomic_fetch_add(words, 0, 1)
-    return words[0]
-
-
-@njit(cache=True, _nrt=False)
-def loop_slot_lock(zram: Zram, ctx: Ctx, n: int, mask: int) -> int:
-    """trylock + unlock over a small, cache-resident run of slots (mask + 1 of them)."""
-    got = 0
-    for i in range(n):
-        index = i & mask
-        if slot_trylock(zram, ctx, index):
-            got += 1
-            slot_unlock(zram, ctx, index)
-    return got
-
-
-@njit(cache=True, _nrt=False)
-def loop_handoff(zram: Zram, ctx: Ctx, index: int, me: int, turns: int) -> int:
-    """Take the slot lock ``turns`` times on my turn, passing the turn to the other process.
-
-    The turn counter is the slot's handle word, changed only under the slot lock (as everything
-    in an entry is), so each turn needs the lock's cache line to come over from the other CPU:
-    one hand-off of a contended lock. Returns the acquisitions that found it not my turn.
-    """
-    note_cpu(ctx)
-    done = 0
-    early = 0
-    while done < turns:
-        slot_lock(zram, ctx, index)
-        t = zram.table[2 * index]
-        if t & 1 == me:
-            zram.table[2 * index] = t + 1
-            done += 1
-        else:
-            early += 1
-        slot_unlock(zram, ctx, index)
-    return early
-
-
-@njit(cache=True, _nrt=False)
-def fill_slots(zram: Zram, ctx: Ctx, start: int, end: int, page) -> int:
-    """Write content into every slot of [start, end) through zram's real write path."""
-    n = 0
-    for i in range(start, end):
-        if zram_write_page(zram, ctx, i, i, page):
-            n += 1
-    return n
-
-
-@njit(cache=True, _nrt=False)
-def loop_enqueue(zram: Zram, ctx: Ctx, start: int, end: int) -> int:
-    """zram_slot_free_notify's lazy part for each slot: trylock, offer it to the strategy,
-    unlock. Returns the slots the strategy queued."""
-    queued = 0
-    for i in range(start, end):
-        if slot_trylock(zram, ctx, i):
-            if gc_try_lazy_free(zram, ctx, i) == LAZY_QUEUED:
-                queued += 1
-            slot_unlock(zram, ctx, i)
-    return queued
-
-
-@njit(cache=True, _nrt=False)
-def loop_drain(zram: Zram, ctx: Ctx, max_passes: int) -> int:
-    """Run GC work items until nothing is queued (the GC worker's loop without the sleeps)."""
-    freed = 0
-    passes = 0
-    while gc_backlog(zram) > 0 and passes < max_passes:
-        freed += gc_drain(zram, ctx)
-        passes += 1
-    return freed
-
-
-@njit(cache=True, _nrt=False)
-def loop_chunks(zram: Zram, ctx: Ctx, start: int, end: int, chunk: int, out) -> None:
-    """Enqueue [start, end) chunk slots at a time and drain after each chunk; adds enqueue
-    ticks, drain ticks, slots queued and slots freed into out[0..3]."""
-    i = start
-    while i < end:
-        j = min(end, i + chunk)
-        t0 = read_clock()
-        queued = loop_enqueue(zram, ctx, i, j)
-        t1 = read_clock()
-        freed = loop_drain(zram, ctx, 1_000_000)
-        t2 = read_clock()
-        out[0] += t1 - t0
-        out[1] += t2 - t1
-        out[2] += queued
-        out[3] += freed
-        i = j
-
-
-def compile_for(dispatcher, *args) -> None:
-    """Load (or compile) dispatcher for these arguments' types without running it."""
-    dispatcher.compile(tuple(numba.typeof(a) for a in args))
 
 
 # --------------------------------------------------------------------------- results
@@ -194,20 +96,6 @@ class Settings:
                        handoff_turns=20_000, rtt_n=500, runs=1)
         return cls(False, batches=7, atomic_n=5_000_000, lock_n=2_000_000, slots=1 << 16,
                    handoff_turns=100_000, rtt_n=2_000, runs=3)
-
-
-class OnCpu:
-    """Did this thread keep its CPU through a timed stretch? Every timed loop here spins, so
-    its thread's CPU time equals the wall time unless a neighbour took the CPU (on a shared
-    machine a whole time slice, which can double a batch)."""
-
-    def __init__(self) -> None:
-        self.cpu0 = time.thread_time_ns()
-        self.wall0 = time.perf_counter_ns()
-
-    def preempted(self) -> bool:
-        wall = time.perf_counter_ns() - self.wall0
-        return time.thread_time_ns() - self.cpu0 < 0.95 * wall
 
 
 def run_batches(batch: Callable[[], tuple[T, bool]], batches: int,
@@ -261,9 +149,7 @@ class Bench:
 
     # --- set-up ------------------------------------------------------------------------------
 
-    def geometry(self, strategy: str) -> "Geometry":
-        from emul.kernel import layout as state
-        from emul.strategies import STRATEGY_MODULES, strategy_id
+    def geometry(self, strategy: str) -> layout.Geometry:
         n = self.s.slots
         qwords = 0
         for mod in STRATEGY_MODULES.values():
@@ -272,38 +158,17 @@ class Bench:
             except Exception:   # a strategy being written right now must not sink the others
                 pass
         # the cap is the whole device: every slot can be queued, none falls back
-        return state.Geometry(page_size=4096, nr_slots=n, total_pages=1, n_workers=2,
-                              strategy_id=strategy_id(strategy), cap_slots=n, cap_bytes=0,
-                              queue_words=qwords, seed=1, mean_comp_len=2048,
-                              spread_permille=250, same_ppm=0, huge_ppm=0)
+        return layout.Geometry(page_size=4096, nr_slots=n, total_pages=1, n_workers=2,
+                               strategy_id=strategy_id(strategy), cap_slots=n, cap_bytes=0,
+                               queue_words=qwords, seed=1, mean_comp_len=2048,
+                               spread_permille=250, same_ppm=0, huge_ppm=0)
 
     def reset(self, strategy: str) -> None:
         """An empty device running ``strategy``, zero cost profile (as a repeat starts)."""
-        from emul.kernel import layout as state
-        from emul.config.profiles import load_profile
-        from emul.strategies import get_strategy
         geo = self.geometry(strategy)
-        for view in self.arena.views.values():
-            view[...] = 0
-        state.init_state(self.arena, geo)
-        strat = get_strategy(strategy)
-        if hasattr(strat, "setup_queue"):     # optional: the queue's initial values
-            strat.setup_queue(self.arena["gc_queue"], geo.nr_slots, geo.cap_slots, geo.cap_bytes)
+        reset_arena(self.arena, geo, strategy)
         self.arena["costs"][:] = load_profile("zero").ticks(self.ticks_per_ns, geo.page_size)
-        note_cpu(self.ctx)
-
-    def compile(self) -> None:
-        from emul.kernel.gate import gate_wait
-        z, ctx, page = self.zram, self.ctx, self.page
-        compile_for(loop_atomic_add, self.words, 0)
-        compile_for(loop_slot_lock, z, ctx, 0, 0)
-        compile_for(loop_handoff, z, ctx, 0, 0, 0)
-        compile_for(fill_slots, z, ctx, 0, 0, page)
-        compile_for(loop_enqueue, z, ctx, 0, 0)
-        compile_for(loop_drain, z, ctx, 0)
-        compile_for(loop_chunks, z, ctx, 0, 0, 0, np.zeros(4, np.int64))
-        compile_for(gate_wait, self.arena["ctl"], 0, 0)
-        compile_for(note_cpu, ctx)
+        note_cpu(self.v.ctx)
 
     # --- rows --------------------------------------------------------------------------------
 
@@ -319,7 +184,7 @@ class Bench:
 
     def floor_batches(self) -> tuple[list[float], int]:
         n = self.s.atomic_n
-        words = self.words
+        words = self.words   # a private line: the floor is an uncontended add
         ts, busy = timed_batches(lambda: loop_atomic_add(words, n), self.s.batches)
         return [t / n for t in ts], busy
 
@@ -349,7 +214,7 @@ class Bench:
     def bench_slot_lock(self) -> None:
         self.reset("sync")
         n = self.s.lock_n
-        z, ctx = self.zram, self.ctx
+        z, ctx = self.v.zram, self.v.ctx
         ts, busy = timed_batches(lambda: loop_slot_lock(z, ctx, n, 1023), self.s.batches)
         per = [t / n for t in ts]
         ns = statistics.median(per)
@@ -376,10 +241,10 @@ class Bench:
         counter: timing each chunk from Python would measure Python's call overhead.
         """
         self.reset(name)
-        z, ctx, page, n = self.zram, self.ctx, self.page, self.s.slots
+        z, mm, ctx, page, n = self.v.zram, self.v.mm, self.v.ctx, self.v.page, self.s.slots
         fill_slots(z, ctx, 0, n, page)                 # warm-up: caches, branch predictors
         queued = loop_enqueue(z, ctx, 0, n)
-        loop_drain(z, ctx, 1_000_000)
+        loop_drain(z, mm, ctx, 1_000_000)
         chunk = n if queued in (0, n) else max(1, queued)
         split = np.zeros(4, np.int64)
 
@@ -390,24 +255,29 @@ class Bench:
                 t0 = time.perf_counter_ns()
                 queued = loop_enqueue(z, ctx, 0, n)
                 t1 = time.perf_counter_ns()
-                freed = loop_drain(z, ctx, 1_000_000) if queued else 0
+                freed = loop_drain(z, mm, ctx, 1_000_000) if queued else 0
                 t2 = time.perf_counter_ns()
                 enq_ns, drain_ns = t1 - t0, t2 - t1
             else:
                 split[:] = 0
-                loop_chunks(z, ctx, 0, n, chunk, split)
+                loop_chunks(z, mm, ctx, 0, n, chunk, split)
                 enq_ns, drain_ns = split[0] / self.ticks_per_ns, split[1] / self.ticks_per_ns
                 queued, freed = int(split[2]), int(split[3])
             rate = freed / (drain_ns / 1e9) if freed else None
             return (enq_ns / n, queued, freed, int(gc_backlog(z)), rate), on.preempted()
 
         results, busy = run_batches(one, self.s.batches)
+        self.add_strategy_rows(name, chunk, results, busy)
+
+    def add_strategy_rows(self, name: str, chunk: int, results: list[tuple], busy: int) -> None:
+        """The enqueue row and the drain row of one strategy, from its batches' results
+        (ns per slot enqueued, queued, freed, backlog left, drain rate)."""
+        n = self.s.slots
         enq = [r[0] for r in results]
-        queued_seen = [r[1] for r in results]
         freed_seen = [r[2] for r in results]
         left = [r[3] for r in results]
         drn = [r[4] for r in results if r[4] is not None]
-        q = int(statistics.median(queued_seen))
+        q = int(statistics.median(r[1] for r in results))
         if q == 0:
             note = (f"{n:,} slots, none queued (LAZY_NO): zram_slot_free_notify frees in place, "
                     f"not timed here")
@@ -418,10 +288,9 @@ class Bench:
             note = f"{n:,} slots, cap {n:,}, no GC waiting (queue_work only sets PENDING)"
         if 0 < q < n:
             note += f"; queued {q:,} of {n:,}"
-        note += busy_note(busy)
         ns = statistics.median(enq)
-        self.add(Row(f"enqueue:{name}", f"enqueue: {name}", ns, "ns/slot", ns, note,
-                     samples=enq))
+        self.add(Row(f"enqueue:{name}", f"enqueue: {name}", ns, "ns/slot", ns,
+                     note + busy_note(busy), samples=enq))
         if not drn:
             self.add(Row(f"drain:{name}", f"drain: {name}", None, "slots/s", None,
                          "nothing queued: no GC work"))
@@ -431,34 +300,32 @@ class Bench:
         note = f"{statistics.median(freed_seen):,.0f} freed by {how}"
         if max(left):
             note += f"; backlog left {max(left):,}"
-        note += busy_note(busy)
-        self.add(Row(f"drain:{name}", f"drain: {name}", rate, "slots/s", 1e9 / rate, note,
-                     samples=drn))
+        self.add(Row(f"drain:{name}", f"drain: {name}", rate, "slots/s", 1e9 / rate,
+                     note + busy_note(busy), samples=drn))
 
-    def bench_handoff(self, peer: "Peer") -> None:
-        from emul.kernel.layout import CTL_GATE_ARRIVE, CTL_GATE_GO
+    def bench_handoff(self, peer: Supervisor) -> None:
         self.reset("sync")
         same = self.cpu_a == self.cpu_b
         # on one CPU every hand-off waits for the scheduler to preempt the spinner: keep it short
         turns = 20 if same else self.s.handoff_turns
-        z, ctx, ctl = self.zram, self.ctx, self.arena["ctl"]
+        z, ctx, ctl = self.v.zram, self.v.ctx, self.arena["ctl"]
 
         def one(k: int) -> tuple[float, bool]:
             z.table[2 * HANDOFF_SLOT] = 0
-            ctl[CTL_GATE_ARRIVE] = 0
-            seq = peer.start("handoff", {"turns": k, "index": HANDOFF_SLOT})
-            deadline = time.monotonic() + 60
-            while ctl[CTL_GATE_ARRIVE] < 1:
-                peer.check(deadline)
-                time.sleep(0.0002)
             on = OnCpu()
-            t0 = time.perf_counter_ns()
-            ctl[CTL_GATE_GO] = seq
+            t0 = 0
+
+            def go() -> None:
+                nonlocal t0, on
+                on = OnCpu()
+                t0 = time.perf_counter_ns()
+            peer.start_phase(ctl, {PEER: ("handoff", {"turns": k, "index": HANDOFF_SLOT})},
+                             PEER_TIMEOUT_S, go)
             loop_handoff(z, ctx, HANDOFF_SLOT, 0, k)
             dt = time.perf_counter_ns() - t0
             preempted = on.preempted()
             # either end losing its CPU stalls every hand-off: the peer reports its own
-            result = peer.wait_done(seq).get("result") or {}
+            result = peer.wait_done({PEER}, PEER_TIMEOUT_S)[PEER].result
             preempted = preempted or bool(result.get("preempted"))
             return dt / max(1, int(z.table[2 * HANDOFF_SLOT]) - 1), preempted
 
@@ -473,10 +340,10 @@ class Bench:
         self.add(Row("handoff", "contended lock hand-off, 2 processes", ns, "ns", ns, note,
                      samples=per))
 
-    def bench_control(self, peer: "Peer") -> None:
+    def bench_control(self, peer: Supervisor) -> None:
         n = self.s.rtt_n
         # this one sleeps in poll by design: its CPU time says nothing about neighbours
-        ts, _ = timed_batches(lambda: peer.echo(n), self.s.batches, retry=False)
+        ts, _ = timed_batches(lambda: echo(peer, n), self.s.batches, retry=False)
         per = [t / n / 1000 for t in ts]
         us = statistics.median(per)
         self.add(Row("control_rtt", "control-plane round trip (ZeroMQ)", us, "µs", us * 1000,
@@ -513,51 +380,29 @@ class Bench:
 
     def run(self) -> list[Row]:
         import psutil
-
-        from emul.harness.arena import Arena
-        from emul.kernel import layout as state
-        from emul.kernel.clock import measure_ticks_per_ns
         me = psutil.Process()
         affinity = me.cpu_affinity()
         self.ticks_per_ns = measure_ticks_per_ns(0.02)
         self.words = np.zeros(16, np.int64)
-        self.arena = Arena.create(state.build_layout(self.geometry("sync")))
+        self.arena = Arena.create(layout.build_layout(self.geometry("sync")))
         try:
-            self.zram = state.zram_view(self.arena)
-            self.ctx = state.ctx_view(self.arena, 0)
-            self.page = state.page_buffer(self.arena, 0)
+            self.v = Views.of(self.arena, 0)
             self.reset("sync")
             # pinned, so the loops never migrate mid-batch and the hand-off has fixed ends
             me.cpu_affinity([self.cpu_a])
             self.progress("compiling the bench kernels (cached after the first run)")
-            self.compile()
+            compile_entry_points(self.v, BENCH_ENTRY_POINTS)
             self.bench_floor()
             self.bench_slot_lock()
             self.bench_strategies()
-            self.progress(f"starting the peer process on CPU {self.cpu_b}")
-            peer: Peer | None = None
-            try:
-                peer = Peer(self.arena, self.cpu_b, self.ticks_per_ns)
-                self.arena.unlink()   # both processes mapped it: nothing can be left behind now
-                self.bench_handoff(peer)
-                self.bench_control(peer)
-                peer.stop()
-            except Exception as exc:  # a row that says why, not a lost table
-                for key, name in (("handoff", "contended lock hand-off, 2 processes"),
-                                  ("control_rtt", "control-plane round trip (ZeroMQ)")):
-                    if not any(r.key == key for r in self.rows):
-                        self.add(Row(key, name, None, "", None,
-                                     f"failed: {type(exc).__name__}: {exc}"))
-            finally:
-                if peer is not None:
-                    peer.kill()
+            self.with_peer()
             self.recheck_floor()
             me.cpu_affinity(affinity)   # emul run pins its own workers
             self.progress("timing emul run on a tiny scenario")
             self.bench_run_start()
         finally:
             self.arena.unlink()
-            self.zram = self.ctx = self.page = None
+            self.v = None
             self.arena.close()
             me.cpu_affinity(affinity)
         for row in self.rows:
@@ -565,95 +410,43 @@ class Bench:
                 row.x_floor = float(row.ns / self.floor_ns)
         return self.rows
 
+    def with_peer(self) -> None:
+        """The rows that need a second process: the lock hand-off and the control round trip."""
+        self.progress(f"starting the peer process on CPU {self.cpu_b}")
+        with tempfile.NamedTemporaryFile(prefix="emul-bench-peer-", suffix=".log") as log:
+            peer = Supervisor([WorkerProc(PEER, "benchpeer", 1, [self.cpu_b])], log.name)
+            try:
+                peer.start(self.arena, self.ticks_per_ns, PEER_START_TIMEOUT_S)
+                self.bench_handoff(peer)
+                self.bench_control(peer)
+            except Exception as exc:  # a row that says why, not a lost table
+                reason = f"{type(exc).__name__}: {exc}" + log_tail(log.name)
+                for key, name in (("handoff", "contended lock hand-off, 2 processes"),
+                                  ("control_rtt", "control-plane round trip (ZeroMQ)")):
+                    if not any(r.key == key for r in self.rows):
+                        self.add(Row(key, name, None, "", None, f"failed: {reason}"))
+            finally:
+                peer.shutdown()
 
-# --------------------------------------------------------------------------- the peer process
 
-class Peer:
-    """``python -m workers.benchpeer``: a second real process on the control plane and the arena."""
+def echo(peer: Supervisor, n: int) -> None:
+    """n round trips: an ungated phase message out, its done message back, read straight off
+    the socket (as emul's control plane carries them, without the supervisor's polling)."""
+    recv, known = peer.server.recv, {PEER}
+    for _ in range(n):
+        seq = peer.send_ungated(PEER, "echo")
+        got = recv(10_000, known)
+        if got is None or got[1].get("seq") != seq:
+            raise RunAborted("the bench peer's echo went missing")
 
-    NAME = "benchpeer"
 
-    def __init__(self, arena: "Arena", cpu: int, ticks_per_ns: float) -> None:
-        from emul.harness.control import ControlServer
-        self.server = ControlServer()
-        self.closed = False
-        self.seq = 0
-        self.err = tempfile.TemporaryFile()
-        root = PACKAGE_ROOT
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
-        cmd = [sys.executable, "-m", "workers.benchpeer", "--control", self.server.endpoint,
-               "--name", self.NAME, "--token", self.server.token]
-        try:
-            self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=self.err)
-            deadline = time.monotonic() + PEER_START_TIMEOUT_S
-            self.expect("hello", deadline)
-            self.server.send(self.NAME, {"type": "setup", "arena": arena.name,
-                                         "layout": arena.layout.to_json(), "index": 1,
-                                         "cpus": [cpu], "ticks_per_ns": ticks_per_ns})
-            self.expect("ready", deadline)
-        except BaseException:
-            self.kill()
-            raise
-
-    def check(self, deadline: float) -> None:
-        from emul.errors import RunAborted
-        rc = self.proc.poll()
-        if rc is not None:
-            self.err.seek(0)
-            tail = self.err.read().decode(errors="replace").strip().splitlines()[-5:]
-            raise RunAborted(f"the bench peer exited with status {rc}: " + " | ".join(tail))
-        if time.monotonic() > deadline:
-            raise RunAborted("the bench peer did not answer in time")
-
-    def expect(self, kind: str, deadline: float, seq: int | None = None) -> dict:
-        from emul.errors import RunAborted
-        while True:
-            got = self.server.recv(50, {self.NAME})
-            if got is not None:
-                msg = got[1]
-                if msg["type"] == "error":
-                    raise RunAborted(f"the bench peer failed: {msg.get('message')}")
-                if msg["type"] == kind and (seq is None or msg.get("seq") == seq):
-                    return msg
-            self.check(deadline)
-
-    def start(self, phase: str, args: dict) -> int:
-        self.seq += 1
-        self.server.send(self.NAME, {"type": "phase", "phase": phase, "seq": self.seq,
-                                     "args": args})
-        return self.seq
-
-    def wait_done(self, seq: int) -> dict:
-        return self.expect("done", time.monotonic() + 120, seq)
-
-    def echo(self, n: int) -> None:
-        """n round trips: a phase message out, its done message back (as emul's control plane)."""
-        from emul.errors import RunAborted
-        send, recv, known = self.server.send, self.server.recv, {self.NAME}
-        for i in range(n):
-            send(self.NAME, {"type": "phase", "phase": "echo", "seq": i})
-            got = recv(10_000, known)
-            if got is None or got[1].get("seq") != i:
-                raise RunAborted("the bench peer's echo went missing")
-
-    def stop(self) -> None:
-        try:
-            self.server.send(self.NAME, {"type": "exit"})
-            self.proc.wait(timeout=10)
-        finally:
-            self.kill()
-
-    def kill(self) -> None:
-        """End the peer (if still running) and close the control socket; idempotent."""
-        if getattr(self, "proc", None) is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        if not self.closed:
-            self.closed = True
-            self.server.close()
-            self.err.close()
+def log_tail(path: str) -> str:
+    """The last lines the peer wrote (its traceback, if it died), for the failed row."""
+    try:
+        lines = Path(path).read_text(errors="replace").strip().splitlines()[-3:]
+    except OSError:
+        return ""
+    return (" | " + " | ".join(lines)) if lines else ""
 
 
 # --------------------------------------------------------------------------- emul run start-up
@@ -767,7 +560,6 @@ def table(rows: list[Row], title: str) -> "Table":
 def run_bench(console: "Console", quick: bool = False, output: str | None = None) -> int:
     """``emul bench``: run every row, print the table and the acceptance figures."""
     if output and not Path(output).resolve().parent.is_dir():   # refuse before a minute's work
-        from emul.errors import InputError
         raise InputError("-o", None, f"no such directory for {output}")
     t_start = time.monotonic()
 
@@ -798,7 +590,6 @@ def run_bench(console: "Console", quick: bool = False, output: str | None = None
         try:
             Path(output).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         except OSError as exc:
-            from emul.errors import InputError
             raise InputError("-o", None, f"cannot write {output}: {exc.strerror}") from None
         console.print(f"rows: {output}")
     return 0

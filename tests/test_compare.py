@@ -15,6 +15,7 @@ from emul.report import results
 from emul.report.compare import Run, compare, scenario_diff
 from emul.report.export import write_csv
 from emul.report.io import load_results
+from emul.report.summary import summarize
 
 LOCK_CLASSES = ("zram_slot_lock", "zs_class_lock")
 
@@ -55,7 +56,7 @@ def make_doc(times: dict[str, list[float]], **over) -> dict:
            "scenario": scenario, "scenario_source": "tiny.yaml", "vary": None, "groups": [],
            "machine": {"arch": "x86_64", "cpu_model": "Test CPU", "cpus": 2},
            "profile": profile, "profiles": {"zero": profile}, "ticks_per_ns": 1.0,
-           "repeats": rows, "summary": results.summarize(rows, list(times))}
+           "repeats": rows, "summary": summarize(rows, list(times))}
     doc.update(over)
     return doc
 
@@ -275,7 +276,7 @@ def test_csv_exports_generic_timelines(tmp_path: Path) -> None:
 
 
 def test_report_calls_plots_when_present(tmp_path: Path, monkeypatch, capsys) -> None:
-    """emul.plots is the lead's; until it exists report skips plots, once it does it is called."""
+    """`emul report` renders the plots through emul.report.plots, looked up when it runs."""
     import sys
     import types
 

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from conftest import tiny_scenario
 from emul.errors import InputError
 from emul.config.profiles import builtin_names
-from emul.config.scenario import Scenario, expand_vary, load_matrix, scenario_from_dict
+from emul.config.scenario import Scenario, scenario_from_dict
+from emul.config.vary import expand_vary, load_matrix
 from emul.strategies import strategy_names
 
 CPUS = {0, 1}

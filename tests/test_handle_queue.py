@@ -15,9 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emul.harness.arena import Arena
-from emul.bench import fill_slots, loop_drain, loop_enqueue
+from emul.harness.microbench import fill_slots, loop_enqueue
 from emul.kernel import layout as state
 from emul.kernel.context import W_CPU, W_PEAK_BACKLOG, note_cpu
+from emul.kernel.gc_hooks import gc_backlog, gc_drain
 from emul.kernel.zram import ST_GC_BYTES, ST_GC_SLOTS
 from emul.config.profiles import load_profile
 from emul.strategies import backlog_in_buffers, gc_backlog_now, get_strategy, strategy_id
@@ -38,6 +39,7 @@ class Device:
         self.arena = Arena.create(state.build_layout(self.geometry("sync", 0, 0, words)))
         self.words = words
         self.zram = state.zram_view(self.arena)
+        self.mm = state.mm_view(self.arena)
         self.ctx = state.ctx_view(self.arena, 0)
         self.page = state.page_buffer(self.arena, 0)
 
@@ -62,6 +64,14 @@ class Device:
                                        cpus=cpus)
         self.arena["costs"][:] = load_profile("zero").ticks(1.0, PAGE)
         return cpus
+
+    def drain(self, max_passes: int = 1000) -> int:
+        """GC work items until nothing is queued, as the GC worker runs them (without sleeps)."""
+        freed = passes = 0
+        while gc_backlog(self.zram) > 0 and passes < max_passes:
+            freed += int(gc_drain(self.zram, self.mm, self.ctx))
+            passes += 1
+        return freed
 
     def base(self, buf: int) -> int:
         return QH_WORDS + buf * (DB_HEADER + 2 * int(self.arena["gc_queue"][QH_BUF_CAP]))
@@ -135,7 +145,7 @@ def test_buffers_count_what_they_hold_within_their_share(device: Device, name, c
     peak = int(d.arena["wstat"][0, W_PEAK_BACKLOG])
     assert peak == held, (peak, held)   # one CPU enqueued: its buffer's count is the whole
 
-    freed = int(loop_drain(d.zram, d.ctx, 1000))
+    freed = d.drain()
     assert freed == queued
     assert gc_backlog_now(d.arena) == (0, 0)
     assert all(count == nbytes == 0 for _, count, nbytes, _ in d.buffers())
@@ -152,7 +162,7 @@ def test_a_full_share_refuses_and_the_gc_makes_room(device: Device, name) -> Non
     first = int(loop_enqueue(d.zram, d.ctx, 0, 256))
     assert first == share
     assert gc_backlog_now(d.arena)[0] == share
-    assert int(loop_drain(d.zram, d.ctx, 1000)) == share
+    assert d.drain() == share
     again = int(loop_enqueue(d.zram, d.ctx, 0, 256))   # the refused slots, still holding content
     assert again == share
     assert np.count_nonzero(d.arena["gc_map"]) == 0     # handle queues never mark gc_map

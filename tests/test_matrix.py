@@ -8,8 +8,8 @@ import pytest
 
 from emul.errors import InputError
 from emul.config.profiles import builtin_names
-from emul.report.results import permutation_p, summarize
-from emul.config.scenario import load_matrix
+from emul.report.summary import permutation_p, summarize
+from emul.config.vary import load_matrix
 from emul.strategies import strategy_names
 
 from conftest import run_emul, tiny_scenario, two_cpus, write_yaml

@@ -10,16 +10,20 @@ To keep the file fast, each scenario is run once with *every* strategy as a vari
 a few seconds of worker start-up; a repeat costs milliseconds); the parametrized tests then read
 their own strategy's rows. The first test that needs a run starts it, under ``no_leftovers``.
 
-Strategy families (what "freed exactly once" means for each):
+Strategy families (each module's FAMILY, one of emul.strategies.FAMILIES; what "freed exactly
+once" means for each):
 
-  slot-queue  the slot stays allocated and marked in gc_map until the GC frees it, or until a
-              write reuses it (slot_free takes it off gc_map): lazy == gc_freed + reused_queued
-  handle      the slot's metadata is freed at once and only the zsmalloc handle is deferred: a
-              write never meets a queued slot: lazy == gc_freed, reused_queued == 0
-  mm-async    the killer's unmap hands whole swap entries to a kworker (still referenced, so not
-              reusable); swap-in and reclaim free in place: lazy == gc_freed == the killer's
-              swap PTEs, reused_queued == 0
-  sync        nothing is deferred: lazy == gc_freed == 0
+  slot queue    the slot stays allocated and marked in gc_map until the GC frees it, or until a
+                write reuses it (slot_free takes it off gc_map): lazy == gc_freed + reused_queued
+  handle queue  the slot's metadata is freed at once and only the zsmalloc handle is deferred: a
+                write never meets a queued slot: lazy == gc_freed, reused_queued == 0
+  pre-zram      the killer's unmap hands whole swap entries to a kworker (still referenced, so
+                not reusable); swap-in and reclaim free in place: lazy == gc_freed == the
+                killer's swap PTEs, reused_queued == 0
+  none          nothing is deferred (sync): lazy == gc_freed == 0
+
+Every run has the debug switch assert_locked on: a `__` function called without the lock it
+needs is a fault the audit reports.
 """
 from __future__ import annotations
 
@@ -35,20 +39,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from conftest import run_emul, tiny_scenario, two_cpus, write_yaml
-from emul.strategies import get_strategy, strategy_names
+from emul.strategies import FAMILIES, get_strategy, strategy_names
 from emul.strategies.common import sort_entries
 
 # --- strategy classification ------------------------------------------------------------------
 
-SYNC, SLOT_QUEUE, HANDLE, MM_ASYNC = "sync", "slot-queue", "handle", "mm-async"
-# No strategy module says which family it belongs to (yet): a module attribute FAMILY, when one
-# exists, takes precedence over this table. A strategy registered in neither fails the suite.
-FAMILIES = {
-    "sync": SYNC,
-    "bitmap": SLOT_QUEUE, "hbitmap": SLOT_QUEUE, "array": SLOT_QUEUE, "percpu": SLOT_QUEUE,
-    "deferred-zsfree": HANDLE, "percpu-zsfree": HANDLE,
-    "mm-async": MM_ASYNC,
-}
+SYNC, SLOT_QUEUE, HANDLE, PRE_ZRAM = "none", "slot queue", "handle queue", "pre-zram"
 # strategies whose drain frees same-class handle runs under one class-lock hold (RFC v3)
 BATCHES_BY_CLASS = {"percpu-zsfree"}
 
@@ -56,13 +52,18 @@ STRATEGIES = strategy_names()
 
 
 def family(name: str) -> str:
-    fam = getattr(get_strategy(name), "FAMILY", None) or FAMILIES.get(name)
-    if fam not in (SYNC, SLOT_QUEUE, HANDLE, MM_ASYNC):
-        pytest.fail(f"strategy {name!r} is registered but not classified: add it to FAMILIES in "
-                    f"tests/test_strategies.py ({SLOT_QUEUE}: queued slots in gc_map; {HANDLE}: "
-                    f"deferred zsmalloc handles; {MM_ASYNC}: swap entries deferred in mm; "
-                    f"{SYNC}: nothing deferred), so the shared suite knows which identities hold")
+    fam = getattr(get_strategy(name), "FAMILY", None)
+    if fam not in (SYNC, SLOT_QUEUE, HANDLE, PRE_ZRAM):
+        pytest.fail(f"strategy {name!r} has FAMILY {fam!r}: give its module a FAMILY of "
+                    f"emul.strategies.FAMILIES ({SLOT_QUEUE!r}: queued slots in gc_map; "
+                    f"{HANDLE!r}: deferred zsmalloc handles; {PRE_ZRAM!r}: swap entries deferred "
+                    f"in mm; {SYNC!r}: nothing deferred), so the shared suite knows which "
+                    f"identities hold")
     return fam
+
+
+def test_the_suite_knows_every_family():
+    assert set(FAMILIES) == {SYNC, SLOT_QUEUE, HANDLE, PRE_ZRAM}
 
 
 def test_every_registered_strategy_is_classified():
@@ -119,6 +120,7 @@ CAP_REPEATS = 2
 ZS_VICTIM, ZS_APP = 6 * MIB, 4 * MIB
 ZS_REPEATS = 2
 ZSMALLOC = ("default", "v6")
+DEBUG = {"assert_locked": True}   # every `__` function checks its lock is held (the audit reports)
 
 
 def every_strategy(suffix: str = "", **extra) -> list[dict]:
@@ -130,7 +132,7 @@ def scenario(kind: str) -> tuple[dict, str | None]:
     a, b = two_cpus()
     if kind == "mixed-reclaim":
         return tiny_scenario(
-            name="strategies-mixed", experiment="mixed", repeats=MIXED_REPEATS,
+            debug=DEBUG, name="strategies-mixed", experiment="mixed", repeats=MIXED_REPEATS,
             zram={"disksize": "32M"},
             processes=[{"name": "dying", "vma": MIXED_VICTIM, "swapped": 1.0, "role": "victim"},
                        {"name": "fg", "vma": MIXED_APP, "swapped": 1.0, "role": "app"}],
@@ -139,14 +141,15 @@ def scenario(kind: str) -> tuple[dict, str | None]:
             variants=every_strategy() + every_strategy(CAPPED, cap=CAP)), REUSE_PROFILE
     if kind == "cap":
         return tiny_scenario(
-            name="strategies-cap", experiment="unmap", repeats=CAP_REPEATS,
+            debug=DEBUG, name="strategies-cap", experiment="unmap", repeats=CAP_REPEATS,
             zram={"disksize": "16M"},
             processes=[{"name": "victim", "vma": CAP_VICTIM, "swapped": 1.0}],
             workers={"killer": {"cpu": a}, "gc": {"cpu": b}, "swapout": {"cpu": a}},
             variants=every_strategy(cap=CAP)), CAP_PROFILE
     if kind.startswith("zsmalloc-"):
         return tiny_scenario(
-            name=f"strategies-{kind}", experiment="mixed", repeats=ZS_REPEATS, lockstat=True,
+            debug=DEBUG, name=f"strategies-{kind}", experiment="mixed", repeats=ZS_REPEATS,
+            lockstat=True,
             zram={"disksize": "16M"},
             processes=[{"name": "dying", "vma": ZS_VICTIM, "swapped": 1.0, "role": "victim"},
                        {"name": "fg", "vma": ZS_APP, "swapped": 1.0, "role": "app"}],
@@ -236,7 +239,7 @@ def check_family(row: dict, fam: str) -> None:
         assert lazy == gc_freed and reused == 0, name
         assert row["in_place"] >= row["fallback"], name    # + same-filled slots (no handle)
     else:
-        assert fam == MM_ASYNC
+        assert fam == PRE_ZRAM
         assert lazy == gc_freed and reused == 0, name
 
 
@@ -260,7 +263,7 @@ def check_mixed_reclaim_row(row: dict, name: str, fam: str) -> None:
     check_family(row, fam)
     if fam in (SLOT_QUEUE, HANDLE):
         assert row["lazy"] > 0, row
-    if fam == MM_ASYNC:
+    if fam == PRE_ZRAM:
         # only the killer's unmap defers (its swap PTEs): swap-in and reclaim free in place
         assert row["lazy"] <= victim, row
 
@@ -274,7 +277,7 @@ def test_concurrent_frees_with_reuse_free_every_slot_once(name, tmp_path_factory
     rows = rows_of(shared_run("mixed-reclaim", tmp_path_factory), name, MIXED_REPEATS)
     for row in rows:
         check_mixed_reclaim_row(row, name, fam)
-        if fam == MM_ASYNC:
+        if fam == PRE_ZRAM:
             # no cap by default: every swap entry the killer zapped was handed to the kworker
             assert get_strategy(name).DEFAULT_CAP_SLOTS == 0
             assert row["lazy"] == MIXED_VICTIM // PAGE and row["fallback"] == 0, row
@@ -333,16 +336,15 @@ def test_cap_is_respected_and_fallbacks_are_counted(name, tmp_path_factory, no_l
             # in place: the refused slots, and the same-filled ones (no handle to defer)
             same_freed = row["zram_stats_before"]["same_pages"] - row["zram_stats"]["same_pages"]
             assert row["in_place"] == row["fallback"] + same_freed, row
-        if fam == MM_ASYNC:
+        if fam == PRE_ZRAM:
             assert row["in_place"] > 0, row              # hand-offs refused over the cap
 
 
-def mm_async_strategies() -> list[str]:
-    return [n for n in STRATEGIES
-            if (getattr(get_strategy(n), "FAMILY", None) or FAMILIES.get(n)) == MM_ASYNC]
+def pre_zram_strategies() -> list[str]:
+    return [n for n in STRATEGIES if get_strategy(n).FAMILY == PRE_ZRAM]
 
 
-@pytest.mark.parametrize("name", mm_async_strategies())
+@pytest.mark.parametrize("name", pre_zram_strategies())
 def test_mm_async_counts_refused_hand_offs_as_fallbacks(name, tmp_path_factory, no_leftovers):
     """In the unmap run with cap 64, every swap PTE the killer zapped under mm-async was either
     handed off (lazy) or refused by the cap and freed in place: each refusal is a fallback, as

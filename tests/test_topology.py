@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 
 from emul.errors import InputError
 from emul.config.profiles import builtin_names
-from emul.config.scenario import load_matrix, scenario_from_dict
+from emul.config.scenario import scenario_from_dict
 from emul.strategies import strategy_names
 from emul.config.topology import (Topology, cpu_ranges, machine_topology, migrations_at_least,
     oversubscription_warning, parse_cpulist, read_topology, resolve_cpus)
+from emul.config.vary import load_matrix
 from tests.conftest import ROOT, run_emul
 
 DATA = ROOT / "tests" / "data" / "sysfs"
@@ -311,7 +312,7 @@ def test_oversubscription_warning() -> None:
 def test_migrations_and_the_worker_table() -> None:
     from rich.console import Console
 
-    from emul.report.results import worker_table
+    from emul.report.tables import worker_table
     assert migrations_at_least(_worker(1, 1, [0, 1], seen=[0, 1])) == 1
     assert migrations_at_least({**_worker(1, 1, [0]), "migrations": 7}) == 7
     doc = {"repeats": [{"workers": {"killer": _worker(1.0, 1.0, [0, 1], seen=[0, 1])}},

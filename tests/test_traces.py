@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TRACES = ROOT / "scenarios" / "traces"
 W = "t.log"
 
-# Real lines (WORKLOADS.md): crdroidandroid/issue_tracker#809 and wang-bin/mdk-sdk#304.
+# Real lines (docs/workloads.md): crdroidandroid/issue_tracker#809 and wang-bin/mdk-sdk#304.
 REAL_LMKD = ("10-24 14:24:06.590   710   710 I lowmemorykiller: Kill 'com.android.vending' (18624), "
              "uid 10453, oom_score_adj 905 to free 183244kB rss, 34860kB swap; "
              "reason: device is not responding")

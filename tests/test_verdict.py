@@ -6,7 +6,7 @@ import copy
 
 from rich.console import Console
 
-from emul.report import results
+from emul.report.summary import summarize
 from emul.report.verdict import verdict_table, verdicts
 from test_compare import LOCK_CLASSES, make_doc
 
@@ -52,7 +52,7 @@ def test_one_row_per_group_and_no_lazy_design_holds_nothing() -> None:
         row["group"] = row["variant"].split()[1]
         row["strategy"] = "sync"
         row["lazy"] = 0
-    doc["summary"] = results.summarize(doc["repeats"], ["sync a", "sync b"])
+    doc["summary"] = summarize(doc["repeats"], ["sync a", "sync b"])
     vs = verdicts(doc)
     assert [v["group"] for v in vs] == ["a", "b"]
     assert all(v["least_held"] == "-" for v in vs)

@@ -20,10 +20,10 @@ from emul.kernel.audit import (PA_BAD_CLASS_STAT, PA_BAD_FREELIST, PA_BAD_FULLNE
     PA_TAGGED, pool_walk)
 from emul.kernel.layout import Geometry, build_layout, ctx_view, init_state, zram_view
 from emul.kernel.zs_classes import build_size_classes, class_index_for
-from emul.kernel.zsmalloc import (CI_PAGES, CI_SIZE, CI_WORDS, CS_OBJS_INUSE, CS_WORDS,
-    OBJ_ALLOCATED_TAG, PC_MAX_OBJS, PC_MAX_ZSPAGES, PS_ALLOC_FAILED, PS_BAD_FREE,
-    PS_PAGES_ALLOCATED, PS_ZSPAGES, Z_CLASS, Z_STATE, Z_WORDS, ZS_HANDLE_SIZE, ZSPAGE_LIVE, zs_free,
-    zs_lookup_class_index, zs_malloc, zs_obj_read)
+from emul.kernel.zsmalloc import (CS_OBJS_INUSE, CS_WORDS, OBJ_ALLOCATED_TAG, PC_MAX_OBJS,
+    PC_MAX_ZSPAGES, PS_ALLOC_FAILED, PS_BAD_FREE, PS_PAGES_ALLOCATED, PS_ZSPAGES, ZS_HANDLE_SIZE,
+    ZSPAGE_LIVE, class_pages_per_zspage, class_size, zs_free, zs_lookup_class_index, zs_malloc,
+    zs_obj_read, zspage_class, zspage_state)
 
 PAGE = 4096
 GEO = Geometry(page_size=PAGE, nr_slots=2048, total_pages=1, n_workers=1, strategy_id=0,
@@ -97,14 +97,14 @@ class PoolModel:
             assert pool.obj_head[obj] == h | OBJ_ALLOCATED_TAG
             assert zs_obj_read(pool, h) == csum, f"handle {h} lost its content"
             z = int(pool.obj_zspage[obj])
-            assert pool.zspage[z * Z_WORDS + Z_STATE] == ZSPAGE_LIVE
-            cls = int(pool.zspage[z * Z_WORDS + Z_CLASS])
+            assert zspage_state(pool, z) == ZSPAGE_LIVE
+            cls = int(zspage_class(pool, z))
             zspages[z] = cls
             inuse[cls] += 1
             assert cls == class_index_for(TABLE, size), f"size {size} in class {cls}"
             if cls != LAST_CLASS:
-                assert pool.class_info[cls * CI_WORDS + CI_SIZE] >= size + ZS_HANDLE_SIZE
-        pages = sum(int(pool.class_info[c * CI_WORDS + CI_PAGES]) for c in zspages.values())
+                assert class_size(pool, cls) >= size + ZS_HANDLE_SIZE
+        pages = sum(int(class_pages_per_zspage(pool, c)) for c in zspages.values())
         assert stat[PS_PAGES_ALLOCATED] == pages
         assert stat[PS_ZSPAGES] == len(zspages)
         objs_inuse = pool.class_stat.reshape(-1, CS_WORDS)[:, CS_OBJS_INUSE]
@@ -214,13 +214,12 @@ def test_every_size_lands_in_a_big_enough_class(model: PoolModel) -> None:
     m.reset()
     handles = {s: m.malloc(s, s * 7919) for s in range(1, PAGE + 1)}
     m.check()   # includes class == class_index_for(size) and class size >= size + 8
-    info = m.pool.class_info.reshape(-1, CI_WORDS)
     for s, h in handles.items():
-        cls = int(m.pool.zspage[int(m.pool.obj_zspage[h - 1]) * Z_WORDS + Z_CLASS])
+        cls = int(zspage_class(m.pool, int(m.pool.obj_zspage[h - 1])))
         if s + ZS_HANDLE_SIZE <= PAGE:
-            assert info[cls, CI_SIZE] >= s + ZS_HANDLE_SIZE, (s, cls)
+            assert class_size(m.pool, cls) >= s + ZS_HANDLE_SIZE, (s, cls)
         else:
-            assert cls == LAST_CLASS and info[cls, CI_SIZE] == PAGE
+            assert cls == LAST_CLASS and class_size(m.pool, cls) == PAGE
         # what RFC v3's enqueue keys a handle by, from the size alone: the object's own class
         assert zs_lookup_class_index(m.pool, s) == cls, s
     for h in handles.values():

@@ -1,4 +1,10 @@
-"""What every worker does around its role: handshake, pinning, attach, phases, usage, exit."""
+"""What every worker does around its role: handshake, pinning, attach, phases, usage, exit.
+
+A role (workers/<role>.py) is a table of phases, each ``fn(worker, args) -> dict | None``; the
+compiled code it calls is loaded at set-up from the entry points the controller compiled
+(emul/harness/entrypoints.py, ROLE_ENTRY_POINTS). Every phase ends with one versioned ``done``
+message (emul/harness/supervisor.py, PhaseDone) or an ``error``.
+"""
 from __future__ import annotations
 
 import argparse
@@ -10,11 +16,11 @@ import time
 import traceback
 from collections.abc import Callable
 
-import numba
-import psutil
-
 PR_SET_PDEATHSIG = 1
 SETUP_TIMEOUT_MS = 120_000
+GATE_TIMEOUT_NS = 60e9       # a gate that never opens: the controller is gone
+
+Phase = Callable[["Worker", dict], "dict | None"]
 
 
 def die_with_parent() -> None:
@@ -40,7 +46,7 @@ def migrations() -> int | None:
     return None
 
 
-def usage_snapshot(proc: psutil.Process) -> dict:
+def usage_snapshot(proc) -> dict:
     t = proc.cpu_times()
     c = proc.num_ctx_switches()
     return {"cpu_s": t.user + t.system, "wall_s": time.perf_counter(),
@@ -52,11 +58,10 @@ def usage_delta(a: dict, b: dict) -> dict:
 
 
 class Worker:
-    """Sequences one role. ``phases`` maps a phase name to ``fn(worker, args) -> dict``."""
+    """Sequences one role: ``phases`` maps a phase name to its function."""
 
-    def __init__(self, role: str, phases: dict[str, Callable[["Worker", dict], dict]],
-                 warm: Callable[["Worker"], None]) -> None:
-        self.role, self.phases, self.warm = role, phases, warm
+    def __init__(self, role: str, phases: dict[str, Phase]) -> None:
+        self.role, self.phases = role, phases
 
     def main(self, argv: list[str] | None = None) -> int:
         ap = argparse.ArgumentParser(prog=f"python -m workers.{self.role}")
@@ -70,7 +75,7 @@ class Worker:
         from emul.harness.control import ControlClient
         self.client = ControlClient(args.control, args.name, args.token)
         try:
-            return self._serve(args.name)
+            return self._serve()
         except Exception as exc:  # reported as one line; the traceback goes to the run's log
             self.client.send({"type": "error", "message": f"{type(exc).__name__}: {exc}",
                               "traceback": traceback.format_exc()})
@@ -78,27 +83,28 @@ class Worker:
         finally:
             self.client.close()
 
-    def _serve(self, name: str) -> int:
-        from emul.harness.arena import Arena, Layout
-        from emul.kernel import layout as state
+    def _setup(self, setup: dict) -> None:
+        import psutil
 
+        from emul.harness.arena import Arena, Layout
+        from emul.harness.entrypoints import ROLE_ENTRY_POINTS, Views, compile_entry_points
+        self.proc = psutil.Process()
+        self.proc.cpu_affinity(setup["cpus"])
+        self.index = int(setup["index"])
+        self.ticks_per_ns = float(setup["ticks_per_ns"])
+        self.arena = Arena.attach(setup["arena"], Layout.from_json(setup["layout"]))
+        self.views = Views.of(self.arena, self.index)
+        self.zram, self.mm, self.ctx = self.views.zram, self.views.mm, self.views.ctx
+        self.page, self.ctl = self.views.page, self.views.ctl
+        compile_entry_points(self.views, ROLE_ENTRY_POINTS[self.role])
+
+    def _serve(self) -> int:
         self.client.send({"type": "hello", "role": self.role, "pid": os.getpid()})
         setup = self.client.recv(SETUP_TIMEOUT_MS)
         if setup is None or setup["type"] != "setup":
             return 1
-        proc = psutil.Process()
-        proc.cpu_affinity(setup["cpus"])
-        self.index = int(setup["index"])
-        self.ticks_per_ns = float(setup["ticks_per_ns"])
-        self.arena = Arena.attach(setup["arena"], Layout.from_json(setup["layout"]))
-        self.zram = state.zram_view(self.arena)
-        self.mm = state.mm_view(self.arena)
-        self.ctx = state.ctx_view(self.arena, self.index)
-        self.page = state.page_buffer(self.arena, self.index)
-        self.ctl = self.arena["ctl"]
-        self.warm(self)
-        self.client.send({"type": "ready", "numba": numba.__version__})
-        from emul.kernel.gate import gate_wait
+        self._setup(setup)
+        self.client.send({"type": "ready"})
         while True:
             msg = self.client.recv(1000)
             if msg is None:
@@ -107,39 +113,40 @@ class Worker:
                 continue
             if msg["type"] == "exit":
                 return 0
-            if msg["type"] != "phase":
-                continue
-            fn = self.phases[msg["phase"]]
-            if self.ctl[state.CTL_CHAOS_PY] == self.index + 1:
-                raise RuntimeError("chaos: a fault raised in the worker's Python code")
-            before = usage_snapshot(proc)
-            if not gate_wait(self.ctl, int(msg["seq"]), int(60e9 * self.ticks_per_ns)):
-                raise RuntimeError("the start gate never opened (controller gone?)")
-            result = fn(self, msg.get("args") or {})
-            usage = usage_delta(before, usage_snapshot(proc))
-            self.client.send({"type": "done", "seq": msg["seq"], "result": result,
-                              "usage": usage, "cpu_now": proc.cpu_num(),
-                              "cpus_allowed": proc.cpu_affinity()})
+            if msg["type"] == "phase":
+                self.client.send(self._phase(msg))
 
-
-def compile_for(dispatcher, *args) -> None:
-    """Load (or compile) dispatcher for these arguments' types without running it."""
-    dispatcher.compile(tuple(numba.typeof(a) for a in args))
+    def _phase(self, msg: dict) -> dict:
+        """Run one phase (on the start gate unless the message says otherwise): its done."""
+        from emul.harness.supervisor import PHASE_DONE_VERSION
+        from emul.kernel.gate import gate_wait
+        from emul.kernel.layout import CTL_CHAOS_PY
+        fn = self.phases[msg["phase"]]
+        done = {"type": "done", "v": PHASE_DONE_VERSION, "seq": msg["seq"]}
+        if not msg.get("gate", True):   # a control-plane echo: nothing else on the way
+            return dict(done, result=fn(self, msg.get("args") or {}) or {}, cpu_now=-1,
+                        cpus_allowed=[], usage=None)
+        if self.ctl[CTL_CHAOS_PY] == self.index + 1:
+            raise RuntimeError("chaos: a fault raised in the worker's Python code")
+        before = usage_snapshot(self.proc)
+        if not gate_wait(self.ctl, int(msg["seq"]), int(GATE_TIMEOUT_NS * self.ticks_per_ns)):
+            raise RuntimeError("the start gate never opened (controller gone?)")
+        result = fn(self, msg.get("args") or {}) or {}
+        return dict(done, result=result, usage=usage_delta(before, usage_snapshot(self.proc)),
+                    cpu_now=self.proc.cpu_num(), cpus_allowed=self.proc.cpu_affinity())
 
 
 def run(worker: Worker) -> None:
     sys.exit(worker.main())
 
 
-def run_ranges(w: Worker, path, ranges, *extra) -> int:
+def run_ranges(w: Worker, path, ranges, *extra) -> None:
     """Run compiled path(zram, mm, ctx, start, end, *extra) over each range in turn; the
     phase's time is from the first range's start to the last one's end."""
     from emul.kernel.context import W_T_START
     first = None
-    total = 0
     for start, end in ranges:
-        total += path(w.zram, w.mm, w.ctx, int(start), int(end), *extra) or 0
+        path(w.zram, w.mm, w.ctx, int(start), int(end), *extra)
         first = w.ctx.stat[W_T_START] if first is None else first
     if first is not None:
         w.ctx.stat[W_T_START] = first
-    return int(total)

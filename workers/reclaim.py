@@ -2,19 +2,14 @@
 from __future__ import annotations
 
 from emul.kernel.mm import reclaim_run
-from workers.base import Worker, compile_for, run
+from workers.base import Worker, run
 
 
-def warm(w: Worker) -> None:
-    compile_for(reclaim_run, w.zram, w.mm, w.ctx, w.ctl, 0, 0, w.page)
-
-
-def reclaim(w: Worker, args: dict) -> dict:
+def reclaim(w: Worker, args: dict) -> None:
     reclaim_run(w.zram, w.mm, w.ctx, w.ctl, int(args["start"]), int(args["end"]), w.page)
-    return {}
 
 
-WORKER = Worker("reclaim", {"reclaim": reclaim}, warm)
+WORKER = Worker("reclaim", {"reclaim": reclaim})
 
 if __name__ == "__main__":
     run(WORKER)

@@ -344,7 +344,7 @@ def read_topology(sysfs_root: str | os.PathLike[str] = "/sys") -> Topology:
     # 5.10 BSP's arm64 puts the cluster there); numbered by their lowest CPU
     keys = [(r["package_id"], r["cluster_id"]) for r in raw]
     number = {k: i for i, k in enumerate(dict.fromkeys(keys))}
-    cpus = tuple(CpuInfo(cluster=number[k], **r) for r, k in zip(raw, keys))
+    cpus = tuple(CpuInfo(cluster=number[k], **r) for r, k in zip(raw, keys))  # type: ignore[arg-type]
     return Topology(cpus=cpus, present=frozenset(present) | frozenset(online),
                     source=os.fspath(sysfs_root))
 

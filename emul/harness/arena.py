@@ -1,8 +1,8 @@
 """The arena: one shared-memory file per run holding every array of the emulated kernel.
 
 The controller creates it (``/dev/shm/emul-<pid>-<token>``, mode 0600, O_EXCL) from a
-:class:`Layout`; workers attach by name with the same layout and get numpy views of the same
-pages. Only the controller unlinks, and exactly once: as soon as every worker has attached (from
+:class:`~emul.kernel.layout.Layout`; workers attach by name with the same layout and get numpy
+views of the same pages. Only the controller unlinks, and exactly once: as soon as every worker has attached (from
 then on nothing in /dev/shm can be left behind, whatever dies), or in its cleanup otherwise.
 ``multiprocessing.shared_memory`` is not used: its resource tracker may unlink a segment when a
 process that only attached it exits (Python < 3.13).
@@ -12,44 +12,14 @@ from __future__ import annotations
 import mmap
 import os
 import secrets
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from emul.errors import EmulError
+from emul.kernel.layout import Layout  # noqa: F401  (workers attach with Arena and Layout)
 
 SHM_DIR = "/dev/shm"
 PREFIX = "emul-"
-ALIGN = 64
-
-
-@dataclass
-class Layout:
-    """Named arrays at 64-byte aligned offsets (each array starts on its own cache line)."""
-
-    arrays: dict[str, tuple[str, tuple[int, ...], int]] = field(default_factory=dict)
-    size: int = 0
-
-    def add(self, name: str, dtype, shape) -> None:
-        if name in self.arrays:
-            raise ValueError(f"array {name} declared twice")
-        dt = np.dtype(dtype)
-        shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
-        offset = (self.size + ALIGN - 1) // ALIGN * ALIGN
-        self.arrays[name] = (dt.str, shape, offset)
-        self.size = offset + max(nbytes, dt.itemsize)
-
-    def to_json(self) -> dict:
-        return {"size": self.size,
-                "arrays": {k: [d, list(s), o] for k, (d, s, o) in self.arrays.items()}}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Layout":
-        lay = cls()
-        lay.size = int(data["size"])
-        lay.arrays = {k: (d, tuple(s), int(o)) for k, (d, s, o) in data["arrays"].items()}
-        return lay
 
 
 class Arena:

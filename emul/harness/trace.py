@@ -12,6 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from emul.harness.sampler import Sample
+from emul.harness.supervisor import WorkerProc
+from emul.kernel import context as C
+
 
 class TraceRecorder:
     """Collects spans and counters in ticks; ``write`` converts them to Trace Event JSON."""
@@ -71,3 +75,49 @@ class TraceRecorder:
         tmp.write_text(json.dumps(self.to_json()))
         tmp.replace(path)
         return path
+
+
+def name_tracks(rec: TraceRecorder, pid: int, label: str, workers: list[WorkerProc]) -> None:
+    """One process per group, the controller's track 0, one track per worker."""
+    rec.name_process(pid, f"emul {label}")
+    rec.name_track(pid, 0, "controller (phases)")
+    for w in workers:
+        rec.name_track(pid, w.index + 1, f"{w.name} (CPU {','.join(map(str, w.cpus))})")
+
+
+def record_repeat(rec: TraceRecorder, pid: int, variant: str, repeat: int,
+                  marks: dict[str, int], workers: list[WorkerProc], wstat,
+                  samples: list[Sample], page_size: int) -> None:
+    """One repeat (1-based): its phases (marks: phase name -> start tick, ending with "end"),
+    each worker's measured work, every GC pass, and the sampled counters."""
+    title = f"{variant} #{repeat}"
+    names = list(marks)
+    for a, b in zip(names, names[1:]):
+        rec.span(pid, 0, f"{a}: {title}", marks[a], marks[b], variant=variant, repeat=repeat)
+    for w in workers:
+        if w.role == "swapout":
+            continue
+        row = wstat[w.index]
+        if w.role != "gc":
+            rec.span(pid, w.index + 1, f"{w.role}: {title}", int(row[C.W_T_START]),
+                     int(row[C.W_T_END]), pages=int(row[C.W_PTES]))
+            continue
+        n = int(row[C.W_NEVENTS])
+        events = row[C.W_EVENTS:C.W_EVENTS + n * C.EVENT_WORDS].reshape(n, C.EVENT_WORDS)
+        for t0, t1, freed in events:
+            rec.span(pid, w.index + 1, "GC pass", int(t0), int(t1), freed=int(freed))
+    mib = page_size / 2**20
+    for s in samples:
+        rec.counter(pid, "memory held (MB)", s.t, resident=s.resident * mib,
+                    compressed=s.pool * mib)
+        rec.counter(pid, "GC backlog (slots)", s.t, slots=s.backlog)
+
+
+def record_kills(rec: TraceRecorder, pid: int, reapers: list[WorkerProc],
+                 kills: list[dict]) -> None:
+    """A replay's kills, each on the track of the reaper whose CPU took it."""
+    for k in kills:
+        tid = next((w.index + 1 for w in reapers if k["reaper_cpu"] in w.cpus),
+                   min(w.index for w in reapers) + 1)
+        rec.span(pid, tid, f"kill {k['name']}", k["t_start"], k["t_anon_done"],
+                 swap_freed_ms=k["swap_freed_ms"])

@@ -11,6 +11,7 @@ from collections import namedtuple
 
 from numba import njit
 
+from emul.config.costs import COST_INDEX, NR_COSTS  # noqa: F401 (NR_COSTS: read from here)
 from emul.kernel.atomics import read_clock, sched_getcpu
 from emul.kernel.clock import delay_ticks
 
@@ -57,21 +58,21 @@ EVENT_WORDS = 3
 EVENT_CAP = 1024      # per worker and repeat: GC passes for trace.json
 STAT_WORDS = W_EVENTS + EVENT_WORDS * EVENT_CAP
 
-# modelled costs (indexes into ctx.costs, in ticks of read_clock)
-COST_ZAP_PTE = 0           # zap_pte_range's work per present/swap PTE: walk, clear, rss, TLB batch
-COST_FREE_FOLIO = 1        # freeing a resident anonymous folio to the page allocator
-COST_SWAP_ENTRY_FREE = 2   # swap_entry_free minus the notify: swap_map, cluster, counters
-COST_SLOT_FREE = 3         # slot_free's flag and stat updates beyond what emul does physically
-COST_ZS_FREE = 4           # zs_free per object: obj_free, handle cache free
-COST_FREE_ZSPAGE_PAGE = 5  # per page of an emptied zspage returned to the buddy allocator
-COST_ZS_MALLOC = 6         # zs_malloc per object: handle cache alloc, obj_malloc bookkeeping
-COST_ALLOC_ZSPAGE_PAGE = 7 # per page allocated for a new zspage
-COST_COMPRESS_KIB = 8      # compressing, per KiB of input page
-COST_DECOMPRESS_KIB = 9    # decompressing, per KiB of compressed input
-COST_FAULT = 10            # do_swap_page's own work per fault (beyond read and free)
-COST_WAKE_UP = 11          # queue_work waking an idle kworker on another CPU (ttwu + IPI send)
-COST_SLOT_FREE_COLD = 12   # slot_free in the fault path: its metadata is cache-cold there
-NR_COSTS = 16
+# modelled costs: indexes into ctx.costs (ticks of read_clock), one per name a profile gives a
+# figure (emul/config/costs.py says what each stands for)
+COST_ZAP_PTE = COST_INDEX["zap_pte"]
+COST_FREE_FOLIO = COST_INDEX["free_folio"]
+COST_SWAP_ENTRY_FREE = COST_INDEX["swap_entry_free"]
+COST_SLOT_FREE = COST_INDEX["slot_free"]
+COST_ZS_FREE = COST_INDEX["zs_free"]
+COST_FREE_ZSPAGE_PAGE = COST_INDEX["free_zspage_page"]
+COST_ZS_MALLOC = COST_INDEX["zs_malloc"]
+COST_ALLOC_ZSPAGE_PAGE = COST_INDEX["alloc_zspage_page"]
+COST_COMPRESS_KIB = COST_INDEX["compress_kib"]
+COST_DECOMPRESS_KIB = COST_INDEX["decompress_kib"]
+COST_FAULT = COST_INDEX["fault"]
+COST_WAKE_UP = COST_INDEX["wake_up"]
+COST_SLOT_FREE_COLD = COST_INDEX["slot_free_cold"]
 
 
 @njit(cache=True, _nrt=False, inline="always")

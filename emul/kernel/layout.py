@@ -8,27 +8,67 @@ that compiled code takes. All arrays are 1-D int64 (futex words int32), C-contig
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-from emul.harness.arena import Arena, Layout
 from emul.kernel.context import NR_COSTS, STAT_WORDS, Ctx
 from emul.kernel.lockstat import LOCKSTAT_WORDS, reset_rows
-from emul.kernel.mm import SWAP_CURSOR, Mm
+from emul.kernel.mm_types import SWAP_CURSOR, Mm
 from emul.kernel.zram import (FAULTS_WORDS, PARAMS_WORDS, STATS_WORDS, ZP_CAP_BYTES, ZP_CAP_SLOTS,
     ZP_DEBUG, ZP_GC_QUEUE_LEN, ZP_HUGE_CLASS_SIZE, ZP_HUGE_PPM, ZP_MEAN_COMP_LEN, ZP_NR_PATTERNS,
     ZP_NR_SLOTS, ZP_PAGE_SHIFT, ZP_SAME_PPM, ZP_SEED, ZP_SPREAD_PERMILLE, ZP_STRATEGY,
     ZP_TRACK_OWNERS, KILL_WORDS, Zram)
+from emul.kernel.workqueue import GC_CTL_WORDS
 from emul.kernel.zs_classes import build_size_classes
 from emul.kernel.zsmalloc import (CI_HUGE, CI_OBJS, CI_PAGES, CI_SIZE, CI_WORDS, CLASS_LOCK_STRIDE,
     CS_WORDS, NR_FULLNESS_GROUPS, PC_CLASS_DELTA, PC_FLAGS, PC_MAX_OBJS, PC_MAX_ZSPAGES,
-    PC_NR_RAW_CLASSES, PC_PAGE_SIZE, PC_WORDS, PS_WORDS, Z_WORDS, ZONE_WORDS, Pool)
+    PC_DEBUG, PC_NR_RAW_CLASSES, PC_PAGE_SIZE, PC_WORDS, PS_WORDS, Z_WORDS, ZONE_WORDS, Pool)
 
 CTL_WORDS = 64
 CTL_GATE_ARRIVE = 0     # workers arrived at the start gate (own cache line)
 CTL_GATE_GO = 8         # the phase number the controller opened the gate for
 CTL_CHAOS_PY = 40       # emul run --chaos: the worker index + 1 that must raise in Python
+
+
+ALIGN = 64              # every array starts on its own cache line
+
+
+class Arena(Protocol):
+    """What this module needs of an arena (emul/harness/arena.py maps one): a view by name."""
+
+    def __getitem__(self, name: str) -> np.ndarray: ...
+
+
+@dataclass
+class Layout:
+    """Named arrays at 64-byte aligned offsets (each array starts on its own cache line)."""
+
+    arrays: dict[str, tuple[str, tuple[int, ...], int]] = field(default_factory=dict)
+    size: int = 0
+
+    def add(self, name: str, dtype, shape) -> None:
+        if name in self.arrays:
+            raise ValueError(f"array {name} declared twice")
+        dt = np.dtype(dtype)
+        shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        offset = (self.size + ALIGN - 1) // ALIGN * ALIGN
+        self.arrays[name] = (dt.str, shape, offset)
+        self.size = offset + max(nbytes, dt.itemsize)
+
+    def to_json(self) -> dict:
+        return {"size": self.size,
+                "arrays": {k: [d, list(s), o] for k, (d, s, o) in self.arrays.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Layout":
+        lay = cls()
+        lay.size = int(data["size"])
+        lay.arrays = {k: (d, tuple(s), int(o)) for k, (d, s, o) in data["arrays"].items()}
+        return lay
+
 
 
 @dataclass(frozen=True)
@@ -79,7 +119,7 @@ def build_layout(geo: Geometry) -> Layout:
     lay.add("table", i64, 2 * geo.nr_slots)
     lay.add("zram_stats", i64, STATS_WORDS)
     lay.add("gc_map", i64, (geo.nr_slots + 63) // 64)
-    lay.add("gc_ctl", np.int32, 16)
+    lay.add("gc_ctl", np.int32, GC_CTL_WORDS)
     lay.add("gc_queue", i64, max(1, geo.queue_words))
     lay.add("zram_params", i64, PARAMS_WORDS)
     lay.add("faults", i64, FAULTS_WORDS)
@@ -156,6 +196,7 @@ def init_state(arena: Arena, geo: Geometry) -> None:
     c[PC_MAX_ZSPAGES] = max_z
     c[PC_MAX_OBJS] = max_obj
     c[PC_FLAGS] = geo.zs_flags
+    c[PC_DEBUG] = geo.debug
     # the swap allocator starts at a seed-chosen slot: on a running system the first free
     # cluster is rarely slot 0, and where it starts decides which slots a wrap-around reuses
     arena["swap_lock"][SWAP_CURSOR] = (geo.alloc_start if geo.alloc_start >= 0

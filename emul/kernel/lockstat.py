@@ -13,16 +13,22 @@ from __future__ import annotations
 
 import numpy as np
 
-# lock classes
-LOCK_SLOT = 0      # zram table entry lock (ZRAM_ENTRY_LOCK bit)
-LOCK_CLASS = 1     # zsmalloc size_class->lock
-LOCK_POOL = 2      # zsmalloc pool->lock (rwlock; zs_free takes it for read)
-LOCK_ZONE = 3      # page allocator (zone->lock), taken to get or give back zspage pages
-LOCK_SWAP = 4      # swap slot allocator (si->lock)
-LOCK_GC_QUEUE = 5  # a strategy's queue lock (array / per-CPU buffer / handle buffer)
-NR_LOCK_CLASSES = 6
-LOCK_CLASS_NAMES = ("zram_slot_lock", "zs_class_lock", "zs_pool_lock", "zone_lock", "swap_lock",
-                    "gc_queue_lock")
+# lock classes, in row order: the name lock_stat prints for each
+LOCK_CLASS_NAMES = (
+    "zram_slot_lock",   # zram table entry lock (ZRAM_ENTRY_LOCK bit)
+    "zs_class_lock",    # zsmalloc size_class->lock
+    "zs_pool_lock",     # zsmalloc pool->lock (rwlock; zs_free takes it for read)
+    "zone_lock",        # page allocator (zone->lock), taken to get or give back zspage pages
+    "swap_lock",        # swap slot allocator (si->lock)
+    "gc_queue_lock",    # a strategy's queue lock (array / per-CPU buffer / handle buffer)
+)
+LOCK_SLOT = LOCK_CLASS_NAMES.index("zram_slot_lock")
+LOCK_CLASS = LOCK_CLASS_NAMES.index("zs_class_lock")
+LOCK_POOL = LOCK_CLASS_NAMES.index("zs_pool_lock")
+LOCK_ZONE = LOCK_CLASS_NAMES.index("zone_lock")
+LOCK_SWAP = LOCK_CLASS_NAMES.index("swap_lock")
+LOCK_GC_QUEUE = LOCK_CLASS_NAMES.index("gc_queue_lock")
+NR_LOCK_CLASSES = len(LOCK_CLASS_NAMES)
 
 # fields of a lock class row
 LS_CON_BOUNCES = 0

@@ -2,10 +2,10 @@
 
 lmkd kills one process at a time and hands the teardown to reaper threads (lmkd_reaper0/1:
 pidfd_send_signal(SIGKILL), then process_mrelease()), so a victim's swap slots are freed in the
-reaper (WORKLOADS.md, section 2). Here each reaper worker takes the next kill from a shared
-counter, waits until the kill's time, and unmaps the victim's VMA (zap_pte_range ->
-swap_entry_free -> zram_slot_free_notify -> the strategy). Two reapers overlap exits when the
-schedule does.
+reaper (docs/workloads.md, "Kill pacing and reapers"). Here each reaper worker takes the next
+kill from a shared counter, waits until the kill's time, and unmaps the victim's VMA
+(zap_pte_range -> swap_entry_free -> zram_slot_free_notify -> the strategy). Two reapers overlap
+exits when the schedule does.
 
 Per kill, zram.kills holds KILL_WORDS words:
   K_DUE        ticks after the replay's start when the kill is due

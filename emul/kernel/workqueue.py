@@ -1,77 +1,47 @@
-"""The GC worker's loop: a kworker running the zram GC work item whenever it is queued.
+"""The GC's work item: the gc_ctl futex words, queue_work, and cond_resched.
 
-Workqueue semantics: queue_work() sets PENDING (strategies/common.py); the worker clears PENDING
+Workqueue semantics: queue_work() sets PENDING; the worker (kernel/gc_worker.py) clears PENDING
 as the work item starts, so an enqueue during a pass queues one more pass. With nothing pending
-the worker sleeps on a futex on the PENDING word (a real sleep: it gives its CPU back) and
+the worker sleeps on a futex on the PENDING word (a real sleep: it gives its CPU back), and
 queue_work wakes it only when it is idle, as the kernel wakes an idle worker pool.
-
-``idle_poll`` (scenario ``workers.gc.idle_poll``, 0 by default) lets the idle worker poll PENDING
-for a while before it sleeps, as cpuidle-haltpoll does in a guest: a wake-up within the window
-costs the waker the profile's modelled ``wake_up`` instead of a real futex syscall, which on a
-VM costs several microseconds, far more than a kworker wake-up on the board.
 """
 from __future__ import annotations
 
 from numba import njit
 
-from emul.strategies.common import GC_IDLE, GC_PENDING, GC_POLLING, GC_STOP
-from emul.kernel.gc_hooks import MM_ASYNC, gc_backlog, gc_drain
-from emul.kernel.mm import Mm, mm_async_work
-from emul.kernel.zram import ZP_STRATEGY, chaos_point
-from emul.kernel.atomics import (atomic_load, atomic_store, atomic_xchg, cpu_relax, futex_wait,
-    futex_wake, read_clock)
-from emul.kernel.context import (W_GC_BUSY, W_GC_FREED, W_GC_IDLE_AT, W_GC_PASSES, W_GC_POLL_NS,
-    W_GC_SLEEPS, Ctx, note_cpu, note_event)
+from emul.kernel.atomics import atomic_load, atomic_xchg, futex_wake
+from emul.kernel.context import COST_WAKE_UP, W_HEARTBEAT, W_WAKE_POLLED, W_WAKEUPS, Ctx, model_cost
 from emul.kernel.zram import Zram
 
+# gc_ctl futex words (int32)
+GC_PENDING = 0     # WORK_STRUCT_PENDING: set by queue_work, cleared when the work item starts
+GC_IDLE = 1        # 1 while the worker sleeps (or is about to) on GC_PENDING
+GC_STOP = 2        # the controller asks the worker to leave its loop
+GC_POLLING = 3     # 1 while the idle worker polls PENDING before it sleeps (gc idle_poll)
+GC_CTL_WORDS = 16
 
-@njit(cache=True, _nrt=False)
-def gc_worker_run(zram: Zram, mm: Mm, ctx: Ctx, sleep_timeout_ns: int) -> None:
-    """Serve GC work items until the controller sets GC_STOP."""
+
+@njit(cache=True, _nrt=False, inline="always")
+def queue_work(zram: Zram, ctx: Ctx) -> None:
+    """Schedule the GC work item: set PENDING, and wake the worker only if it is idle.
+
+    An idle worker that still polls (its idle_poll) sees PENDING by itself; the waker then pays
+    the modelled wake_up (what try_to_wake_up of a kworker costs on the board) instead of the
+    host's futex syscall. PENDING is set before POLLING is read and the worker clears POLLING
+    before it re-reads PENDING (all seq_cst), so one of the two always sees the other.
+    """
     ctl = zram.gc_ctl
-    while atomic_load(ctl, GC_STOP) == 0:
-        note_cpu(ctx)
-        chaos_point(zram, ctx)
-        if atomic_xchg(ctl, GC_PENDING, 0) != 0:
-            t0 = read_clock()
-            before = ctx.stat[W_GC_FREED]
-            if zram.params[ZP_STRATEGY] == MM_ASYNC:
-                mm_async_work(zram, mm, ctx)
-            else:
-                ctx.stat[W_GC_FREED] += gc_drain(zram, ctx)
-            t1 = read_clock()
-            note_event(ctx, t0, t1, ctx.stat[W_GC_FREED] - before)
-            ctx.stat[W_GC_PASSES] += 1
-            ctx.stat[W_GC_BUSY] += t1 - t0
-            if gc_backlog(zram) == 0:
-                ctx.stat[W_GC_IDLE_AT] = t1
-            continue
-        atomic_store(ctl, GC_IDLE, 1)
-        poll = ctx.stat[W_GC_POLL_NS]
-        if poll > 0:
-            atomic_store(ctl, GC_POLLING, 1)
-            t0 = read_clock()
-            while (atomic_load(ctl, GC_PENDING) == 0 and atomic_load(ctl, GC_STOP) == 0
-                   and read_clock() - t0 < poll):
-                cpu_relax()
-            atomic_store(ctl, GC_POLLING, 0)
-        if atomic_load(ctl, GC_PENDING) == 0 and atomic_load(ctl, GC_STOP) == 0:
-            futex_wait(ctl, GC_PENDING, 0, sleep_timeout_ns)
-            ctx.stat[W_GC_SLEEPS] += 1
-        atomic_store(ctl, GC_IDLE, 0)
+    if atomic_xchg(ctl, GC_PENDING, 1) != 0 or atomic_load(ctl, GC_IDLE) == 0:
+        return
+    if atomic_load(ctl, GC_POLLING) != 0:
+        model_cost(ctx, COST_WAKE_UP)
+        ctx.stat[W_WAKE_POLLED] += 1
+        return
+    futex_wake(ctl, GC_PENDING, 1)
+    ctx.stat[W_WAKEUPS] += 1
 
 
-@njit(cache=True, _nrt=False)
-def gc_worker_stop(zram: Zram) -> None:
-    """Ask the GC worker to leave its loop, waking it if it sleeps."""
-    atomic_store(zram.gc_ctl, GC_STOP, 1)
-    atomic_store(zram.gc_ctl, GC_PENDING, 1)
-    futex_wake(zram.gc_ctl, GC_PENDING, 1 << 30)
-
-
-@njit(cache=True, _nrt=False)
-def gc_worker_reset(zram: Zram) -> None:
-    atomic_store(zram.gc_ctl, GC_STOP, 0)
-    atomic_store(zram.gc_ctl, GC_PENDING, 0)
-    atomic_store(zram.gc_ctl, GC_IDLE, 0)
-    atomic_store(zram.gc_ctl, GC_POLLING, 0)
+@njit(cache=True, _nrt=False, inline="always")
+def cond_resched(ctx: Ctx) -> None:
+    """A voluntary yield point in a long kernel loop; emul's GC marks progress here."""
+    ctx.stat[W_HEARTBEAT] += 1

@@ -20,7 +20,8 @@ Shared arrays (one ``Zram`` of views into the arena):
 
 Locking: the entry lock (ZRAM_ENTRY_LOCK) is taken by slot_lock (waits) or slot_trylock (only
 zram_slot_free_notify and the GC drain). Everything in an entry other than the lock bit changes
-only under it. Lock order: slot lock -> pool->lock -> size_class->lock.
+only under it; a ``__`` function expects its caller to hold the slot's lock (the debug switch
+assert_locked checks). Lock order: slot lock -> pool->lock -> size_class->lock.
 """
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ from emul.kernel.context import (COST_COMPRESS_KIB, COST_DECOMPRESS_KIB, COST_SL
     model_cost_scaled)
 from emul.kernel.locking import lock_acquired, lock_contended, lock_released, spin_wait_step
 from emul.kernel.lockstat import LOCK_SLOT
+from emul.kernel.debug import (DEBUG_ASSERT_LOCKED, DEBUG_REUSE_FREES_TWICE,
+    DEBUG_REUSE_KEEPS_QUEUED, DEBUG_REUSE_LEAKS_OLD)
+from emul.kernel.debug import DEBUG_SWITCHES  # noqa: F401 (the scenario's names, read from here)
 from emul.kernel.zsmalloc import zs_free, zs_malloc, zs_obj_read
 
 Zram = namedtuple("Zram", ["table", "stats", "gc_map", "gc_ctl", "gc_queue", "params", "faults",
@@ -54,23 +58,26 @@ ZRAM_COMP_PRIORITY_BIT2 = 8
 OWNER_SHIFT = 40
 OWNER_MASK = 0xFF << OWNER_SHIFT
 
-# struct zram_stats
-ST_COMPR_DATA_SIZE = 0
-ST_FAILED_READS = 1
-ST_FAILED_WRITES = 2
-ST_NOTIFY_FREE = 3
-ST_SAME_PAGES = 4
-ST_HUGE_PAGES = 5
-ST_HUGE_PAGES_SINCE = 6
-ST_PAGES_STORED = 7
-ST_MAX_USED_PAGES = 8
-ST_MISS_FREE = 9
-ST_GC_SLOTS = 10          # RFC: slots queued for lazy freeing
-ST_GC_BYTES = 11          # compressed bytes queued (caps in bytes)
+# struct zram_stats, in word order (the names results.json uses)
+STAT_NAMES = (
+    "compr_data_size", "failed_reads", "failed_writes", "notify_free", "same_pages",
+    "huge_pages", "huge_pages_since", "pages_stored", "max_used_pages", "miss_free",
+    "gc_slots",           # RFC: slots queued for lazy freeing
+    "gc_bytes",           # compressed bytes queued (caps in bytes)
+)
+ST_COMPR_DATA_SIZE = STAT_NAMES.index("compr_data_size")
+ST_FAILED_READS = STAT_NAMES.index("failed_reads")
+ST_FAILED_WRITES = STAT_NAMES.index("failed_writes")
+ST_NOTIFY_FREE = STAT_NAMES.index("notify_free")
+ST_SAME_PAGES = STAT_NAMES.index("same_pages")
+ST_HUGE_PAGES = STAT_NAMES.index("huge_pages")
+ST_HUGE_PAGES_SINCE = STAT_NAMES.index("huge_pages_since")
+ST_PAGES_STORED = STAT_NAMES.index("pages_stored")
+ST_MAX_USED_PAGES = STAT_NAMES.index("max_used_pages")
+ST_MISS_FREE = STAT_NAMES.index("miss_free")
+ST_GC_SLOTS = STAT_NAMES.index("gc_slots")
+ST_GC_BYTES = STAT_NAMES.index("gc_bytes")
 STATS_WORDS = 16
-STAT_NAMES = ("compr_data_size", "failed_reads", "failed_writes", "notify_free", "same_pages",
-              "huge_pages", "huge_pages_since", "pages_stored", "max_used_pages", "miss_free",
-              "gc_slots", "gc_bytes")
 
 # params
 ZP_PAGE_SHIFT = 0
@@ -84,23 +91,17 @@ ZP_MEAN_COMP_LEN = 7      # data profile: mean compressed length in bytes
 ZP_SPREAD_PERMILLE = 8    # ... relative spread of lengths, per mille
 ZP_SAME_PPM = 9           # ... same-filled pages, parts per million
 ZP_HUGE_PPM = 10          # ... incompressible pages, parts per million
-ZP_DEBUG = 11             # debug switches (emul/kernel/debug.py), 0 in real runs
+ZP_DEBUG = 11             # debug switches (kernel/debug.py), 0 in real runs
 ZP_GC_QUEUE_LEN = 12
 ZP_NR_PATTERNS = 13       # data profile: text patterns in use (0: random page content)
 ZP_TRACK_OWNERS = 14      # replay: slot_free_extract counts each victim's slots down (owner[])
 
-# debug switches (ZP_DEBUG bits): break the model on purpose so a test can see the audit fail
-DEBUG_REUSE_KEEPS_QUEUED = 1   # a write into a queued slot leaves it queued: GC frees new data
-DEBUG_REUSE_LEAKS_OLD = 2      # ... overwrites the old handle without freeing it: a leak
-DEBUG_REUSE_FREES_TWICE = 4    # ... frees the old object twice: a double free
-DEBUG_SWITCHES = {"reuse_keeps_queued": DEBUG_REUSE_KEEPS_QUEUED,
-                  "reuse_leaks_old": DEBUG_REUSE_LEAKS_OLD,
-                  "reuse_frees_twice": DEBUG_REUSE_FREES_TWICE}
 PARAMS_WORDS = 16
 
 # faults (emul's audit counters)
 F_DOUBLE_QUEUE = 0        # a slot queued for GC while already queued
 F_READ_CORRUPT = 1        # a read returned other content than was written
+F_LOCK_NOT_HELD = 2       # debug assert_locked: a `__` function ran without the slot lock
 F_CHAOS = 7               # emul run --chaos: the worker index + 1 that must raise (0: none)
 FAULTS_WORDS = 8
 
@@ -157,10 +158,27 @@ def slot_allocated(zram: Zram, index: int) -> bool:
             or test_slot_flag(zram, index, ZRAM_WB))
 
 
+# --- the whole table at once: numpy twins of the accessors above, for the audit ---------------
+
+def table_handles(zram: Zram) -> np.ndarray:
+    """get_slot_handle of every slot."""
+    return zram.table[0::2]
+
+
+def table_sizes(zram: Zram) -> np.ndarray:
+    """get_slot_size of every slot."""
+    return zram.table[1::2] & ((1 << (int(zram.params[ZP_PAGE_SHIFT]) + 1)) - 1)
+
+
+def table_flags(zram: Zram, flag: int) -> np.ndarray:
+    """test_slot_flag(flag) of every slot, as booleans."""
+    return (zram.table[1::2] >> (int(zram.params[ZP_PAGE_SHIFT]) + 1 + flag)) & 1 == 1
+
+
 # --- the entry lock: every taker goes through these three -------------------------------------
 
 @njit(cache=True, _nrt=False)
-def __slot_acquire(zram: Zram, ctx: Ctx, index: int) -> bool:
+def slot_trylock(zram: Zram, ctx: Ctx, index: int) -> bool:
     """One attempt: set ENTRY_LOCK (and emul's owner CPU) if it is clear."""
     w = 2 * index + 1
     lock = flag_bit(zram, ZRAM_ENTRY_LOCK)
@@ -175,14 +193,9 @@ def __slot_acquire(zram: Zram, ctx: Ctx, index: int) -> bool:
 
 
 @njit(cache=True, _nrt=False)
-def slot_trylock(zram: Zram, ctx: Ctx, index: int) -> bool:
-    return __slot_acquire(zram, ctx, index)
-
-
-@njit(cache=True, _nrt=False)
 def slot_lock(zram: Zram, ctx: Ctx, index: int) -> None:
     """Take the entry lock, waiting for it (the kernel sleeps in wait_on_bit_lock; emul spins)."""
-    if __slot_acquire(zram, ctx, index):
+    if slot_trylock(zram, ctx, index):
         return
     t0 = read_clock()
     w = 2 * index + 1
@@ -192,7 +205,7 @@ def slot_lock(zram: Zram, ctx: Ctx, index: int) -> None:
     while True:
         while atomic_load(zram.table, w) & lock:
             spins = spin_wait_step(spins)
-        if __slot_acquire(zram, ctx, index):
+        if slot_trylock(zram, ctx, index):
             break
     lock_contended(ctx, LOCK_SLOT, read_clock() - t0, prev != 0 and prev != ctx.stat[W_CPU] + 1)
 
@@ -203,6 +216,16 @@ def slot_unlock(zram: Zram, ctx: Ctx, index: int) -> None:
     atomic_fetch_and(zram.table, 2 * index + 1, ~flag_bit(zram, ZRAM_ENTRY_LOCK))
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def lockdep_assert_slot_held(zram: Zram, index: int) -> None:
+    """Debug assert_locked: count a fault unless slot index's entry lock is held (by someone:
+    the lock word does not say by whom). Called first thing by every ``__`` function here."""
+    if not zram.params[ZP_DEBUG] & DEBUG_ASSERT_LOCKED:
+        return
+    if not test_slot_flag(zram, index, ZRAM_ENTRY_LOCK):
+        atomic_fetch_add(zram.faults, F_LOCK_NOT_HELD, 1)
+
+
 @njit(cache=True, _nrt=False)
 def chaos_point(zram: Zram, ctx: Ctx) -> None:
     """Where `emul run --chaos` can make this worker fail inside compiled code (once a batch)."""
@@ -211,6 +234,11 @@ def chaos_point(zram: Zram, ctx: Ctx) -> None:
 
 
 # --- gc_map: shared by every lazy-free strategy ------------------------------------------------
+
+# what a strategy's enqueue (gc_hooks.gc_try_lazy_free) tells zram_slot_free_notify
+LAZY_QUEUED = 1      # the strategy took the slot
+LAZY_NO = 0          # the strategy never defers here (sync; mm-async defers earlier, in mm)
+LAZY_REFUSED = -1    # over the cap: the caller frees in place (a counted fallback)
 
 @njit(cache=True, _nrt=False, inline="always")
 def gc_test(zram: Zram, index: int) -> bool:
@@ -251,6 +279,7 @@ K_SWAP_DONE = 3           # read_clock() when the last of them was freed
 @njit(cache=True, _nrt=False)
 def __note_victim_slot_freed(zram: Zram, index: int) -> None:
     """A slot of a replayed victim lost its content: count it, stamp the victim's last one."""
+    lockdep_assert_slot_held(zram, index)
     owner = zram.owner[index]
     if owner < 0:
         return
@@ -404,6 +433,7 @@ def __slot_reuse(zram: Zram, ctx: Ctx, index: int) -> bool:
     slot_free() then takes it off gc_map, so the GC never frees the new content; the old
     content is freed here, once.
     """
+    lockdep_assert_slot_held(zram, index)
     if not gc_test(zram, index):
         return False
     ctx.stat[W_REUSED_QUEUED] += 1
@@ -418,6 +448,7 @@ def __slot_reuse(zram: Zram, ctx: Ctx, index: int) -> bool:
 @njit(cache=True, _nrt=False)
 def __debug_requeue(zram: Zram, index: int, was_queued: bool) -> None:
     """DEBUG_REUSE_KEEPS_QUEUED: the bug the write order prevents, for the audit test."""
+    lockdep_assert_slot_held(zram, index)
     if was_queued and zram.params[ZP_DEBUG] & DEBUG_REUSE_KEEPS_QUEUED:
         gc_mark(zram, index)
         atomic_fetch_add(zram.stats, ST_GC_SLOTS, 1)

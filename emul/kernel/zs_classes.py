@@ -132,18 +132,38 @@ def build_size_classes(page_size: int = 4096, chain_size: int = DEFAULT_CHAIN_SI
     """Build the class table as zs_create_pool does, largest index first, merging lookalikes."""
     _validate(page_size, chain_size)
     page_size, chain_size = int(page_size), int(chain_size)
-    delta = size_class_delta(page_size)
     n = nr_size_classes(page_size)
+    size, class_of_index, pages, objs = (np.zeros(n, dtype=np.int32) for _ in range(4))
+    huge_class_size, nr_distinct = _create_classes(page_size, chain_size, size, class_of_index,
+                                                   pages, objs)
+    for arr in (size, class_of_index, pages, objs):
+        arr.setflags(write=False)
+    return SizeClassTable(
+        size=size,
+        class_of_index=class_of_index,
+        pages_per_zspage=pages,
+        objs_per_zspage=objs,
+        page_size=page_size,
+        chain_size=chain_size,
+        nr_classes=n,
+        nr_distinct=nr_distinct,
+        huge_class_size=huge_class_size,
+        max_objs_per_zspage=int(objs.max()),
+        size_class_delta=size_class_delta(page_size),
+    )
 
-    size = np.zeros(n, dtype=np.int32)
-    class_of_index = np.zeros(n, dtype=np.int32)
-    pages = np.zeros(n, dtype=np.int32)
-    objs = np.zeros(n, dtype=np.int32)
 
+def _create_classes(page_size: int, chain_size: int, size: np.ndarray,
+                    class_of_index: np.ndarray, pages: np.ndarray,
+                    objs: np.ndarray) -> tuple[int, int]:
+    """zs_create_pool's loop, largest index first: fill the per-index arrays, merging a class
+    into the next larger one when it would pack its zspage identically. Returns
+    (huge_class_size, distinct classes)."""
+    delta = size_class_delta(page_size)
     huge_class_size = 0
     prev = -1                  # index of the last class actually created
     nr_distinct = 0
-    for i in range(n - 1, -1, -1):
+    for i in range(size.size - 1, -1, -1):
         sz = min(ZS_MIN_ALLOC_SIZE + i * delta, page_size)
         ppz = calculate_zspage_chain_size(sz, page_size, chain_size)
         opz = ppz * page_size // sz
@@ -162,23 +182,7 @@ def build_size_classes(page_size: int = 4096, chain_size: int = DEFAULT_CHAIN_SI
         size[i], pages[i], objs[i] = sz, ppz, opz
         prev = i
         nr_distinct += 1
-
-    for arr in (size, class_of_index, pages, objs):
-        arr.setflags(write=False)
-
-    return SizeClassTable(
-        size=size,
-        class_of_index=class_of_index,
-        pages_per_zspage=pages,
-        objs_per_zspage=objs,
-        page_size=page_size,
-        chain_size=chain_size,
-        nr_classes=n,
-        nr_distinct=nr_distinct,
-        huge_class_size=huge_class_size,
-        max_objs_per_zspage=int(objs.max()),
-        size_class_delta=delta,
-    )
+    return huge_class_size, nr_distinct
 
 
 def get_size_class_index(table: SizeClassTable, size: int) -> int:

@@ -25,7 +25,8 @@ Lock ordering (as mm/zsmalloc.c's header, with emul's page allocator below it):
   pool->lock (read) -> size_class->lock -> zone lock
 
 zs_free takes pool->lock for read only to find the class, then drops it once the class lock is
-held. Zspages are given back (pages_allocated drops) only when they become empty.
+held. Zspages are given back (pages_allocated drops) only when they become empty. A ``__``
+function expects its caller to hold the class lock (the debug switch assert_locked checks).
 """
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ from collections import namedtuple
 
 from numba import njit
 
-from emul.kernel.atomics import atomic_fetch_add
+from emul.kernel.atomics import atomic_fetch_add, atomic_load
 from emul.kernel.context import (COST_ALLOC_ZSPAGE_PAGE, COST_FREE_ZSPAGE_PAGE, COST_ZS_FREE,
     COST_ZS_MALLOC, Ctx, model_cost, model_cost_scaled)
+from emul.kernel.debug import DEBUG_ASSERT_LOCKED
 from emul.kernel.locking import read_lock, read_unlock, spin_lock, spin_unlock
 from emul.kernel.lockstat import LOCK_CLASS, LOCK_POOL, LOCK_ZONE
 from emul.kernel.zs_classes import ZS_HANDLE_SIZE, ZS_MIN_ALLOC_SIZE
@@ -53,19 +55,26 @@ PC_CLASS_DELTA = 2
 PC_MAX_ZSPAGES = 3
 PC_MAX_OBJS = 4
 PC_FLAGS = 5             # ZS_* variant flags below
+PC_DEBUG = 6             # the run's debug switches (ZP_DEBUG), for assert_locked
 PC_WORDS = 8
 
-# zsmalloc variants (scenario variants[].zsmalloc), orthogonal to the GC strategy. From
-# "mm/zsmalloc: reduce lock contention in zs_free()" v6 (KERNEL-MODEL.md):
-ZS_CLASS_IN_HANDLE = 1   # the class index travels in the object value: zs_free skips pool->lock
-ZS_FREE_UNLOCKED = 2     # an emptied zspage's pages go back after the class lock is dropped
-ZS_FLAG_NAMES = {"class_in_handle": ZS_CLASS_IN_HANDLE, "free_unlocked": ZS_FREE_UNLOCKED}
+# zsmalloc variants (scenario variants[].zsmalloc), orthogonal to the GC strategy, one bit each in
+# PC_FLAGS. From "mm/zsmalloc: reduce lock contention in zs_free()" v6 (docs/kernel-model.md,
+# "History of proposals"):
+ZS_FLAGS = (
+    "class_in_handle",    # the class index travels in the object value: zs_free skips pool->lock
+    "free_unlocked",      # an emptied zspage's pages go back after the class lock is dropped
+)
+ZS_FLAG_NAMES = {name: 1 << bit for bit, name in enumerate(ZS_FLAGS)}
+ZS_CLASS_IN_HANDLE = ZS_FLAG_NAMES["class_in_handle"]
+ZS_FREE_UNLOCKED = ZS_FLAG_NAMES["free_unlocked"]
 
 # pool.stat
 PS_PAGES_ALLOCATED = 0   # pages held by the pool: "compressed memory held"
 PS_ZSPAGES = 1
 PS_ALLOC_FAILED = 2      # zs_malloc found no room in the emulated memory
 PS_BAD_FREE = 3          # zs_free of an object that was not allocated (a double free)
+PS_LOCK_NOT_HELD = 4     # debug assert_locked: a `__` function ran without the class lock
 PS_WORDS = 8
 
 # class_info fields
@@ -108,6 +117,146 @@ ZONE_WORDS = 16
 CLASS_LOCK_STRIDE = 8
 
 
+# --- accessors of the packed records (zspage, class_info, class_stat, fullness heads) -----------
+
+@njit(cache=True, _nrt=False, inline="always")
+def zspage_class(pool: Pool, z: int) -> int:
+    return pool.zspage[z * Z_WORDS + Z_CLASS]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def set_zspage_class(pool: Pool, z: int, cls: int) -> None:
+    pool.zspage[z * Z_WORDS + Z_CLASS] = cls
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def get_zspage_inuse(pool: Pool, z: int) -> int:
+    return pool.zspage[z * Z_WORDS + Z_INUSE]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def set_zspage_inuse(pool: Pool, z: int, val: int) -> None:
+    pool.zspage[z * Z_WORDS + Z_INUSE] = val
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def mod_zspage_inuse(pool: Pool, z: int, val: int) -> None:
+    pool.zspage[z * Z_WORDS + Z_INUSE] += val
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def get_freeobj(pool: Pool, z: int) -> int:
+    """Index (within its zspage) of the first free object, -1: none."""
+    return pool.zspage[z * Z_WORDS + Z_FREEOBJ]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def set_freeobj(pool: Pool, z: int, idx: int) -> None:
+    pool.zspage[z * Z_WORDS + Z_FREEOBJ] = idx
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def zspage_fullness(pool: Pool, z: int) -> int:
+    """The fullness group whose list z is on (-1: none)."""
+    return pool.zspage[z * Z_WORDS + Z_FULLNESS]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def set_zspage_fullness(pool: Pool, z: int, group: int) -> None:
+    pool.zspage[z * Z_WORDS + Z_FULLNESS] = group
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def zspage_prev(pool: Pool, z: int) -> int:
+    return pool.zspage[z * Z_WORDS + Z_PREV]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def zspage_next(pool: Pool, z: int) -> int:
+    return pool.zspage[z * Z_WORDS + Z_NEXT]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def set_zspage_prev(pool: Pool, z: int, prev: int) -> None:
+    pool.zspage[z * Z_WORDS + Z_PREV] = prev
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def set_zspage_next(pool: Pool, z: int, nxt: int) -> None:
+    pool.zspage[z * Z_WORDS + Z_NEXT] = nxt
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def zspage_obj_base(pool: Pool, z: int) -> int:
+    """The global index of z's first object (emul: objects are numbered, not addressed)."""
+    return pool.zspage[z * Z_WORDS + Z_OBJ_BASE]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def set_zspage_obj_base(pool: Pool, z: int, base: int) -> None:
+    pool.zspage[z * Z_WORDS + Z_OBJ_BASE] = base
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def zspage_state(pool: Pool, z: int) -> int:
+    return pool.zspage[z * Z_WORDS + Z_STATE]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def set_zspage_state(pool: Pool, z: int, state: int) -> None:
+    pool.zspage[z * Z_WORDS + Z_STATE] = state
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def class_size(pool: Pool, cls: int) -> int:
+    """The class's object size (handle included: zs_malloc adds it to the request)."""
+    return pool.class_info[cls * CI_WORDS + CI_SIZE]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def class_objs_per_zspage(pool: Pool, cls: int) -> int:
+    return pool.class_info[cls * CI_WORDS + CI_OBJS]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def class_pages_per_zspage(pool: Pool, cls: int) -> int:
+    return pool.class_info[cls * CI_WORDS + CI_PAGES]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def zs_stat_get(pool: Pool, cls: int, field: int) -> int:
+    """A class_stat counter (CS_*; CS_FULLNESS + group for a fullness group)."""
+    return pool.class_stat[cls * CS_WORDS + field]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def class_stat_add(pool: Pool, cls: int, field: int, cnt: int) -> None:
+    pool.class_stat[cls * CS_WORDS + field] += cnt
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def fullness_head(pool: Pool, cls: int, group: int) -> int:
+    """The first zspage on the class's list for group (-1: empty)."""
+    return pool.fullness[cls * NR_FULLNESS_GROUPS + group]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def set_fullness_head(pool: Pool, cls: int, group: int, z: int) -> None:
+    pool.fullness[cls * NR_FULLNESS_GROUPS + group] = z
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def lockdep_assert_class_held(pool: Pool, cls: int) -> None:
+    """Debug assert_locked: count a fault (PS_LOCK_NOT_HELD) unless the class lock is held. Called
+    first thing by every ``__`` function here."""
+    if not pool.consts[PC_DEBUG] & DEBUG_ASSERT_LOCKED:
+        return
+    if atomic_load(pool.class_lock, cls * CLASS_LOCK_STRIDE) == 0:
+        atomic_fetch_add(pool.stat, PS_LOCK_NOT_HELD, 1)
+
+
+# --- size classes and fullness groups ---------------------------------------------------------
+
 @njit(cache=True, _nrt=False, inline="always")
 def get_size_class_index(pool: Pool, size: int) -> int:
     """Compiled twin of zs_classes.get_size_class_index, reading the pool's own constants."""
@@ -127,7 +276,7 @@ def class_for_size(pool: Pool, size: int) -> int:
 
 @njit(cache=True, _nrt=False, inline="always")
 def get_fullness_group(pool: Pool, cls: int, inuse: int) -> int:
-    objs = pool.class_info[cls * CI_WORDS + CI_OBJS]
+    objs = class_objs_per_zspage(pool, cls)
     if inuse == 0:
         return ZS_INUSE_RATIO_0
     if inuse == objs:
@@ -135,43 +284,46 @@ def get_fullness_group(pool: Pool, cls: int, inuse: int) -> int:
     return (100 * inuse // objs) // 10 + 1
 
 
+# --- under the class lock -------------------------------------------------------------------------
+
 @njit(cache=True, _nrt=False)
 def __insert_zspage(pool: Pool, cls: int, z: int, group: int) -> None:
     """Push z on its class's fullness list for group. Caller holds the class lock."""
-    zs = pool.zspage
-    head = pool.fullness[cls * NR_FULLNESS_GROUPS + group]
-    zs[z * Z_WORDS + Z_PREV] = -1
-    zs[z * Z_WORDS + Z_NEXT] = head
+    lockdep_assert_class_held(pool, cls)
+    head = fullness_head(pool, cls, group)
+    set_zspage_prev(pool, z, -1)
+    set_zspage_next(pool, z, head)
     if head >= 0:
-        zs[head * Z_WORDS + Z_PREV] = z
-    pool.fullness[cls * NR_FULLNESS_GROUPS + group] = z
-    zs[z * Z_WORDS + Z_FULLNESS] = group
-    pool.class_stat[cls * CS_WORDS + CS_FULLNESS + group] += 1
+        set_zspage_prev(pool, head, z)
+    set_fullness_head(pool, cls, group, z)
+    set_zspage_fullness(pool, z, group)
+    class_stat_add(pool, cls, CS_FULLNESS + group, 1)
 
 
 @njit(cache=True, _nrt=False)
 def __remove_zspage(pool: Pool, cls: int, z: int) -> None:
     """Unlink z from its fullness list. Caller holds the class lock."""
-    zs = pool.zspage
-    group = zs[z * Z_WORDS + Z_FULLNESS]
-    prev = zs[z * Z_WORDS + Z_PREV]
-    nxt = zs[z * Z_WORDS + Z_NEXT]
+    lockdep_assert_class_held(pool, cls)
+    group = zspage_fullness(pool, z)
+    prev = zspage_prev(pool, z)
+    nxt = zspage_next(pool, z)
     if prev >= 0:
-        zs[prev * Z_WORDS + Z_NEXT] = nxt
+        set_zspage_next(pool, prev, nxt)
     else:
-        pool.fullness[cls * NR_FULLNESS_GROUPS + group] = nxt
+        set_fullness_head(pool, cls, group, nxt)
     if nxt >= 0:
-        zs[nxt * Z_WORDS + Z_PREV] = prev
-    zs[z * Z_WORDS + Z_PREV] = -1
-    zs[z * Z_WORDS + Z_NEXT] = -1
-    pool.class_stat[cls * CS_WORDS + CS_FULLNESS + group] -= 1
+        set_zspage_prev(pool, nxt, prev)
+    set_zspage_prev(pool, z, -1)
+    set_zspage_next(pool, z, -1)
+    class_stat_add(pool, cls, CS_FULLNESS + group, -1)
 
 
 @njit(cache=True, _nrt=False)
 def __fix_fullness_group(pool: Pool, cls: int, z: int) -> int:
-    """Move z to the list its in-use count now belongs to; returns the group."""
-    group = get_fullness_group(pool, cls, pool.zspage[z * Z_WORDS + Z_INUSE])
-    if group != pool.zspage[z * Z_WORDS + Z_FULLNESS]:
+    """Move z to the list its in-use count now belongs to; returns the group. Class lock held."""
+    lockdep_assert_class_held(pool, cls)
+    group = get_fullness_group(pool, cls, get_zspage_inuse(pool, z))
+    if group != zspage_fullness(pool, z):
         __remove_zspage(pool, cls, z)
         __insert_zspage(pool, cls, z, group)
     return group
@@ -179,10 +331,10 @@ def __fix_fullness_group(pool: Pool, cls: int, z: int) -> int:
 
 @njit(cache=True, _nrt=False)
 def __find_get_zspage(pool: Pool, cls: int) -> int:
-    """The fullest zspage of the class that still has a free object (-1: none)."""
-    base = cls * NR_FULLNESS_GROUPS
+    """The fullest zspage of the class that still has a free object (-1: none). Class lock held."""
+    lockdep_assert_class_held(pool, cls)
     for group in range(ZS_INUSE_RATIO_99, ZS_INUSE_RATIO_0 - 1, -1):
-        z = pool.fullness[base + group]
+        z = fullness_head(pool, cls, group)
         if z >= 0:
             return z
     return -1
@@ -190,13 +342,12 @@ def __find_get_zspage(pool: Pool, cls: int) -> int:
 
 @njit(cache=True, _nrt=False)
 def __obj_malloc(pool: Pool, z: int, csum: int) -> int:
-    """Pop the zspage's first free object, write its head and content; returns the obj index."""
-    zs = pool.zspage
-    base = zs[z * Z_WORDS + Z_OBJ_BASE]
-    idx = zs[z * Z_WORDS + Z_FREEOBJ]
-    obj = base + idx
-    zs[z * Z_WORDS + Z_FREEOBJ] = pool.obj_next[obj]
-    zs[z * Z_WORDS + Z_INUSE] += 1
+    """Pop the zspage's first free object, write its head and content; returns the obj index.
+    Caller holds z's class lock."""
+    lockdep_assert_class_held(pool, zspage_class(pool, z))
+    obj = zspage_obj_base(pool, z) + get_freeobj(pool, z)
+    set_freeobj(pool, z, pool.obj_next[obj])
+    mod_zspage_inuse(pool, z, 1)
     pool.obj_head[obj] = (obj + 1) | OBJ_ALLOCATED_TAG
     pool.obj_csum[obj] = csum
     return obj
@@ -204,34 +355,36 @@ def __obj_malloc(pool: Pool, z: int, csum: int) -> int:
 
 @njit(cache=True, _nrt=False)
 def __obj_free(pool: Pool, z: int, obj: int) -> bool:
-    """Push obj back on its zspage's free list. False (and counted) if it was not allocated."""
+    """Push obj back on its zspage's free list. False (and counted) if it was not allocated.
+    Caller holds z's class lock."""
+    lockdep_assert_class_held(pool, zspage_class(pool, z))
     if (pool.obj_head[obj] & OBJ_ALLOCATED_TAG) == 0:
         atomic_fetch_add(pool.stat, PS_BAD_FREE, 1)
         return False
-    zs = pool.zspage
     pool.obj_head[obj] = 0
-    pool.obj_next[obj] = zs[z * Z_WORDS + Z_FREEOBJ]
-    zs[z * Z_WORDS + Z_FREEOBJ] = obj - zs[z * Z_WORDS + Z_OBJ_BASE]
-    zs[z * Z_WORDS + Z_INUSE] -= 1
+    pool.obj_next[obj] = get_freeobj(pool, z)
+    set_freeobj(pool, z, obj - zspage_obj_base(pool, z))
+    mod_zspage_inuse(pool, z, -1)
     return True
 
+
+# --- zspages from and back to the page allocator --------------------------------------------------
 
 @njit(cache=True, _nrt=False)
 def init_zspage(pool: Pool, cls: int, z: int) -> None:
     """Link every object of a fresh zspage on its free list: 0 -> 1 -> ... -> -1."""
-    zs = pool.zspage
-    objs = pool.class_info[cls * CI_WORDS + CI_OBJS]
-    base = zs[z * Z_WORDS + Z_OBJ_BASE]
+    objs = class_objs_per_zspage(pool, cls)
+    base = zspage_obj_base(pool, z)
     for i in range(objs):
         pool.obj_next[base + i] = i + 1 if i + 1 < objs else -1
         pool.obj_head[base + i] = 0
         pool.obj_zspage[base + i] = z
-    zs[z * Z_WORDS + Z_CLASS] = cls
-    zs[z * Z_WORDS + Z_INUSE] = 0
-    zs[z * Z_WORDS + Z_FREEOBJ] = 0
-    zs[z * Z_WORDS + Z_FULLNESS] = -1
-    zs[z * Z_WORDS + Z_PREV] = -1
-    zs[z * Z_WORDS + Z_NEXT] = -1
+    set_zspage_class(pool, z, cls)
+    set_zspage_inuse(pool, z, 0)
+    set_freeobj(pool, z, 0)
+    set_zspage_fullness(pool, z, -1)
+    set_zspage_prev(pool, z, -1)
+    set_zspage_next(pool, z, -1)
 
 
 @njit(cache=True, _nrt=False)
@@ -242,26 +395,25 @@ def alloc_zspage(pool: Pool, ctx: Ctx, cls: int) -> int:
     same class are reused (their object range fits); otherwise the zone's cursors hand out new
     ones, up to what the arena holds.
     """
-    objs = pool.class_info[cls * CI_WORDS + CI_OBJS]
-    pages = pool.class_info[cls * CI_WORDS + CI_PAGES]
+    objs = class_objs_per_zspage(pool, cls)
     zone = pool.zone
     spin_lock(zone, ZONE_LOCK, ctx, LOCK_ZONE)
     z = pool.zone_free[cls]
     if z >= 0:
-        pool.zone_free[cls] = pool.zspage[z * Z_WORDS + Z_NEXT]
+        pool.zone_free[cls] = zspage_next(pool, z)
     elif (zone[ZONE_NEXT_ZSPAGE] < pool.consts[PC_MAX_ZSPAGES]
           and zone[ZONE_NEXT_OBJ] + objs <= pool.consts[PC_MAX_OBJS]):
         z = zone[ZONE_NEXT_ZSPAGE]
         zone[ZONE_NEXT_ZSPAGE] += 1
-        pool.zspage[z * Z_WORDS + Z_OBJ_BASE] = zone[ZONE_NEXT_OBJ]
+        set_zspage_obj_base(pool, z, zone[ZONE_NEXT_OBJ])
         zone[ZONE_NEXT_OBJ] += objs
     if z >= 0:
-        pool.zspage[z * Z_WORDS + Z_STATE] = ZSPAGE_LIVE
+        set_zspage_state(pool, z, ZSPAGE_LIVE)
     spin_unlock(zone, ZONE_LOCK, ctx, LOCK_ZONE)
     if z < 0:
         atomic_fetch_add(pool.stat, PS_ALLOC_FAILED, 1)
         return -1
-    model_cost_scaled(ctx, COST_ALLOC_ZSPAGE_PAGE, pages << 10)
+    model_cost_scaled(ctx, COST_ALLOC_ZSPAGE_PAGE, class_pages_per_zspage(pool, cls) << 10)
     init_zspage(pool, cls, z)
     return z
 
@@ -269,22 +421,23 @@ def alloc_zspage(pool: Pool, ctx: Ctx, cls: int) -> int:
 @njit(cache=True, _nrt=False)
 def __detach_zspage(pool: Pool, cls: int, z: int) -> None:
     """Take an empty zspage off its class (class lock held): it no longer counts as the class's."""
-    objs = pool.class_info[cls * CI_WORDS + CI_OBJS]
+    lockdep_assert_class_held(pool, cls)
     __remove_zspage(pool, cls, z)
-    pool.class_stat[cls * CS_WORDS + CS_OBJS_ALLOCATED] -= objs
+    class_stat_add(pool, cls, CS_OBJS_ALLOCATED, -class_objs_per_zspage(pool, cls))
 
 
 @njit(cache=True, _nrt=False)
-def __release_zspage_pages(pool: Pool, ctx: Ctx, cls: int, z: int) -> None:
-    """Give a detached zspage's pages back to the page allocator."""
-    pages = pool.class_info[cls * CI_WORDS + CI_PAGES]
+def release_zspage_pages(pool: Pool, ctx: Ctx, cls: int, z: int) -> None:
+    """Give a detached zspage's pages back to the page allocator (under its zone lock; the class
+    lock may be held or not: ZS_FREE_UNLOCKED releases after dropping it)."""
+    pages = class_pages_per_zspage(pool, cls)
     model_cost_scaled(ctx, COST_FREE_ZSPAGE_PAGE, pages << 10)
     atomic_fetch_add(pool.stat, PS_PAGES_ALLOCATED, -pages)
     atomic_fetch_add(pool.stat, PS_ZSPAGES, -1)
     zone = pool.zone
     spin_lock(zone, ZONE_LOCK, ctx, LOCK_ZONE)
-    pool.zspage[z * Z_WORDS + Z_STATE] = ZSPAGE_CACHED
-    pool.zspage[z * Z_WORDS + Z_NEXT] = pool.zone_free[cls]
+    set_zspage_state(pool, z, ZSPAGE_CACHED)
+    set_zspage_next(pool, z, pool.zone_free[cls])
     pool.zone_free[cls] = z
     spin_unlock(zone, ZONE_LOCK, ctx, LOCK_ZONE)
 
@@ -292,19 +445,22 @@ def __release_zspage_pages(pool: Pool, ctx: Ctx, cls: int, z: int) -> None:
 @njit(cache=True, _nrt=False)
 def __free_zspage(pool: Pool, ctx: Ctx, cls: int, z: int) -> None:
     """Give an empty zspage's pages back. Caller holds the class lock (pages go back under it)."""
+    lockdep_assert_class_held(pool, cls)
     __detach_zspage(pool, cls, z)
-    __release_zspage_pages(pool, ctx, cls, z)
+    release_zspage_pages(pool, ctx, cls, z)
 
+
+# --- zs_malloc and zs_free ------------------------------------------------------------------------
 
 @njit(cache=True, _nrt=False, inline="always")
-def __obj_class(pool: Pool, ctx: Ctx, obj: int) -> int:
+def obj_class(pool: Pool, ctx: Ctx, obj: int) -> int:
     """The object's size class: under pool->lock (read), or straight from the object value with
     ZS_CLASS_IN_HANDLE (emul never migrates objects, so the read itself is the same)."""
     z = pool.obj_zspage[obj]
     if pool.consts[PC_FLAGS] & ZS_CLASS_IN_HANDLE:
-        return pool.zspage[z * Z_WORDS + Z_CLASS]
+        return zspage_class(pool, z)
     read_lock(pool.lock, 0, ctx, LOCK_POOL)
-    cls = pool.zspage[z * Z_WORDS + Z_CLASS]
+    cls = zspage_class(pool, z)
     read_unlock(pool.lock, 0, ctx, LOCK_POOL)
     return cls
 
@@ -313,10 +469,11 @@ def __obj_class(pool: Pool, ctx: Ctx, obj: int) -> int:
 def __free_obj_locked(pool: Pool, ctx: Ctx, cls: int, obj: int) -> int:
     """obj_free under the class lock; returns the zspage to release after the unlock (-1: none,
     or it was released under the lock already)."""
+    lockdep_assert_class_held(pool, cls)
     z = pool.obj_zspage[obj]
     if not __obj_free(pool, z, obj):
         return -1
-    pool.class_stat[cls * CS_WORDS + CS_OBJS_INUSE] -= 1
+    class_stat_add(pool, cls, CS_OBJS_INUSE, -1)
     if __fix_fullness_group(pool, cls, z) != ZS_INUSE_RATIO_0:
         return -1
     if pool.consts[PC_FLAGS] & ZS_FREE_UNLOCKED:
@@ -340,7 +497,7 @@ def zs_malloc(pool: Pool, ctx: Ctx, size: int, csum: int) -> int:
     if z >= 0:
         obj = __obj_malloc(pool, z, csum)
         __fix_fullness_group(pool, cls, z)
-        pool.class_stat[cls * CS_WORDS + CS_OBJS_INUSE] += 1
+        class_stat_add(pool, cls, CS_OBJS_INUSE, 1)
         spin_unlock(clock, ci, ctx, LOCK_CLASS)
         return obj + 1
     spin_unlock(clock, ci, ctx, LOCK_CLASS)
@@ -351,10 +508,10 @@ def zs_malloc(pool: Pool, ctx: Ctx, size: int, csum: int) -> int:
     spin_lock(clock, ci, ctx, LOCK_CLASS)
     obj = __obj_malloc(pool, z, csum)
     __insert_zspage(pool, cls, z, get_fullness_group(pool, cls, 1))
-    atomic_fetch_add(pool.stat, PS_PAGES_ALLOCATED, pool.class_info[cls * CI_WORDS + CI_PAGES])
+    atomic_fetch_add(pool.stat, PS_PAGES_ALLOCATED, class_pages_per_zspage(pool, cls))
     atomic_fetch_add(pool.stat, PS_ZSPAGES, 1)
-    pool.class_stat[cls * CS_WORDS + CS_OBJS_ALLOCATED] += pool.class_info[cls * CI_WORDS + CI_OBJS]
-    pool.class_stat[cls * CS_WORDS + CS_OBJS_INUSE] += 1
+    class_stat_add(pool, cls, CS_OBJS_ALLOCATED, class_objs_per_zspage(pool, cls))
+    class_stat_add(pool, cls, CS_OBJS_INUSE, 1)
     spin_unlock(clock, ci, ctx, LOCK_CLASS)
     return obj + 1
 
@@ -369,20 +526,20 @@ def zs_free(pool: Pool, ctx: Ctx, handle: int) -> None:
         return
     obj = handle - 1
     if pool.consts[PC_FLAGS] & ZS_CLASS_IN_HANDLE:
-        cls = __obj_class(pool, ctx, obj)
+        cls = obj_class(pool, ctx, obj)
         ci = cls * CLASS_LOCK_STRIDE
         spin_lock(pool.class_lock, ci, ctx, LOCK_CLASS)
     else:
         # the class lock is taken before pool->lock is dropped, as the kernel does
         read_lock(pool.lock, 0, ctx, LOCK_POOL)
-        cls = pool.zspage[pool.obj_zspage[obj] * Z_WORDS + Z_CLASS]
+        cls = zspage_class(pool, pool.obj_zspage[obj])
         ci = cls * CLASS_LOCK_STRIDE
         spin_lock(pool.class_lock, ci, ctx, LOCK_CLASS)
         read_unlock(pool.lock, 0, ctx, LOCK_POOL)
     z = __free_obj_locked(pool, ctx, cls, obj)
     spin_unlock(pool.class_lock, ci, ctx, LOCK_CLASS)
     if z >= 0:
-        __release_zspage_pages(pool, ctx, cls, z)
+        release_zspage_pages(pool, ctx, cls, z)
     model_cost(ctx, COST_ZS_FREE)
 
 
@@ -395,7 +552,7 @@ def zs_free_run(pool: Pool, ctx: Ctx, handles, lo: int, hi: int) -> int:
     """
     if hi <= lo:
         return 0
-    cls = __obj_class(pool, ctx, handles[lo] - 1)
+    cls = obj_class(pool, ctx, handles[lo] - 1)
     ci = cls * CLASS_LOCK_STRIDE
     spin_lock(pool.class_lock, ci, ctx, LOCK_CLASS)
     saved = hi - lo - 1
@@ -403,7 +560,7 @@ def zs_free_run(pool: Pool, ctx: Ctx, handles, lo: int, hi: int) -> int:
         z = __free_obj_locked(pool, ctx, cls, handles[k] - 1)
         if z >= 0:
             spin_unlock(pool.class_lock, ci, ctx, LOCK_CLASS)
-            __release_zspage_pages(pool, ctx, cls, z)
+            release_zspage_pages(pool, ctx, cls, z)
             spin_lock(pool.class_lock, ci, ctx, LOCK_CLASS)
             saved -= 1
         model_cost(ctx, COST_ZS_FREE)

@@ -41,7 +41,7 @@ Android 12 (``kill_info``), without it, and in Android 11 (``oom_adj``, no swap:
     Kill 'NAME' (PID), uid UID, oom_adj ADJ to free RSSkB; reason: TEXT
 
 Samsung's modified lmkd (tag ``lmkd``, verb ``Reclaim``, an extra ``state N``) is accepted too,
-because the one real storm on record (WORKLOADS.md section 2) is in that form::
+because the one real storm on record (docs/workloads.md) is in that form::
 
     Reclaim 'NAME' (PID), uid UID, oom_score_adj ADJ, state N to free RSSkB rss, SWAPkB swap; reason: TEXT
 

@@ -6,18 +6,23 @@ between two runs of different scenarios is still printed, but never without sayi
 
 Every figure is computed per repeat and then summarized (median, spread), so the permutation
 test compares the repeats of one run with the repeats of the first: the same test `emul run`
-uses between variants (emul.results.permutation_p).
+uses between variants (emul.report.summary.permutation_p).
 """
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from emul.errors import InputError
-from emul.report.results import SIGNIFICANCE, permutation_p
 from emul.report.io import load_results, results_path
+from emul.report.summary import SIGNIFICANCE, permutation_p
+from emul.report.timeline import kill_freed_ms, time_to_returned
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 Extract = Callable[[dict], "float | None"]
 
@@ -57,6 +62,7 @@ class Metric:
 
 
 def load_runs(args: list[str]) -> list[Run]:
+    """The runs named on the command line, loaded and checked, labelled A, B, …"""
     if len(args) < 2:
         raise InputError("compare", None, f"expected at least two runs (results directories or "
                          f"results.json files), got {len(args)}")
@@ -99,16 +105,13 @@ def _median_of(values: list[float]) -> float | None:
 
 
 def _replay_metrics(target_mb: float) -> list[Metric]:
-    from emul.replay.plan import time_to_returned
-
     def to_target(row: dict) -> float | None:
         tl = (row.get("replay") or {}).get("timeline")
         return time_to_returned(tl, target_mb) if tl else None
 
     def all_freed(row: dict) -> float | None:
         ks = _kills(row)
-        return max(k["start_ms"] + (k["swap_freed_ms"] if k["swap_freed_ms"] is not None
-                                    else k["anon_freed_ms"]) for k in ks) if ks else None
+        return max(kill_freed_ms(k) for k in ks) if ks else None
 
     def returned(row: dict) -> float | None:
         tl = (row.get("replay") or {}).get("timeline")
@@ -130,6 +133,7 @@ def _replay_metrics(target_mb: float) -> list[Metric]:
 
 
 def metrics_for(runs: list[Run]) -> list[Metric]:
+    """The metrics compared: every run's, plus lock classes with data and replay figures."""
     experiment = next((r.doc["scenario"].get("experiment") for r in runs), "unmap")
     what = {"swapin": "swap-in", "unmap": "unmap"}.get(experiment, experiment)
     out = [
@@ -176,8 +180,8 @@ def compare(runs: list[Run]) -> list[MetricRow]:
         for m in metrics:
             row = MetricRow(v, m.label, m.unit)
             for run in runs:
-                vals = [m.extract(r) for r in run.doc["repeats"] if r["variant"] == v]
-                vals = [float(x) for x in vals if x is not None]
+                got = [m.extract(r) for r in run.doc["repeats"] if r["variant"] == v]
+                vals = [float(x) for x in got if x is not None]
                 row.cells.append(_cell(vals) if vals else None)
             if all(c is None for c in row.cells):
                 continue
@@ -257,7 +261,8 @@ def notes(runs: list[Run]) -> list[str]:
 
 # ---- rendering ----------------------------------------------------------------------------
 
-def header_table(runs: list[Run]):
+def header_table(runs: list[Run]) -> Table:
+    """Where, when and what each run ran: read before any ratio."""
     from rich.table import Table
     t = Table(title="runs compared")
     for col in ("run", "results", "scenario", "profile", "machine", "created",
@@ -298,7 +303,8 @@ def _ratio(c: Cell | None) -> str:
     return f"{r}{'*' if c.significant else ' '} p {c.p_value:.3f}"
 
 
-def metrics_table(runs: list[Run], rows: list[MetricRow]):
+def metrics_table(runs: list[Run], rows: list[MetricRow]) -> Table:
+    """Each metric per variant, each run's median and its ratio to the first run's."""
     from rich.table import Table
     first = runs[0].label
     t = Table(title=f"compared with {first} (" + ", ".join(f"{r.label} = {r.path}" for r in runs)
@@ -328,7 +334,8 @@ def metrics_table(runs: list[Run], rows: list[MetricRow]):
     return t
 
 
-def print_comparison(runs: list[Run], console) -> list[MetricRow]:
+def print_comparison(runs: list[Run], console: Console) -> list[MetricRow]:
+    """`emul compare`'s output: the runs, the notes, the metrics; the rows compared."""
     rows = compare(runs)
     console.print(header_table(runs))
     for n in notes(runs):

@@ -1,5 +1,5 @@
-"""Reading a results file back: the schema and version check `emul compare` and `emul report`
-share, and the tables a results document renders to (what `emul run` / `emul replay` print).
+"""Reading a results file back (the schema and version check `emul compare` and `emul report`
+share), writing summary.txt, and re-rendering a document's plots.
 
 Only this emul's schema version is read. An older or newer file is refused with both versions
 named rather than migrated: a silent migration would have to invent the fields version 2 added
@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emul.errors import InputError
 from emul.report.results import SCHEMA, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 # keys every reader here relies on; anything else is optional (older runs of version 2 lack
 # e.g. "control", replay runs add "replay_summary")
@@ -64,28 +68,7 @@ def load_results(path: str | Path) -> dict[str, Any]:
     return doc
 
 
-def is_replay(doc: dict) -> bool:
-    return "replay_summary" in doc
-
-
-def summary_tables(doc: dict) -> list:
-    """The rich tables `emul run` / `emul replay` print for this document, from it alone."""
-    from emul.report import results
-    if is_replay(doc):
-        from emul.replay.plan import replay_table
-        trace = doc.get("trace") or {}
-        title = (f"replay of {trace.get('where', '?')} — {trace.get('kills', '?')} kills, profile "
-                 f"{doc['profile']['name']}, {doc['machine']['arch']}")
-        return [replay_table(doc["replay_summary"], title), results.worker_table(doc),
-                results.lock_table(doc)]
-    from emul.report.verdict import verdict_table
-    tables = [results.table(doc), verdict_table(doc), results.worker_table(doc)]
-    if doc["scenario"].get("lockstat") or any(g.get("lockstat") for g in doc.get("groups") or []):
-        tables.append(results.lock_table(doc))
-    return tables
-
-
-def write_summary(outdir: Path, tables: list, console=None) -> Path:
+def write_summary(outdir: Path, tables: list[Table], console: Console | None = None) -> Path:
     """summary.txt (wide, so no column wraps) in outdir; the tables also go to console."""
     from rich.console import Console
     path = outdir / "summary.txt"
@@ -99,21 +82,12 @@ def write_summary(outdir: Path, tables: list, console=None) -> Path:
 
 
 def render_plots(doc: dict, outdir: Path) -> list[Path]:
-    """The run's plots, from the document alone: emul.plots.render_all when that module exists
-    (it renders every plot), else the replay plot for a replay; paths written."""
+    """The run's plots, from the document alone (emul.report.plots.render_all); paths written.
+
+    Looked up in sys.modules at the call, not bound at import, so a test can put its own
+    module in its place."""
     import importlib
-    try:
-        plots = importlib.import_module("emul.report.plots")
-    except ModuleNotFoundError as exc:
-        if exc.name != "emul.report.plots":
-            raise            # emul.plots exists but is broken: a bug to see, not to skip
-        plots = None
-    if plots is not None:
-        made = plots.render_all(doc, outdir)
-        if isinstance(made, (str, Path)):
-            return [Path(made)]
-        return [Path(p) for p in made or []]
-    if is_replay(doc) and any("replay" in r for r in doc["repeats"]):
-        from emul.replay.plan import plot_replay
-        return [plot_replay(doc, outdir / "replay.png")]
-    return []
+    made = importlib.import_module("emul.report.plots").render_all(doc, outdir)
+    if isinstance(made, (str, Path)):
+        return [Path(made)]
+    return [Path(p) for p in made or []]

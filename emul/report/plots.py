@@ -18,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
+from matplotlib.figure import Figure  # noqa: E402
 
 
 def _variants(doc: dict) -> list[str]:
@@ -38,7 +39,8 @@ def _title(doc: dict, what: str) -> str:
             f"profile {', '.join(doc.get('profiles') or [doc['profile']['name']])}")
 
 
-def memory_figure(doc: dict):
+def memory_figure(doc: dict) -> Figure:
+    """memory.png: resident and compressed memory held over the phase, per variant."""
     rows = _first_rows(doc)
     fig, (ax_r, ax_c) = plt.subplots(1, 2, figsize=(13, 4.5), sharex=True)
     for v, r in rows.items():
@@ -56,7 +58,8 @@ def memory_figure(doc: dict):
     return fig
 
 
-def latency_figure(doc: dict):
+def latency_figure(doc: dict) -> Figure:
+    """latency.png: every repeat's measured time per variant, the other actors' beside it."""
     variants = _variants(doc)
     what = "swap-in" if doc["scenario"]["experiment"] == "swapin" else "unmap"
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(variants) + 3), 4.5))
@@ -78,7 +81,8 @@ def latency_figure(doc: dict):
     return fig
 
 
-def backlog_figure(doc: dict):
+def backlog_figure(doc: dict) -> Figure:
+    """backlog.png: slots queued for the GC over the phase, per variant."""
     rows = _first_rows(doc)
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for v, r in rows.items():
@@ -91,7 +95,8 @@ def backlog_figure(doc: dict):
     return fig
 
 
-def locks_figure(doc: dict):
+def locks_figure(doc: dict) -> Figure:
+    """locks.png: contentions and wait time per lock class and variant."""
     variants = _variants(doc)
     classes = [c["class name"] for c in doc["repeats"][0]["lock_stat"]] if doc["repeats"] else []
     fig, (ax_n, ax_w) = plt.subplots(1, 2, figsize=(14, 4.5))
@@ -116,7 +121,8 @@ def locks_figure(doc: dict):
     return fig
 
 
-def workers_figure(doc: dict):
+def workers_figure(doc: dict) -> Figure:
+    """workers.png: in how many repeats each worker was seen on each CPU."""
     names = sorted({n for r in doc["repeats"] for n in r["workers"]})
     cpus = sorted({c for r in doc["repeats"] for w in r["workers"].values()
                    for c in w["cpus_seen"]} | {0})
@@ -139,7 +145,7 @@ FIGURES = {"memory": memory_figure, "latency": latency_figure, "backlog": backlo
            "locks": locks_figure, "workers": workers_figure}
 
 
-def figures(doc: dict) -> dict:
+def figures(doc: dict) -> dict[str, Figure]:
     """Every figure this document can show (those needing timelines only if it has them)."""
     out = {}
     for name, make in FIGURES.items():
@@ -152,6 +158,7 @@ def figures(doc: dict) -> dict:
 
 
 def render_all(doc: dict, outdir: Path) -> list[Path]:
+    """Write every figure of the document as outdir/<name>.png; the paths written."""
     paths = []
     for name, fig in figures(doc).items():
         path = Path(outdir) / f"{name}.png"

@@ -8,8 +8,12 @@ on a shared machine the order of two close designs is not a finding.
 from __future__ import annotations
 
 import statistics
+from typing import TYPE_CHECKING
 
-from emul.report.results import SIGNIFICANCE, permutation_p
+from emul.report.summary import SIGNIFICANCE, permutation_p
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def _by_variant(doc: dict) -> dict[str, list[dict]]:
@@ -64,7 +68,7 @@ def verdicts(doc: dict) -> list[dict]:
     return out
 
 
-def verdict_table(doc: dict):
+def verdict_table(doc: dict) -> Table:
     """The verdicts as a rich Table."""
     from rich.table import Table
     what = "swap-in" if doc["scenario"]["experiment"] == "swapin" else "unmap"

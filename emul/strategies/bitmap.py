@@ -14,13 +14,16 @@ from __future__ import annotations
 
 from numba import njit
 
+from emul.kernel.bitops import find_next_bit
 from emul.kernel.context import W_GC_SKIPPED, W_SCAN_WORDS, Ctx
+from emul.kernel.mm_types import Mm
+from emul.kernel.workqueue import cond_resched, queue_work
 from emul.kernel.zram import ZP_NR_SLOTS, Zram
-from emul.strategies.common import (cond_resched, find_next_bit, gc_free_queued, lazy_queue_slot,
-    queue_work)
+from emul.strategies.common import gc_free_queued, lazy_queue_slot
 
 NAME = "bitmap"
 SUMMARY = "RFC v1 (Barry Song, 2026-04-12): gc_map walked with find_next_bit, slot trylock"
+FAMILY = "slot queue"
 NEEDS_GC = True
 DEFAULT_CAP_SLOTS = 30000
 
@@ -29,7 +32,7 @@ def queue_words(nr_slots: int, cap_slots: int) -> int:
     return 0   # gc_map is the whole queue
 
 
-@njit(cache=True, _nrt=False, inline="always")   # per slot: see dispatch.gc_try_lazy_free
+@njit(cache=True, _nrt=False, inline="always")   # per slot: see gc_hooks.gc_try_lazy_free
 def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
     """try_slot_lazy_free(): under the slot lock."""
     lazy = lazy_queue_slot(zram, ctx, index)
@@ -39,7 +42,7 @@ def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
 
 
 @njit(cache=True, _nrt=False)
-def drain(zram: Zram, ctx: Ctx) -> int:
+def drain(zram: Zram, mm: Mm, ctx: Ctx) -> int:
     """gc_slots_free(): one walk of gc_map."""
     num_pages = zram.params[ZP_NR_SLOTS]
     freed = 0

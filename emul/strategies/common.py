@@ -1,65 +1,36 @@
-"""Compiled pieces every lazy-free strategy shares: the cap, gc_map, queue_work, the GC's pass.
+"""Compiled pieces every lazy-free strategy shares: the cap, gc_map, the queues, the GC's pass.
 
 A strategy's ``enqueue`` runs under the slot lock from zram_slot_free_notify and returns
-LAZY_QUEUED, LAZY_NO or LAZY_REFUSED; its ``drain`` runs in the GC worker as one work item and
-returns how many slots it freed. Whatever a slot queue looks like, a queued slot is marked in
-``gc_map`` and counted in ``gc_slots``; slot_free() takes it off both, so a slot that a write
-reuses while queued is never freed twice, and a drain frees a slot only if it is still marked
-(checked under the slot lock).
+LAZY_QUEUED, LAZY_NO or LAZY_REFUSED (kernel/zram.py); its ``drain(zram, mm, ctx)`` runs in the
+GC worker as one work item and returns how many slots it freed; the work item itself
+(queue_work, cond_resched) is kernel/workqueue.py. Whatever a slot queue looks like, a queued
+slot is marked in ``gc_map`` and counted in ``gc_slots``; slot_free() takes it off both, so a
+slot that a write reuses while queued is never freed twice, and a drain frees a slot only if it
+is still marked (checked under the slot lock).
 
 The handle queues (deferred-zsfree, percpu-zsfree) free the slot at once and queue only its
 object's handle, so nothing of theirs is in gc_map. They count their backlog where the kernel's
 designs do, in each buffer under its lock (v2's array index, v3's per-CPU page count), not in
-zram-wide atomics: ``handles_held`` sums the buffers, and the dispatch's ``gc_backlog`` picks
+zram-wide atomics: ``handles_held`` sums the buffers, and gc_hooks' ``gc_backlog`` picks
 the right count for the strategy.
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from numba import njit
 
 from emul.kernel.atomics import (atomic_fetch_add, atomic_load, atomic_store, atomic_store_release,
-    atomic_xchg, count_trailing_zeros, cpu_relax, futex_wake)
-from emul.kernel.context import (COST_WAKE_UP, W_BATCH_SAVED, W_CPU, W_HEARTBEAT, W_PEAK_BACKLOG,
-    W_PEAK_BYTES, W_WAKE_POLLED, W_WAKEUPS, Ctx, model_cost)
+    cpu_relax)
+from emul.kernel.context import W_BATCH_SAVED, W_CPU, W_PEAK_BACKLOG, W_PEAK_BYTES, Ctx
 from emul.kernel.locking import spin_lock, spin_trylock, spin_unlock
 from emul.kernel.lockstat import LOCK_GC_QUEUE
-from emul.kernel.zram import (ST_GC_BYTES, ST_GC_SLOTS, ZP_CAP_BYTES, ZP_CAP_SLOTS, ZRAM_SAME, Zram,
-    gc_mark, gc_test, get_slot_handle, get_slot_size, slot_free, slot_free_extract, slot_lock,
-    slot_trylock, slot_unlock, test_slot_flag)
+from emul.kernel.workqueue import cond_resched, queue_work
+from emul.kernel.zram import (LAZY_NO, LAZY_QUEUED, LAZY_REFUSED, ST_GC_BYTES, ST_GC_SLOTS,
+    ZP_CAP_BYTES, ZP_CAP_SLOTS, ZRAM_SAME, Zram, gc_mark, gc_test, get_slot_handle, get_slot_size,
+    slot_free, slot_free_extract, slot_lock, slot_trylock, slot_unlock, test_slot_flag)
 from emul.kernel.zsmalloc import zs_free, zs_free_run, zs_lookup_class_index
-
-# gc_ctl futex words (int32)
-GC_PENDING = 0     # WORK_STRUCT_PENDING: set by queue_work, cleared when the work item starts
-GC_IDLE = 1        # 1 while the worker sleeps (or is about to) on GC_PENDING
-GC_STOP = 2        # the controller asks the worker to leave its loop
-GC_POLLING = 3     # 1 while the idle worker polls PENDING before it sleeps (gc idle_poll)
-GC_CTL_WORDS = 16
-
-LAZY_QUEUED = 1      # the strategy took the slot
-LAZY_NO = 0          # the strategy never defers (sync)
-LAZY_REFUSED = -1    # over the cap: the caller frees in place (a counted fallback)
-
-
-@njit(cache=True, _nrt=False, inline="always")
-def queue_work(zram: Zram, ctx: Ctx) -> None:
-    """Schedule the GC work item: set PENDING, and wake the worker only if it is idle.
-
-    An idle worker that still polls (its idle_poll) sees PENDING by itself; the waker then pays
-    the modelled wake_up (what try_to_wake_up of a kworker costs on the board) instead of the
-    host's futex syscall. PENDING is set before POLLING is read and the worker clears POLLING
-    before it re-reads PENDING (all seq_cst), so one of the two always sees the other.
-    """
-    ctl = zram.gc_ctl
-    if atomic_xchg(ctl, GC_PENDING, 1) != 0 or atomic_load(ctl, GC_IDLE) == 0:
-        return
-    if atomic_load(ctl, GC_POLLING) != 0:
-        model_cost(ctx, COST_WAKE_UP)
-        ctx.stat[W_WAKE_POLLED] += 1
-        return
-    futex_wake(ctl, GC_PENDING, 1)
-    ctx.stat[W_WAKEUPS] += 1
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -94,29 +65,6 @@ def lazy_queue_slot(zram: Zram, ctx: Ctx, index: int) -> int:
         return LAZY_REFUSED
     gc_mark(zram, index)
     return LAZY_QUEUED
-
-
-@njit(cache=True, _nrt=False)
-def find_next_bit(words, nbits: int, start: int) -> int:
-    """The first set bit at or after start (nbits if none), reading the live words."""
-    if start >= nbits:
-        return nbits
-    w = start >> 6
-    word = atomic_load(words, w) & (-1 << (start & 63))
-    nwords = (nbits + 63) >> 6
-    while word == 0:
-        w += 1
-        if w >= nwords:
-            return nbits
-        word = atomic_load(words, w)
-    bit = (w << 6) + count_trailing_zeros(word)
-    return bit if bit < nbits else nbits
-
-
-@njit(cache=True, _nrt=False, inline="always")
-def cond_resched(ctx: Ctx) -> None:
-    """A voluntary yield point in a long kernel loop; emul's GC marks progress here."""
-    ctx.stat[W_HEARTBEAT] += 1
 
 
 # --- double-buffered arrays: the queue storage of array, percpu and the handle strategies -------
@@ -231,7 +179,8 @@ def cap_shares(cap: int, bufs: list[int], nr_bufs: int) -> list[int]:
     return shares
 
 
-def dbuf_queue(buffer_cap, per_cpu: bool = False, handles: bool = False):
+def dbuf_queue(buffer_cap: Callable[[int, int], int], per_cpu: bool = False,
+               handles: bool = False) -> tuple[Callable, Callable]:
     """A strategy's ``queue_words`` and ``setup_queue`` for double buffers of
     ``buffer_cap(nr_slots, cap)`` entries: one, or one per CPU.
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 from numba import njit
 
 from emul.kernel.atomics import atomic_fetch_and, atomic_fetch_or, atomic_load, count_trailing_zeros
+from emul.kernel.bitops import find_next_bit
 from emul.kernel.context import W_GC_SKIPPED, W_SCAN_WORDS, Ctx
+from emul.kernel.mm_types import Mm
+from emul.kernel.workqueue import cond_resched, queue_work
 from emul.kernel.zram import ZP_NR_SLOTS, Zram
-from emul.strategies.common import (cond_resched, find_next_bit, gc_free_queued, lazy_queue_slot,
-    queue_work)
+from emul.strategies.common import gc_free_queued, lazy_queue_slot
 
 NAME = "hbitmap"
 SUMMARY = "bitmap plus a summary level (one bit per gc_map word): the walk skips empty words"
+FAMILY = "slot queue"
 NEEDS_GC = True
 DEFAULT_CAP_SLOTS = 30000
 
@@ -27,7 +30,7 @@ def queue_words(nr_slots: int, cap_slots: int) -> int:
     return ((nr_slots + 63) // 64 + 63) // 64   # the summary bitmap
 
 
-@njit(cache=True, _nrt=False, inline="always")   # per slot: see dispatch.gc_try_lazy_free
+@njit(cache=True, _nrt=False, inline="always")   # per slot: see gc_hooks.gc_try_lazy_free
 def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
     lazy = lazy_queue_slot(zram, ctx, index)
     if lazy > 0:
@@ -38,7 +41,7 @@ def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
 
 
 @njit(cache=True, _nrt=False)
-def drain(zram: Zram, ctx: Ctx) -> int:
+def drain(zram: Zram, mm: Mm, ctx: Ctx) -> int:
     """Walk the summary; for each marked gc_map word, free the slots it holds."""
     num_pages = zram.params[ZP_NR_SLOTS]
     nwords = (num_pages + 63) >> 6

@@ -12,12 +12,14 @@ from __future__ import annotations
 from numba import njit
 
 from emul.kernel.context import Ctx
+from emul.kernel.mm_types import Mm
 from emul.kernel.zram import Zram
 from emul.strategies.common import (cap_and_stale, dbuf_queue, drain_slot_bufs, queue_slot_in_buf,
     this_cpu_buf)
 
 NAME = "percpu"
 SUMMARY = "per-CPU arrays of queued slots (local lock), each drained as one batch"
+FAMILY = "slot queue"
 NEEDS_GC = True
 DEFAULT_CAP_SLOTS = 30000
 
@@ -25,11 +27,11 @@ DEFAULT_CAP_SLOTS = 30000
 queue_words, setup_queue = dbuf_queue(cap_and_stale, per_cpu=True)
 
 
-@njit(cache=True, _nrt=False, inline="always")   # per slot: see dispatch.gc_try_lazy_free
+@njit(cache=True, _nrt=False, inline="always")   # per slot: see gc_hooks.gc_try_lazy_free
 def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
     return queue_slot_in_buf(zram, ctx, index, this_cpu_buf(zram.gc_queue, ctx))
 
 
 @njit(cache=True, _nrt=False)
-def drain(zram: Zram, ctx: Ctx) -> int:
+def drain(zram: Zram, mm: Mm, ctx: Ctx) -> int:
     return drain_slot_bufs(zram, ctx)

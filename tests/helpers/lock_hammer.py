@@ -289,9 +289,7 @@ def wait_spin(arr, i, value, deadline: float) -> None:
             raise TimeoutError(f"waited too long for word {i} to reach {value}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    import psutil
-
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m tests.helpers.lock_hammer")
     ap.add_argument("--name", required=True)
     ap.add_argument("--layout", required=True, help="the arena layout as JSON")
@@ -301,7 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=("hammer", "futex_waiter"), default="hammer")
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--futex-timeout-ns", type=int, default=5_000_000_000)
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import psutil
+
+    args = parse_args(argv)
     die_with_parent()
     deadline = time.monotonic() + args.timeout
 
@@ -309,49 +313,52 @@ def main(argv: list[str] | None = None) -> int:
     proc.cpu_affinity([args.cpu])
     arena = Arena.attach(args.name, Layout.from_json(json.loads(args.layout)))
     try:
-        gate, ctl = arena["gate"], arena["ctl"]
         out: dict = {"index": args.index, "pid": os.getpid(), "affinity": proc.cpu_affinity()}
         if args.mode == "futex_waiter":
+            gate = arena["gate"]
             ret = futex_sleep(gate, args.futex_timeout_ns)
             out.update(ret=int(ret), word=int(load_word(gate, G_FUTEX)), cpu=int(current_cpu()))
-            print(json.dumps(out), flush=True)
-            return 0
-
-        i, n = args.index, args.n
-        ctx = ctx_of(arena, i)
-        res = arena["result"][i]
-        note_cpu(ctx)
-        ctx.stat[W_LOCKSTAT] = 1
-        res[R_START_CPU] = current_cpu()
-
-        gate_arrive(gate, G_ARRIVE)
-        wait_spin(gate, G_GO, 1, deadline)          # the test opens the gate
-
-        phase = 0
-
-        def barrier() -> None:
-            nonlocal phase
-            phase += 1
-            barrier_arrive(ctl, C_BARRIER)
-            wait_spin(ctl, C_BARRIER, NPROCS * phase, deadline)
-
-        run_lock(arena["lock"], ctx, n)
-        barrier()
-        run_fetch_add(arena["counters"], n)
-        barrier()
-        res[R_CAS_RETRIES] = run_cas(arena["counters"], n)
-        barrier()
-        or_bad, and_bad = run_bits(arena["bits_set"], arena["bits_clear"], i, BIT_ROUNDS)
-        res[R_OR_VIOLATIONS], res[R_AND_VIOLATIONS] = or_bad, and_bad
-        barrier()
-        res[R_XCHG_FOREIGN] = run_xchg(arena["xchg_slot"], arena["xchg_out"][i], i, n)
-        res[R_END_CPU] = current_cpu()
-        res[R_DONE] = 1
-        out.update(cpu=int(res[R_END_CPU]), start_cpu=int(res[R_START_CPU]))
+        else:
+            hammer(arena, args.index, args.n, deadline, out)
         print(json.dumps(out), flush=True)
         return 0
     finally:
         arena.close()
+
+
+def hammer(arena: Arena, i: int, n: int, deadline: float, out: dict) -> None:
+    """Every phase of the hammer, each ended by a barrier of all NPROCS processes."""
+    gate, ctl = arena["gate"], arena["ctl"]
+    ctx = ctx_of(arena, i)
+    res = arena["result"][i]
+    note_cpu(ctx)
+    ctx.stat[W_LOCKSTAT] = 1
+    res[R_START_CPU] = current_cpu()
+
+    gate_arrive(gate, G_ARRIVE)
+    wait_spin(gate, G_GO, 1, deadline)          # the test opens the gate
+
+    phase = 0
+
+    def barrier() -> None:
+        nonlocal phase
+        phase += 1
+        barrier_arrive(ctl, C_BARRIER)
+        wait_spin(ctl, C_BARRIER, NPROCS * phase, deadline)
+
+    run_lock(arena["lock"], ctx, n)
+    barrier()
+    run_fetch_add(arena["counters"], n)
+    barrier()
+    res[R_CAS_RETRIES] = run_cas(arena["counters"], n)
+    barrier()
+    or_bad, and_bad = run_bits(arena["bits_set"], arena["bits_clear"], i, BIT_ROUNDS)
+    res[R_OR_VIOLATIONS], res[R_AND_VIOLATIONS] = or_bad, and_bad
+    barrier()
+    res[R_XCHG_FOREIGN] = run_xchg(arena["xchg_slot"], arena["xchg_out"][i], i, n)
+    res[R_END_CPU] = current_cpu()
+    res[R_DONE] = 1
+    out.update(cpu=int(res[R_END_CPU]), start_cpu=int(res[R_START_CPU]))
 
 
 if __name__ == "__main__":

@@ -13,23 +13,8 @@ from pathlib import Path
 import yaml
 
 from emul.errors import InputError
-from emul.kernel import context as C
+from emul.config.costs import COST_INDEX, NR_COSTS
 
-COST_INDEX = {
-    "zap_pte": C.COST_ZAP_PTE,
-    "free_folio": C.COST_FREE_FOLIO,
-    "swap_entry_free": C.COST_SWAP_ENTRY_FREE,
-    "slot_free": C.COST_SLOT_FREE,
-    "zs_free": C.COST_ZS_FREE,
-    "free_zspage_page": C.COST_FREE_ZSPAGE_PAGE,
-    "zs_malloc": C.COST_ZS_MALLOC,
-    "alloc_zspage_page": C.COST_ALLOC_ZSPAGE_PAGE,
-    "compress_kib": C.COST_COMPRESS_KIB,
-    "decompress_kib": C.COST_DECOMPRESS_KIB,
-    "fault": C.COST_FAULT,
-    "wake_up": C.COST_WAKE_UP,
-    "slot_free_cold": C.COST_SLOT_FREE_COLD,
-}
 # per-KiB costs are scaled by bytes; the zspage page costs are charged per KiB of page too
 PER_KIB = {"compress_kib", "decompress_kib", "free_zspage_page", "alloc_zspage_page"}
 
@@ -45,7 +30,7 @@ class Profile:
 
     def ticks(self, ticks_per_ns: float, page_size: int) -> list[int]:
         """The ctx.costs row: ticks per event, or per KiB for PER_KIB costs."""
-        row = [0] * C.NR_COSTS
+        row = [0] * NR_COSTS
         for name, ns in self.costs_ns.items():
             if name in ("free_zspage_page", "alloc_zspage_page"):
                 ns = ns * 4096 / page_size * 1.0   # charged per page, spread over its KiB

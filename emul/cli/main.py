@@ -1,0 +1,35 @@
+"""``emul``: parse, dispatch to the command's function, turn errors into exit codes."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+from emul import prune_numba_caches
+from emul.cli.parser import build_parser
+from emul.errors import EXIT_ABORTED, EmulError
+
+
+def command(spec: str):
+    """The function of a "module:function" spec, imported now."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    if not getattr(args, "fn", None):
+        args = build_parser().parse_args(["run", *argv])
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)   # logs and pipes get the whole table, not 80 columns
+    prune_numba_caches()
+    try:
+        return command(args.fn)(args, console)
+    except EmulError as exc:
+        print(f"emul: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("emul: interrupted", file=sys.stderr)
+        return EXIT_ABORTED

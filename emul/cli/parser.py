@@ -1,0 +1,120 @@
+"""The argument parser: one small function per subcommand, and the table that dispatches them.
+
+Each subcommand names its function as "module:function" so that ``main`` imports only the
+command it runs (``emul compare`` never loads numba).
+"""
+from __future__ import annotations
+
+import argparse
+
+from emul.harness.chaos import KINDS as CHAOS_KINDS
+
+
+def add_run(sub) -> None:
+    r = sub.add_parser("run", help="run a scenario (default: scenarios/seed-unmap.yaml)")
+    r.add_argument("scenario", nargs="?", help="scenario YAML file")
+    r.add_argument("--profile", help="cost profile name or YAML path (overrides the scenario's)")
+    r.add_argument("-o", "--output", help="output directory (default results/<name>-<time>)")
+    r.add_argument("--repeats", type=int, help="override the scenario's repeats")
+    r.add_argument("--csv", action="store_true",
+                   help="also write every table and time series as CSV files")
+    r.add_argument("--chaos", type=int, metavar="SEED",
+                   help="inject one fault at a random moment (testing: the run must end cleanly)")
+    r.add_argument("--chaos-kind", choices=CHAOS_KINDS, help="the fault --chaos injects "
+                   "(default: chosen by the seed)")
+    r.set_defaults(fn="emul.cli.run:cmd_run")
+
+
+def add_replay(sub) -> None:
+    rp = sub.add_parser("replay", help="replay a low-memory-killer storm from a log")
+    rp.add_argument("trace", help="lmkd logcat, kernel OOM log, CSV or JSON Lines")
+    rp.add_argument("--scenario", help="base scenario (default scenarios/replay-base.yaml)")
+    rp.add_argument("--strategies", default="sync,bitmap,percpu-zsfree",
+                    help="comma-separated strategies (default sync,bitmap,percpu-zsfree)")
+    when = rp.add_mutually_exclusive_group()
+    when.add_argument("--time-scale", type=float, help="multiply the recorded kill times "
+                      "(default 1: as recorded)")
+    when.add_argument("--back-to-back", action="store_true",
+                      help="ignore the recorded times: each reaper takes the next kill at once")
+    rp.add_argument("--size-scale", type=float, default=1.0,
+                    help="multiply every victim's rss and swap (default 1)")
+    rp.add_argument("--target-mb", type=float, default=100.0,
+                    help="report the time until this much memory was returned (default 100)")
+    rp.add_argument("--oom-swap-ratio", type=float, default=1.0,
+                    help="kernel OOM lines carry no swap size: swap = anon-rss x this")
+    rp.add_argument("--profile", help="cost profile (overrides the base scenario's)")
+    rp.add_argument("--repeats", type=int, help="override the base scenario's repeats")
+    rp.add_argument("-o", "--output",
+                    help="output directory (default results/replay-<trace>-<time>)")
+    rp.set_defaults(fn="emul.cli.replay:cmd_replay")
+
+
+def add_soak(sub) -> None:
+    sk = sub.add_parser("soak", help="cycle a scenario with every strategy for N minutes, "
+                        "auditing every cycle")
+    sk.add_argument("scenario", nargs="?",
+                    help="scenario (default scenarios/contention-mixed.yaml)")
+    sk.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
+    sk.add_argument("--strategies", help="comma-separated (default: all)")
+    sk.add_argument("--profile", help="cost profile (overrides the scenario's)")
+    sk.add_argument("-o", "--output", help="output directory (default results/soak-<name>-<time>)")
+    sk.set_defaults(fn="emul.cli.run:cmd_soak")
+
+
+def add_info(sub) -> None:
+    sub.add_parser("strategies", help="list the GC strategies").set_defaults(
+        fn="emul.cli.info:cmd_strategies")
+    sub.add_parser("profiles", help="list the built-in cost profiles").set_defaults(
+        fn="emul.cli.info:cmd_profiles")
+    tp = sub.add_parser("topo", help="this machine's CPUs: capacity, clusters, caches, and the "
+                        "names a scenario may pin workers by")
+    tp.add_argument("--sysfs-root", default="/sys", metavar="DIR",
+                    help="read DIR/devices/system/cpu instead of /sys's (a recorded tree)")
+    tp.add_argument("--json", action="store_true", help="print JSON")
+    tp.set_defaults(fn="emul.cli.info:cmd_topo")
+
+
+def add_bench(sub) -> None:
+    b = sub.add_parser("bench", help="microbenchmarks of emul's machinery against an atomic add")
+    b.add_argument("--quick", action="store_true",
+                   help="fewer batches and iterations (seconds once compiled)")
+    b.add_argument("-o", "--output", help="also write the rows as JSON to this file")
+    b.set_defaults(fn="emul.cli.tools:cmd_bench")
+
+
+def add_calibrate(sub) -> None:
+    c = sub.add_parser("calibrate", help="measure this machine's kernel (zram swap) and write a "
+                       "cost profile, then compare emul with it")
+    c.add_argument("--setup", action="store_true", help="(root) configure an unused /dev/zramN "
+                   "as swap for the measurement and restore it afterwards")
+    c.add_argument("--device", help="the zram device, /dev/zramN (default: the active zram swap "
+                   "device; with --setup, the first unused one)")
+    c.add_argument("--mib", type=int, default=256, help="MiB per process (default 256)")
+    c.add_argument("--repeats", type=int, default=5, help="repeats of each measurement, "
+                   "median taken (default 5)")
+    c.add_argument("--output", help="profile to write (default profiles/calibrated-<host>.yaml)")
+    c.add_argument("--no-emulate", action="store_true", help="only measure and fit: no emul "
+                   "runs (emul's own machinery is then not subtracted from the costs)")
+    c.set_defaults(fn="emul.cli.tools:cmd_calibrate")
+
+
+def add_results(sub) -> None:
+    c = sub.add_parser("compare", help="the same figures of several runs side by side")
+    c.add_argument("runs", nargs="+", metavar="RUN",
+                   help="a results directory or results.json; the first is the reference")
+    c.set_defaults(fn="emul.cli.tools:cmd_compare")
+    rr = sub.add_parser("report", help="re-render a run's summary.txt and plots from results.json")
+    rr.add_argument("run", metavar="RUN", help="a results directory or results.json")
+    rr.add_argument("-o", "--output", help="write here instead of next to the results")
+    rr.add_argument("--csv", action="store_true", help="also write the figures as CSV files")
+    rr.set_defaults(fn="emul.cli.tools:cmd_report")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="emul", description="A multiprocess concurrency emulator of the Linux zram "
+        "swap-slot freeing path.")
+    sub = ap.add_subparsers(dest="command")
+    for add in (add_run, add_replay, add_soak, add_info, add_bench, add_calibrate, add_results):
+        add(sub)
+    return ap

@@ -1,0 +1,58 @@
+"""Progress on long work: a live status line on a terminal, timestamped lines elsewhere."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+class Progress:
+    """On a terminal, a live status line (phase, variant, repeat, elapsed, ETA) under the log
+    lines; otherwise (CI, a pipe) plain timestamped lines only."""
+
+    def __init__(self, console) -> None:
+        self.console = console
+        self.t0 = time.monotonic()
+        self.tty = console.is_terminal
+        self.total = 0          # repeats the run will make (for the ETA), 0: unknown
+        self.done = 0
+        self.status: Any = None    # rich's Status while the live line shows
+        self.phase_text = ""
+
+    def __call__(self, text: str) -> None:
+        elapsed = time.monotonic() - self.t0
+        if self.tty:
+            self.console.print(f"[dim]{elapsed:7.1f}s[/dim] {text}")
+        else:
+            print(f"[{elapsed:7.1f}s] {text}", flush=True)
+
+    def expect(self, total: int) -> None:
+        self.total = total
+        if self.tty and self.status is None:
+            self.status = self.console.status("starting")
+            self.status.start()
+
+    def repeat_done(self) -> None:
+        self.done += 1
+        self.phase(self.phase_text)
+
+    def phase(self, text: str) -> None:
+        """The controller entered a phase ("bitmap #3: unmap"): refresh the live line."""
+        self.phase_text = text
+        if self.status is None:
+            return
+        elapsed = time.monotonic() - self.t0
+        eta = ""
+        if self.total and self.done:
+            left = (elapsed / self.done) * (self.total - self.done)
+            eta = f", ETA {left:.0f} s"
+        self.status.update(f"{text} — repeat {min(self.done + 1, self.total)}/{self.total}, "
+                           f"{elapsed:.0f} s elapsed{eta}")
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
+def quiet(text: str) -> None:
+    """A progress sink that prints nothing (emul soak reports per cycle itself)."""

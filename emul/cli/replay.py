@@ -1,0 +1,98 @@
+"""``emul replay TRACE``: a low-memory-killer storm from a log, against each strategy."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from emul.cli import skeleton as sk
+from emul.cli.progress import Progress
+from emul.config.profiles import builtin_names, load_profile
+from emul.config.scenario import Scenario, load_scenario, read_yaml, scenario_from_dict
+from emul.errors import InputError
+from emul.harness.controller import Group
+from emul.harness.plan import ReplayPlan, debug_bits
+from emul.harness.record import RepeatRecord
+from emul.replay import plan as rp
+from emul.replay.report import plot_replay, replay_doc_extra, summarize_replay
+from emul.replay.traces import Trace, read_trace
+from emul.report import results
+from emul.report.tables import lock_table, replay_table, worker_table
+from emul.strategies import strategy_names
+
+DEFAULT_STRATEGIES = "sync,bitmap,percpu-zsfree"
+
+
+def check_args(args) -> None:
+    if args.time_scale is not None and not (0 < args.time_scale <= 1000):
+        raise InputError("--time-scale", None,
+                         f"expected a factor > 0 and <= 1000, got {args.time_scale}")
+    if not (0 < args.size_scale <= 10):
+        raise InputError("--size-scale", None,
+                         f"expected a factor > 0 and <= 10, got {args.size_scale}")
+    sk.check_repeats(args.repeats)
+
+
+def replay_scenario(args, trace: Trace, strategies: list[str]) -> tuple[Scenario, str]:
+    """The base scenario with the trace's victims as its processes, checked to fit."""
+    base_path = args.scenario or sk.resolve_scenario(None, rp.DEFAULT_BASE)
+    profiles = builtin_names() + ([args.profile] if args.profile else [])
+    base = load_scenario(base_path, cpus=sk.cpus(), strategies=strategy_names(),
+                         profiles=profiles)
+    doc = rp.build_scenario_doc(read_yaml(base_path, base_path), trace.kills, strategies,
+                                base.page_size, args.size_scale)
+    rp.check_fits(doc, base.zram.disksize, base.page_size,
+                  base.workers.reclaim.vma if base.workers.reclaim else 0, base_path)
+    if args.repeats is not None:
+        doc["repeats"] = args.repeats
+    sc = scenario_from_dict(doc, where=f"{base_path} (with the victims of {args.trace})",
+                            cpus=sk.cpus(), strategies=strategy_names(), profiles=profiles)
+    debug_bits(sc)
+    return sc, base_path
+
+
+def cmd_replay(args, console) -> int:
+    check_args(args)
+    strategies = sk.parse_strategies(args.strategies, strategy_names(), [])
+    trace = read_trace(args.trace, oom_swap_ratio=args.oom_swap_ratio)
+    sc, base_path = replay_scenario(args, trace, strategies)
+    profile = load_profile(args.profile or sc.profile)
+    time_scale = None if args.back_to_back else (args.time_scale or 1.0)
+    plan = ReplayPlan(due_ms=rp.due_times(trace.kills, time_scale),
+                      names=tuple(p.name for p in sc.processes[:len(trace.kills)]))
+    outdir = sk.output_dir(args.output,
+                           Path("results") / f"replay-{Path(args.trace).stem}-{sk.stamp()}")
+    progress = Progress(console)
+    rss = sum(k.rss_kb for k in trace.kills) * args.size_scale / 1024
+    swap = sum(k.swap_kb for k in trace.kills) * args.size_scale / 1024
+    span = max(k.t_ms for k in trace.kills)
+    progress(f"trace {args.trace} ({trace.format}): {len(trace.kills)} kills over {span:.0f} ms, "
+             f"{rss:.0f} MB rss + {swap:.0f} MB swap, {trace.skipped} other lines skipped; "
+             + ("back to back" if time_scale is None else f"time scale {time_scale:g}")
+             + f"; {sc.repeats} repeats of {', '.join(strategies)}; profile {profile.name}")
+    group = Group(sc, profile, progress, log_path=str(outdir / "run.log"), replay=plan)
+    options = {"strategies": strategies, "time_scale": time_scale, "size_scale": args.size_scale,
+               "target_mb": args.target_mb, "oom_swap_ratio": args.oom_swap_ratio,
+               "base_scenario": base_path}
+
+    def on_repeat(rec: RepeatRecord) -> None:
+        kills = (rec.replay or {}).get("kills", [])
+        freed = [k["swap_freed_ms"] for k in kills if k["swap_freed_ms"] is not None]
+        progress(f"  {rec.variant}: {len(kills)} kills, kill→swap freed max "
+                 f"{max(freed) if freed else 0:.1f} ms, {sk.audit_line(rec.to_json())}")
+
+    def build(rows: list[dict], status: str, reason: str) -> dict:
+        doc = results.build(sc, profile, group.ticks_per_ns, rows, status, reason)
+        doc.update(replay_doc_extra(trace, options,
+                                    summarize_replay(rows, strategies, args.target_mb)))
+        return doc
+
+    def tables(doc: dict) -> list:
+        title = (f"replay of {args.trace} — {len(trace.kills)} kills, profile {profile.name}, "
+                 f"{doc['machine']['arch']}")
+        return [replay_table(doc["replay_summary"], title), worker_table(doc), lock_table(doc)]
+
+    job = sk.Job("replay", [group], outdir, build, tables,
+                 footer=lambda doc, written: (f"results: {outdir / 'results.json'}  "
+                                              f"plot: {written[-1]}"),
+                 on_repeat=on_repeat,
+                 extras=lambda doc: [plot_replay(doc, outdir / "replay.png")])
+    return sk.execute(job, console)

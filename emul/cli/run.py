@@ -1,0 +1,185 @@
+"""``emul run`` (a scenario's variants, repeats interleaved) and ``emul soak`` (cycles for N
+minutes, an audit after each)."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from emul.cli import skeleton as sk
+from emul.cli.progress import Progress, quiet
+from emul.config.profiles import builtin_names, load_profile
+from emul.config.scenario import Scenario, VariantSpec, load_scenario
+from emul.config.vary import load_matrix
+from emul.config.topology import oversubscription_warning
+from emul.errors import InputError
+from emul.harness.chaos import Chaos
+from emul.harness.controller import Group
+from emul.harness.plan import debug_bits
+from emul.harness.record import RepeatRecord
+from emul.harness.trace import TraceRecorder
+from emul.report import results
+from emul.report.export import write_csv
+from emul.report.io import render_plots
+from emul.report.tables import summary_tables
+from emul.strategies import strategy_names
+
+DEFAULT_SCENARIO = "scenarios/seed-unmap.yaml"
+SOAK_SCENARIO = "scenarios/contention-mixed.yaml"
+
+
+def load_groups(path: str, profile: str | None, repeats: int | None) -> list[Scenario]:
+    """The scenario's structural groups, checked (an unknown debug switch is refused here,
+    before anything is created)."""
+    sk.check_repeats(repeats)
+    groups = load_matrix(path, cpus=sk.cpus(), strategies=strategy_names(),
+                         profiles=builtin_names() + ([profile] if profile else []))
+    if repeats is not None:
+        groups = [dataclasses.replace(sc, repeats=repeats) for sc in groups]
+    for sc in groups:
+        debug_bits(sc)
+    return groups
+
+
+def cmd_run(args, console) -> int:
+    path = sk.resolve_scenario(args.scenario, DEFAULT_SCENARIO)
+    scenarios = load_groups(path, args.profile, args.repeats)
+    profiles = [load_profile(args.profile or sc.profile) for sc in scenarios]
+    sc = scenarios[0]
+    outdir = sk.output_dir(args.output, Path("results") / f"{sc.name}-{sk.stamp()}")
+    progress = Progress(console)
+    variants = [v.name for g in scenarios for v in g.variants]
+    progress(f"scenario {path} ({sc.name}), profile "
+             f"{', '.join(dict.fromkeys(p.name for p in profiles))}, {sc.repeats} repeats, "
+             f"{len(variants)} variants: {', '.join(variants)}")
+    trace = TraceRecorder()
+    groups = [Group(g, p, progress, log_path=str(outdir / "run.log"), trace=trace, trace_pid=k,
+                    on_phase=progress.phase)
+              for k, (g, p) in enumerate(zip(scenarios, profiles), start=1)]
+    progress.expect(sum(len(g.variants) * g.repeats for g in scenarios))
+    chaos = Chaos(args.chaos, args.chaos_kind) if args.chaos is not None else None
+    if chaos is not None:
+        progress(f"chaos: seed {args.chaos}: {chaos.kind} after {chaos.delay_s:.2f} s")
+
+    def on_repeat(rec: RepeatRecord) -> None:
+        progress(f"  {rec.variant}: {rec.experiment} {rec.time_ns / 1e6:.2f} ms, "
+                 f"{rec.ns_per_page:.0f} ns/page, {sk.audit_line(rec.to_json())}")
+        progress.repeat_done()
+
+    def build(rows: list[dict], status: str, reason: str) -> dict:
+        progress.stop()
+        if chaos is not None:
+            chaos.disarm()
+        doc = results.build(scenarios, profiles, sk.ticks_per_ns(groups), rows, status, reason)
+        doc["control"] = {"dropped_messages": sum(g.dropped_messages for g in groups)}
+        if chaos is not None:
+            doc["chaos"] = chaos.fired or {"seed": chaos.seed, "kind": chaos.kind,
+                                           "fired": False}
+        return doc
+
+    def extras(doc: dict) -> list[Path]:
+        files = [trace.write(outdir / "trace.json"), *render_plots(doc, outdir)]
+        return files + (write_csv(outdir, doc) if args.csv else [])
+
+    job = sk.Job("run", groups, outdir, build, summary_tables, footer=run_footer(console, outdir),
+                 on_repeat=on_repeat, extras=extras,
+                 partial=lambda doc: [trace.write(outdir / "trace.json")],
+                 on_ready=(lambda: chaos.arm(groups)) if chaos else None)
+    return sk.execute(job, console)
+
+
+def run_footer(console, outdir: Path):
+    def footer(doc: dict, written: list[Path]) -> str:
+        warning = oversubscription_warning(doc)
+        if warning:
+            console.print(f"[yellow]warning:[/yellow] {warning}")
+            with open(outdir / "summary.txt", "a") as f:
+                f.write(f"warning: {warning}\n")
+        pngs = [p.name for p in written if p.suffix == ".png"]
+        csv = any(p.suffix == ".csv" for p in written)
+        return (f"results: {outdir / 'results.json'}; trace: {outdir / 'trace.json'} "
+                f"(ui.perfetto.dev); plots: {', '.join(pngs)}" + ("; CSV files" if csv else ""))
+    return footer
+
+
+def cmd_soak(args, console) -> int:
+    """Cycle a scenario's actors with every strategy for N minutes, auditing every cycle."""
+    if not (0 < args.minutes <= 7 * 24 * 60):
+        raise InputError("--minutes", None,
+                         f"expected minutes > 0 (at most a week), got {args.minutes}")
+    names = sk.parse_strategies(args.strategies, strategy_names(), strategy_names())
+    path = sk.resolve_scenario(args.scenario, SOAK_SCENARIO)
+    sc = load_scenario(path, cpus=sk.cpus(), strategies=strategy_names(),
+                       profiles=builtin_names() + ([args.profile] if args.profile else []))
+    sc = dataclasses.replace(sc, repeats=10**6, variants=tuple(
+        VariantSpec(name=n, strategy=n, cap_slots=None, cap_bytes=None) for n in names))
+    debug_bits(sc)
+    profile = load_profile(args.profile or sc.profile)
+    outdir = sk.output_dir(args.output, Path("results") / f"soak-{sc.name}-{sk.stamp()}")
+    progress = Progress(console)
+    progress(f"soak: {path} for {args.minutes:g} min, strategies {', '.join(names)}, "
+             f"profile {profile.name}; an audit after every cycle")
+    group = Group(sc, profile, quiet, log_path=str(outdir / "run.log"))
+    soak = Soak(progress, names)
+    job = sk.Job("soak", [group], outdir, soak.build(sc, profile, group, args.minutes),
+                 soak.tables(sc, args.minutes),
+                 footer=lambda doc, written: f"results: {outdir / 'results.json'}",
+                 on_repeat=soak.on_repeat, on_ready=soak.ready, duration_s=args.minutes * 60,
+                 tables_when_aborted=True)
+    return sk.execute(job, console)
+
+
+class Soak:
+    """emul soak's progress lines and its one table."""
+
+    def __init__(self, progress: Progress, names: list[str]) -> None:
+        self.progress, self.names = progress, names
+        self.rows: list[dict] = []
+        self.t0 = time.monotonic()
+
+    def ready(self) -> None:
+        self.t0 = time.monotonic()     # the soak's minutes count from when the workers are up
+
+    def on_repeat(self, rec: RepeatRecord) -> None:
+        row = rec.to_json()
+        self.rows.append(row)
+        if not rec.audit_ok:
+            self.progress(f"  AUDIT FAILED: {rec.variant} cycle {rec.repeat + 1}: "
+                          + "; ".join(rec.audit["problems"]))
+        if rec.variant == self.names[-1] or len(self.rows) % len(self.names) == 0:
+            clean = sum(r["audit"]["ok"] for r in self.rows)
+            self.progress(f"  {(time.monotonic() - self.t0) / 60:5.1f} min: {len(self.rows)} "
+                          f"cycles, {clean} audits clean, {slots_moved(self.rows):,} slots moved")
+
+    def build(self, sc: Scenario, profile, group: Group, minutes: float):
+        def build(rows: list[dict], status: str, reason: str) -> dict:
+            done = dataclasses.replace(sc, repeats=max([r["repeat"] + 1 for r in rows] or [0]))
+            doc = results.build(done, profile, group.ticks_per_ns, rows, status, reason)
+            bad = sum(not r["audit"]["ok"] for r in rows)
+            doc["soak"] = {"minutes": minutes, "cycles": len(rows),
+                           "slots_moved": slots_moved(rows), "audits_clean": len(rows) - bad,
+                           "audits_failed": bad,
+                           "failed_writes": sum(r["zram_stats"]["failed_writes"] for r in rows)}
+            return doc
+        return build
+
+    def tables(self, sc: Scenario, minutes: float):
+        def tables(doc: dict) -> list:
+            from rich.table import Table
+            rows = doc["repeats"]
+            t = Table(title=f"soak: {sc.name}, {minutes:g} min, {doc['machine']['arch']}")
+            for col in ("strategy", "cycles", "audits clean", "slots moved",
+                        "reused while queued"):
+                t.add_column(col, justify="left" if col == "strategy" else "right")
+            for name, rs in [*((n, [r for r in rows if r["variant"] == n]) for n in self.names),
+                             ("all", rows)]:
+                t.add_row(name, f"{len(rs):,}", f"{sum(r['audit']['ok'] for r in rs):,}",
+                          f"{slots_moved(rs):,}", f"{sum(r['reused_queued'] for r in rs):,}")
+            return [t]
+        return tables
+
+
+def slots_moved(rows: list[dict]) -> int:
+    """Slots freed (lazily or in place) and written (swap-out, reclaim) over the given cycles."""
+    return sum(r["lazy"] + r["in_place"] + r["reclaimed"]
+               + r["zram_stats_before"]["pages_stored"] for r in rows)

@@ -1,0 +1,156 @@
+"""``vary:``: one scenario file as a matrix of runs.
+
+    vary:
+      strategy: [sync, bitmap]      # variant keys: more variants in the same run
+      cap: [1000, 64M]              # (sync takes no cap: it gets the other variant keys only)
+      page_size: [4K, 16K]          # structural keys: one group of workers per combination
+
+Variant keys (strategy, cap, zsmalloc) multiply the variants of one run. Structural keys
+(page_size, disksize, profile, gc_cpu, killers) change the arena or the workers, so each
+combination of them is a scenario of its own, a group. Variant names carry the varied values
+(``bitmap cap=1000 page=16K``), so they are unique across groups. At most 64 values a key and
+256 variants in all.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from emul.errors import InputError
+from emul.config.scenario import Scenario, read_yaml, scenario_from_dict
+from emul.config.sizes import show_value
+from emul.config.topology import Topology, machine_topology
+
+__all__ = ["STRUCTURAL_KEYS", "VARIANT_KEYS", "VARY_KEYS", "expand_vary", "load_matrix"]
+
+VARIANT_KEYS = ("strategy", "cap", "zsmalloc")
+STRUCTURAL_KEYS: dict[str, tuple[str, ...]] = {     # key -> where it goes in the scenario
+    "page_size": ("page_size",),
+    "disksize": ("zram", "disksize"),
+    "profile": ("profile",),
+    "gc_cpu": ("workers", "gc", "cpu"),
+    "killers": ("workers", "killer", "count"),
+}
+VARY_KEYS = VARIANT_KEYS + tuple(STRUCTURAL_KEYS)
+MAX_VALUES = 64
+MAX_VARIANTS = 256
+
+
+def _vary_label(key: str, value: Any) -> str:
+    short = {"page_size": "page", "disksize": "disk", "gc_cpu": "gc_cpu", "zsmalloc": "zs"}
+    text = value if isinstance(value, (str, int)) else "+".join(map(str, value))
+    return f"{short.get(key, key)}={text}"
+
+
+def _set_path(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        nxt = doc.get(key)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            doc[key] = nxt
+        doc = nxt
+    doc[path[-1]] = value
+
+
+def _check_vary(vary: Any, where: str) -> None:
+    """The shape of ``vary:`` itself; its values are checked where they land in each group."""
+    if not isinstance(vary, dict) or not vary:
+        raise InputError(where, "vary", f"expected a mapping of keys to lists of values, got {show_value(vary)}")
+    for key, values in vary.items():
+        if key not in VARY_KEYS:    # quoted: a key may hold anything, newlines included
+            raise InputError(where, "vary", f"expected keys from: {', '.join(VARY_KEYS)}; "
+                             f"got {show_value(key)}")
+        if not isinstance(values, list) or not values:
+            raise InputError(where, f"vary.{key}", f"expected a non-empty list of values, got {show_value(values)}")
+        if len(values) > MAX_VALUES:
+            raise InputError(where, f"vary.{key}", f"expected at most {MAX_VALUES} values, got {len(values)}")
+
+
+def _base_variants(base: dict[str, Any], vary: dict[str, Any]) -> list[Any]:
+    """The variants the variant keys multiply: one per varied strategy, else the file's own."""
+    if "strategy" in vary:
+        return [{"strategy": s} for s in vary["strategy"]]
+    variants = base.get("variants")
+    if not isinstance(variants, list) or not variants:
+        return [{"name": "sync", "strategy": "sync"}, {"name": "bitmap", "strategy": "bitmap"}]
+    return variants
+
+
+def _expand_variant(variant: Any, vary: dict[str, Any], axes: list[str], group: str) -> list[Any]:
+    """``variant`` once per combination of the varied variant keys, named after them."""
+    if not isinstance(variant, dict):
+        return [variant]              # scenario_from_dict reports it
+    # a cap means nothing to sync: it gets the other axes only
+    axes = [k for k in axes if not (k == "cap" and variant.get("strategy") == "sync")]
+    out = []
+    for combo in itertools.product(*(vary[k] for k in axes)):
+        v = dict(variant)
+        name = str(v.get("name") or v.get("strategy"))
+        for key, value in zip(axes, combo):
+            v[key] = value
+            name += " " + _vary_label(key, value)
+        v["name"] = f"{name} {group}".strip()
+        out.append(v)
+    return out
+
+
+def _build_group(base: dict[str, Any], vary: dict[str, Any], structural: list[str], combo: tuple[Any, ...],
+                 variants: list[Any], axes: list[str]) -> tuple[str, dict[str, Any]]:
+    """The scenario mapping of one combination of structural values, and its label."""
+    doc = copy.deepcopy(base)
+    labels = []
+    for key, value in zip(structural, combo):
+        _set_path(doc, STRUCTURAL_KEYS[key], value)
+        labels.append(_vary_label(key, value))
+    group = " ".join(labels)
+    doc["variants"] = [v for variant in variants for v in _expand_variant(variant, vary, axes, group)]
+    return group, doc
+
+
+def expand_vary(data: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
+    """A scenario mapping with ``vary:`` as one mapping per structural group, each holding the
+    group's variants (the cartesian product of every varied key); without ``vary:``, itself.
+
+    Returns (group label, mapping) pairs; variant names carry the varied values, so they are
+    unique across groups.
+    """
+    if not isinstance(data, dict) or "vary" not in data:
+        return [("", data)]
+    vary = data["vary"]
+    _check_vary(vary, where)
+    base = {k: v for k, v in data.items() if k != "vary"}
+    structural = [k for k in vary if k in STRUCTURAL_KEYS]
+    variants = _base_variants(base, vary)
+    axes = [k for k in ("cap", "zsmalloc") if k in vary]
+    combos = list(itertools.product(*(vary[k] for k in structural))) or [()]
+    per_variant = max(1, len(list(itertools.product(*(vary[k] for k in axes)))))
+    if len(combos) * len(variants) * per_variant > MAX_VARIANTS:
+        raise InputError(where, "vary", f"expected at most {MAX_VARIANTS} variants in the product")
+    return [_build_group(base, vary, structural, combo, variants, axes) for combo in combos]
+
+
+def load_matrix(
+    path: str | os.PathLike[str], *, cpus: Iterable[int], strategies: Iterable[str], profiles: Iterable[str],
+    topology: Topology | None = None,
+) -> list[Scenario]:
+    """Read a scenario file that may ``vary:`` keys: one :class:`Scenario` per structural group
+    (variants tagged with their group). A file without ``vary:`` gives a list of one."""
+    where = os.fsdecode(os.fspath(path))
+    data = read_yaml(where, path)
+    out = []
+    cpus, strategies, profiles = list(cpus), list(strategies), list(profiles)
+    if topology is None:   # read once: every group pins against the same machine
+        topology = machine_topology(cpus)
+    for group, doc in expand_vary(data, where):
+        sc = scenario_from_dict(doc, where=f"{where} (vary: {group})" if group else where,
+                                cpus=cpus, strategies=strategies, profiles=profiles, topology=topology)
+        if group:
+            sc = dataclasses.replace(
+                sc, source=where, raw=data,
+                variants=tuple(dataclasses.replace(v, group=group) for v in sc.variants))
+        out.append(sc)
+    return out

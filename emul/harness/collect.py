@@ -1,0 +1,74 @@
+"""A repeat's RepeatRecord, read from the arena once the repeat has ended.
+
+Every worker keeps its own row of counters (``wstat``, padded, written only by its owner: no
+shared traffic while measuring); here the rows are summed. The headline time is the first actor
+role's workers' span, from the first one's start to the last one's end.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from emul.harness.record import WORKER_COUNTERS, RepeatRecord, WorkerUse
+from emul.harness.sampler import ReplaySampler
+from emul.harness.supervisor import PhaseDone, WorkerProc
+from emul.kernel import context as C
+from emul.kernel import lockstat
+from emul.kernel.zram import STAT_NAMES
+
+if TYPE_CHECKING:
+    from emul.harness.controller import Group
+    from emul.harness.repeat import Repeat
+
+
+def headline_span(g: "Group") -> tuple[int, int, int]:
+    """(first start, last end, PTEs) of the headline actors; a killer left without a victim
+    never started and does not count."""
+    ws = g.arena["wstat"]
+    heads = [ws[w.index] for w in g.plan.headline if ws[w.index, C.W_T_START] != 0]
+    heads = heads or [ws[g.plan.headline[0].index]]
+    return (min(int(k[C.W_T_START]) for k in heads), max(int(k[C.W_T_END]) for k in heads),
+            sum(int(k[C.W_PTES]) for k in heads))
+
+
+def worker_use(w: WorkerProc, done: PhaseDone, cpumask: int) -> WorkerUse:
+    u = done.usage
+    return WorkerUse(role=w.role, cpus_allowed=done.cpus_allowed,
+                     cpus_seen=[c for c in range(63) if cpumask >> c & 1],
+                     cpu_s=u.cpu_s if u else None, wall_s=u.wall_s if u else None,
+                     voluntary=u.voluntary if u else None,
+                     involuntary=u.involuntary if u else None,
+                     migrations=u.migrations if u else None)
+
+
+def record(g: "Group", r: "Repeat") -> RepeatRecord:
+    arena, tpn, ws = g.arena, g.ticks_per_ns, g.arena["wstat"]
+    workers = g.plan.workers
+    t_start, t_end, ptes = headline_span(g)
+    others = [role for role, _, _ in g.plan.actors[1:]]
+    gcs = g.gcs(r.variant)
+    gc_idle = max((int(ws[w.index, C.W_GC_IDLE_AT]) for w in gcs), default=0)
+    timeline = r.sampler.timeline()
+    # per CPU (percpu-zsfree) a worker sees only its own buffer's backlog; the samples sum
+    # every buffer
+    peak = max([int(ws[w.index, C.W_PEAK_BACKLOG]) for w in workers] + timeline["gc_backlog"])
+    return RepeatRecord(
+        variant=r.variant.name, strategy=r.variant.strategy, repeat=r.repeat,
+        group=r.variant.group, profile=g.profile.name, experiment=g.sc.experiment.value,
+        time_ns=(t_end - t_start) / tpn,
+        other_actors_ns={w.name: float(ws[w.index, C.W_T_END] - ws[w.index, C.W_T_START]) / tpn
+                         for w in workers if w.role in others},
+        ptes=ptes, ns_per_page=(t_end - t_start) / tpn / ptes if ptes else 0.0,
+        counters={k: int(sum(int(ws[w.index, i]) for w in workers))
+                  for k, i in WORKER_COUNTERS.items()},
+        gc_busy_ns=sum(int(ws[w.index, C.W_GC_BUSY]) for w in workers) / tpn,
+        gc_drain_ns=max(0, gc_idle - t_end) / tpn if gcs else 0.0,
+        backlog_at_unmap_end=r.backlog_at_end, peak_backlog=peak,
+        peak_backlog_bytes=max(int(ws[w.index, C.W_PEAK_BYTES]) for w in workers),
+        pool_pages_before=r.pool_before, pool_pages_after=int(arena["pool_stat"][0]),
+        zram_stats={n: int(v) for n, v in zip(STAT_NAMES, arena["zram_stats"])},
+        zram_stats_before={n: int(v) for n, v in zip(STAT_NAMES, r.stats_before)},
+        lock_stat=lockstat.merge(arena["lockstat"], 1.0 / tpn),
+        workers={w.name: worker_use(w, r.done[w.name], int(ws[w.index, C.W_CPUMASK]))
+                 for w in workers if w.name in r.done},
+        audit=r.audit, timeline=timeline,
+        replay=r.sampler.result() if isinstance(r.sampler, ReplaySampler) else None)

@@ -1,0 +1,16 @@
+"""Debug switches (the ZP_DEBUG param word, scenario ``debug:``), 0 in real runs.
+
+The first three break the model on purpose, so a test can see the audit fail; assert_locked is
+emul's lockdep_assert_held: every ``__`` function (the caller holds the lock) checks that the
+lock it needs is held and counts a fault the audit reports if not.
+"""
+from __future__ import annotations
+
+DEBUG_REUSE_KEEPS_QUEUED = 1   # a write into a queued slot leaves it queued: GC frees new data
+DEBUG_REUSE_LEAKS_OLD = 2      # ... overwrites the old handle without freeing it: a leak
+DEBUG_REUSE_FREES_TWICE = 4    # ... frees the old object twice: a double free
+DEBUG_ASSERT_LOCKED = 8        # `__` functions check their caller holds the lock
+DEBUG_SWITCHES = {"reuse_keeps_queued": DEBUG_REUSE_KEEPS_QUEUED,
+                  "reuse_leaks_old": DEBUG_REUSE_LEAKS_OLD,
+                  "reuse_frees_twice": DEBUG_REUSE_FREES_TWICE,
+                  "assert_locked": DEBUG_ASSERT_LOCKED}

@@ -1,0 +1,173 @@
+"""The rich tables of a run, each rendered from its results document alone (so `emul report`
+re-renders them for any results.json); printing them is the command line's.
+
+  variant_table  one row per variant: time, ns/page, ratio to its baseline, lazy frees, GC
+  worker_table   where each worker ran and what it used
+  lock_table     lock_stat per variant and lock class
+  replay_table   (replay) one row per strategy: kill latencies, time to N MB returned
+  summary_tables the tables `emul run` / `emul replay` / `emul report` print for a document
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
+from emul.report.summary import SIGNIFICANCE
+from emul.report.verdict import verdict_table
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+def is_replay(doc: dict) -> bool:
+    """A document `emul replay` wrote (its summary is per strategy, not per variant)."""
+    return "replay_summary" in doc
+
+
+def summary_tables(doc: dict) -> list[Table]:
+    """The rich tables `emul run` / `emul replay` print for this document, from it alone."""
+    if is_replay(doc):
+        trace = doc.get("trace") or {}
+        title = (f"replay of {trace.get('where', '?')} — {trace.get('kills', '?')} kills, profile "
+                 f"{doc['profile']['name']}, {doc['machine']['arch']}")
+        return [replay_table(doc["replay_summary"], title), worker_table(doc), lock_table(doc)]
+    tables = [variant_table(doc), verdict_table(doc), worker_table(doc)]
+    if doc["scenario"].get("lockstat") or any(g.get("lockstat") for g in doc.get("groups") or []):
+        tables.append(lock_table(doc))
+    return tables
+
+
+def variant_table(doc: dict) -> Table:
+    """The summary as a rich Table (what the terminal shows)."""
+    from rich.table import Table
+    summary = doc["summary"]
+    profiles = ", ".join(doc.get("profiles") or [doc["profile"]["name"]])
+    t = Table(title=f"{doc['scenario']['name']} — profile {profiles}, "
+                    f"{doc['machine']['arch']} ({doc['machine']['cpu_model'] or '?'})",
+              caption=f"ratio: median time of the baseline (sync of the same group) / the "
+                      f"variant's, above 1 is faster; * significant (permutation test over the "
+                      f"repeats, p < {SIGNIFICANCE})")
+    what = "swap-in" if doc["scenario"]["experiment"] == "swapin" else "unmap"
+    batch = any(s.get("batch_saved") for s in summary)
+    locks = any(s.get("class_lock_acq") for s in summary)
+    cols = [("variant", "left"), (f"{what} (median ±spread)", "right"),
+            ("ns/page", "right"), ("ratio", "right"),
+            ("lazy / in place", "right"), ("GC drain", "right"),
+            ("GC slots/s", "right"), ("peak backlog", "right")]
+    if batch:
+        cols.append(("batch saved", "right"))
+    if locks:
+        cols.append(("class-lock acq", "right"))
+    cols += [("miss_free", "right"), ("audit", "left")]
+    for col, just in cols:
+        t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    for s in summary:
+        audit = ("clean" if s["audit_clean"] == s["repeats"]
+                 else f"FAILED {s['repeats'] - s['audit_clean']}/{s['repeats']}")
+        lazy = f"{s['lazy']:,} / {s['in_place']:,}"
+        if s["fallback"]:
+            lazy += f" ({s['fallback']:,} capped)"
+        base = s.get("baseline", s.get("speedup_vs"))
+        ratio = ("baseline" if base == s["variant"] else
+                 f"{s['speedup']:.2f}×{'*' if s.get('significant') else ' '}")
+        peak = f"{s['peak_backlog']:,}"
+        if s.get("peak_backlog_bytes"):
+            peak += f" ({s['peak_backlog_bytes'] / 2**20:.1f} MiB)"
+        cells = [s["variant"], f"{s['time_ms_median']:.2f} ms (±{s['spread_pct']:.1f}%)",
+                 f"{s['ns_per_page']:.0f}", ratio, lazy, f"{s['gc_drain_ms']:.2f} ms",
+                 f"{s.get('gc_slots_per_s', 0) / 1e6:.2f} M" if s.get("gc_slots_per_s") else "-",
+                 peak]
+        if batch:
+            cells.append(f"{s.get('batch_saved', 0):,}")
+        if locks:
+            cells.append(f"{s.get('class_lock_acq', 0):,}")
+        cells += [f"{s['miss_free']:,}", audit]
+        t.add_row(*cells)
+    return t
+
+
+def worker_table(doc: dict) -> Table:
+    """Where each worker ran and what it used, over the measured phases of every repeat."""
+    from rich.table import Table
+
+    from emul.config.topology import migrations_at_least
+    agg: dict[str, dict] = {}
+    for row in doc["repeats"]:
+        for name, w in row["workers"].items():
+            a = agg.setdefault(name, {"allowed": set(), "seen": set(), "cpu_s": 0.0,
+                                      "wall_s": 0.0, "voluntary": 0, "involuntary": 0,
+                                      "migrations": 0, "measured": True})
+            a["allowed"].update(w["cpus_allowed"])
+            a["seen"].update(w["cpus_seen"])
+            # measured when the row has it; else at least one per extra CPU it was seen on
+            a["migrations"] += migrations_at_least(w)
+            a["measured"] &= isinstance(w.get("migrations"), int)
+            for k in ("cpu_s", "wall_s", "voluntary", "involuntary"):
+                a[k] += w[k]
+    t = Table(title="workers (measured phases, all repeats)")
+    for col in ("worker", "CPUs allowed", "ran on", "migrations", "CPU time / wall",
+                "ctx switches vol / invol"):
+        t.add_column(col, no_wrap=True)
+    for name, a in agg.items():
+        share = f"{a['cpu_s']:.2f} s / {a['wall_s']:.2f} s"
+        moved = f"{a['migrations']:,}" if a["measured"] else f"≥ {a['migrations']:,}"
+        t.add_row(name, _cpus(a["allowed"]), _cpus(a["seen"]), moved, share,
+                  f"{a['voluntary']:,} / {a['involuntary']:,}")
+    return t
+
+
+def lock_table(doc: dict) -> Table:
+    """lock_stat columns per variant and lock class, summed over repeats (times in us)."""
+    from rich.table import Table
+    t = Table(title="lock_stat (per variant, summed over repeats, times in µs)")
+    t.add_column("variant", no_wrap=True)
+    for col in ("class name", "con-bounces", "contentions", "waittime-min", "waittime-max",
+                "waittime-total", "waittime-avg", "acq-bounces", "acquisitions", "holdtime-min",
+                "holdtime-max", "holdtime-total", "holdtime-avg"):
+        t.add_column(col, justify="left" if col == "class name" else "right", no_wrap=True)
+    for v in [s["variant"] for s in doc["summary"]]:
+        rows = [r["lock_stat"] for r in doc["repeats"] if r["variant"] == v]
+        for k, first in enumerate(rows[0]):
+            cls = [r[k] for r in rows]
+            cont = sum(c["contentions"] for c in cls)
+            acq = sum(c["acquisitions"] for c in cls)
+            wtot = sum(c["waittime-total"] for c in cls)
+            htot = sum(c["holdtime-total"] for c in cls)
+            t.add_row(v, first["class name"], f"{sum(c['con-bounces'] for c in cls):,}",
+                      f"{cont:,}", f"{min(c['waittime-min'] for c in cls):.2f}",
+                      f"{max(c['waittime-max'] for c in cls):.2f}", f"{wtot:.2f}",
+                      f"{wtot / cont if cont else 0:.2f}",
+                      f"{sum(c['acq-bounces'] for c in cls):,}", f"{acq:,}",
+                      f"{min(c['holdtime-min'] for c in cls):.2f}",
+                      f"{max(c['holdtime-max'] for c in cls):.2f}", f"{htot:.2f}",
+                      f"{htot / acq if acq else 0:.2f}")
+    return t
+
+
+def replay_table(summary: list[dict], title: str) -> Table:
+    """A replay's summary (results.json's "replay_summary"), one row per strategy."""
+    from rich.table import Table
+    t = Table(title=title, caption="per kill, median / max over kills and repeats; "
+              "times from the kill's start (swap: until the last of its slots was freed)")
+    for col in ("strategy", "kills", "kill → anon freed", "kill → swap freed",
+                f"time to {summary[0]['target_mb']:g} MB returned" if summary else "to N MB",
+                "all freed", "peak backlog", "zs_class_lock contentions", "audit"):
+        t.add_column(col, justify="left" if col in ("strategy", "audit") else "right",
+                     no_wrap=True)
+    for s in summary:
+        swap = ("-" if s["swap_freed_ms_median"] is None else
+                f"{s['swap_freed_ms_median']:.2f} / {s['swap_freed_ms_max']:.2f} ms")
+        if s["swap_never_freed"]:
+            swap += f" ({s['swap_never_freed']} never)"
+        target = ("never" if s["time_to_target_ms"] is None
+                  else f"{s['time_to_target_ms']:.1f} ms")
+        audit = ("clean" if s["audit_clean"] == s["repeats"]
+                 else f"FAILED {s['repeats'] - s['audit_clean']}/{s['repeats']}")
+        t.add_row(s["strategy"], str(s["kills"]),
+                  f"{s['anon_freed_ms_median']:.2f} / {s['anon_freed_ms_max']:.2f} ms", swap,
+                  target, f"{s['all_freed_ms']:.1f} ms", f"{s['peak_backlog']:,}",
+                  f"{s['class_lock_contentions']:,}", audit)
+    return t
+
+
+def _cpus(cpus: Iterable[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus)) or "-"
