@@ -40,7 +40,7 @@ def short(mod: ModuleType) -> str:
 
 
 def branches(source: str, function: str) -> tuple[dict[str, str], str | None]:
-    """({StrategyId name: module called} for each ``if kind == strategies.StrategyId.X:``
+    """({StrategyId name: module called} for each ``if kind == StrategyId.X:``
     branch of the function, the module its final return calls (the default) or None)."""
     fn = next(n for n in ast.walk(ast.parse(source))
               if isinstance(n, ast.FunctionDef) and n.name == function)

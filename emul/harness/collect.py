@@ -6,8 +6,7 @@ role's workers' span, from the first one's start to the last one's end.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from emul.harness.group import GroupState, Repeat
 from emul.harness.record import WORKER_COUNTERS, RepeatRecord, WorkerUse
 from emul.harness.sampler import ReplaySampler
 from emul.harness.supervisor import PhaseDone, WorkerProc
@@ -15,12 +14,9 @@ from emul.kernel import context as C
 from emul.kernel import lockstat
 from emul.kernel.zram import STAT_NAMES
 
-if TYPE_CHECKING:
-    from emul.harness.controller import Group
-    from emul.harness.repeat import Repeat
 
 
-def headline_span(g: "Group") -> tuple[int, int, int]:
+def headline_span(g: GroupState) -> tuple[int, int, int]:
     """(first start, last end, PTEs) of the headline actors; a killer left without a victim
     never started and does not count."""
     ws = g.arena["wstat"]
@@ -40,7 +36,7 @@ def worker_use(w: WorkerProc, done: PhaseDone, cpumask: int) -> WorkerUse:
                      migrations=u.migrations if u else None)
 
 
-def record(g: "Group", r: "Repeat") -> RepeatRecord:
+def record(g: GroupState, r: Repeat) -> RepeatRecord:
     arena, tpn, ws = g.arena, g.ticks_per_ns, g.arena["wstat"]
     workers = g.plan.workers
     t_start, t_end, ptes = headline_span(g)

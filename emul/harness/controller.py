@@ -12,80 +12,24 @@ import signal
 import time
 from collections.abc import Callable
 
-from emul.config.profiles import Profile
-from emul.config.scenario import Scenario, VariantSpec
-from emul.errors import RunAborted
 from emul.harness import plan as planning
 from emul.harness.arena import Arena
 from emul.harness.entrypoints import Views, compile_run
-from emul.harness.plan import ReplayPlan
+from emul.harness.group import GroupState
 from emul.harness.record import RepeatRecord
 from emul.harness.repeat import run_repeat
-from emul.harness.supervisor import Supervisor, WorkerProc
-from emul.harness.trace import TraceRecorder, name_tracks
+from emul.harness.trace import name_tracks
 from emul.kernel import layout
 from emul.kernel.clock import measure_ticks_per_ns
-from emul.kernel.mm import CTL_RECLAIM_STOP
 from emul.kernel.gc_worker import gc_worker_stop
-from emul.kernel.workqueue import GC_IDLE, GC_PENDING
-from emul.kernel.zram import F_CHAOS
-from emul.strategies import gc_backlog_now, get_strategy
+from emul.kernel.mm import CTL_RECLAIM_STOP
+from emul.config.scenario import VariantSpec
 
 WORKER_START_TIMEOUT_S = 180.0   # the first run compiles; later runs load the cache
-STUCK_AFTER_S = 1.0              # a GC whose backlog has not moved this long is stuck
 
 
-class Group:
+class Group(GroupState):
     """The arena, workers and repeats of one structural combination of a scenario."""
-
-    def __init__(self, scenario: Scenario, profile: Profile, progress: Callable[[str], None],
-                 log_path: str | None = None, replay: ReplayPlan | None = None,
-                 trace: TraceRecorder | None = None, trace_pid: int = 1,
-                 on_phase: Callable[[str], None] | None = None) -> None:
-        self.sc, self.profile, self.progress = scenario, profile, progress
-        self.replay, self.trace, self.trace_pid = replay, trace, trace_pid
-        self.plan = planning.plan_workers(scenario)
-        self.sup = Supervisor(self.plan.workers, log_path, on_phase)
-        self.reclaim_pages = planning.reclaim_pages(scenario)
-        self.chaos_raise: tuple[str, int] | None = None   # emul run --chaos: (kind, worker)
-        self.ticks_per_ns = 0.0
-        self._arena: Arena | None = None
-        self._views: Views | None = None
-
-    @property
-    def arena(self) -> Arena:
-        """The group's arena (from setup until shutdown)."""
-        if self._arena is None:
-            raise RunAborted(f"{self.sc.name}: the arena is gone during {self.phase}")
-        return self._arena
-
-    @property
-    def views(self) -> Views:
-        if self._views is None:
-            raise RunAborted(f"{self.sc.name}: the arena is gone during {self.phase}")
-        return self._views
-
-    @property
-    def workers(self) -> list[WorkerProc]:
-        return self.plan.workers
-
-    @property
-    def phase(self) -> str:
-        return self.sup.phase
-
-    @property
-    def dropped_messages(self) -> int:
-        return self.sup.dropped_messages
-
-    def geometry(self, variant: VariantSpec) -> layout.Geometry:
-        return planning.geometry(self.sc, variant, len(self.plan.workers), self.replay)
-
-    def gcs(self, variant: VariantSpec) -> list[WorkerProc]:
-        """The GC workers that serve this variant (none for a strategy without a GC)."""
-        return self.plan.of_role("gc") if get_strategy(variant.strategy).NEEDS_GC else []
-
-    def backlog(self) -> int:
-        return gc_backlog_now(self.arena)[0]
 
     def setup(self) -> None:
         """Arena, compiled kernels, control socket and pinned workers, ready for repeats."""
@@ -104,32 +48,6 @@ class Group:
 
     def run_repeat(self, variant: VariantSpec, repeat: int) -> RepeatRecord:
         return run_repeat(self, variant, repeat)
-
-    def apply_chaos(self) -> None:
-        """Re-arm an injected raise in the (freshly reset) arena."""
-        if self.chaos_raise is None or self._arena is None:
-            return
-        kind, index = self.chaos_raise
-        if kind == "raise-compiled":
-            self.arena["faults"][F_CHAOS] = index + 1
-        else:
-            self.arena["ctl"][layout.CTL_CHAOS_PY] = index + 1
-
-    def drained_or_stuck(self) -> Callable[[], bool]:
-        """The GC is done: nothing queued, or it sleeps and its backlog has not moved for
-        STUCK_AFTER_S (a broken strategy or counter; the audit then says what is wrong)."""
-        ctl = self.arena["gc_ctl"]
-        seen = {"value": -1, "since": time.monotonic()}
-
-        def done() -> bool:
-            backlog = self.backlog()
-            if backlog == 0:
-                return True
-            now = time.monotonic()
-            if backlog != seen["value"] or ctl[GC_IDLE] == 0 or ctl[GC_PENDING] != 0:
-                seen.update(value=backlog, since=now)
-            return now - seen["since"] > STUCK_AFTER_S
-        return done
 
     def shutdown(self) -> None:
         """Stop the workers (politely, then SIGKILL), close the socket, drop the arena."""

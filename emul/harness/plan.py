@@ -13,7 +13,7 @@ from emul.config.scenario import Scenario, VariantSpec
 from emul.errors import InputError
 from emul.harness.supervisor import WorkerProc
 from emul.kernel import layout
-from emul.kernel.zram import DEBUG_SWITCHES
+from emul.kernel.debug import DEBUG_SWITCHES
 from emul.kernel.zsmalloc import ZS_FLAG_NAMES
 from emul.strategies import get_strategy, strategy_id
 

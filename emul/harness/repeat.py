@@ -10,15 +10,11 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-import numpy as np
-
+from emul.config.scenario import VariantSpec
 from emul.harness import collect
+from emul.harness.group import GroupState, Repeat
 from emul.harness.record import RepeatRecord
 from emul.harness.sampler import SAMPLE_MS, PhaseSampler, ReplaySampler
-from emul.harness.supervisor import PhaseDone
 from emul.harness.trace import record_kills, record_repeat
 from emul.kernel import audit, layout, lockstat
 from emul.kernel import context as C
@@ -30,34 +26,8 @@ from emul.kernel.gc_worker import gc_worker_reset, gc_worker_stop
 from emul.kernel.zram import K_SLOTS_LEFT, KILL_WORDS
 from emul.strategies import get_strategy
 
-if TYPE_CHECKING:
-    from emul.config.scenario import VariantSpec
-    from emul.harness.controller import Group
 
 PHASE_TIMEOUT_S = 600.0
-
-
-@dataclass
-class Repeat:
-    """What one repeat carries from step to step."""
-
-    variant: "VariantSpec"
-    repeat: int                                  # 0-based
-    geo: Geometry
-    ranges: list[tuple[int, int, int, str]]      # per process: pte start, end, swapped ppm, role
-    background: tuple[int, int]                  # the reclaim worker's pages
-    marks: dict[str, int] = field(default_factory=dict)
-    # set by the measured phase's arming
-    stats_before: np.ndarray = field(init=False)
-    pool_before: int = 0
-    sampler: PhaseSampler = field(init=False)
-    backlog_at_end: int = 0
-    done: dict[str, PhaseDone] = field(default_factory=dict)
-    audit: dict = field(default_factory=dict)
-
-    @property
-    def title(self) -> str:
-        return f"{self.variant.name} #{self.repeat + 1}"
 
 
 def reset_arena(arena, geo: Geometry, strategy: str, cpus: list[int] | None = None) -> None:
@@ -71,7 +41,7 @@ def reset_arena(arena, geo: Geometry, strategy: str, cpus: list[int] | None = No
                           cpus=cpus)
 
 
-def reset(g: "Group", variant: "VariantSpec", repeat: int) -> Repeat:
+def reset(g: GroupState, variant: VariantSpec, repeat: int) -> Repeat:
     sc = g.sc
     geo = g.geometry(variant)
     reset_arena(g.arena, geo, variant.strategy, cpus=g.plan.freeing_cpus())
@@ -87,7 +57,7 @@ def reset(g: "Group", variant: "VariantSpec", repeat: int) -> Repeat:
     return Repeat(variant, repeat, geo, ranges, background)
 
 
-def swap_out(g: "Group", r: Repeat) -> None:
+def swap_out(g: GroupState, r: Repeat) -> None:
     g.arena["costs"][:] = 0   # set-up is not measured: swap-out runs at machinery speed
     r.marks["swap-out"] = clock_now()
     g.sup.phase = f"{r.title}: swap-out"
@@ -96,7 +66,7 @@ def swap_out(g: "Group", r: Repeat) -> None:
     g.sup.wait_done({"swapout"}, PHASE_TIMEOUT_S)
 
 
-def arm_measured(g: "Group", r: Repeat) -> dict[str, tuple[str, dict]]:
+def arm_measured(g: GroupState, r: Repeat) -> dict[str, tuple[str, dict]]:
     """Costs on, fresh statistics rows, the sampler; returns every worker's phase."""
     sc, arena = g.sc, g.arena
     arena["costs"][:] = g.profile.ticks(g.ticks_per_ns, sc.page_size)
@@ -130,7 +100,7 @@ def arm_measured(g: "Group", r: Repeat) -> dict[str, tuple[str, dict]]:
     return plan
 
 
-def make_sampler(g: "Group", r: Repeat) -> PhaseSampler:
+def make_sampler(g: GroupState, r: Repeat) -> PhaseSampler:
     # resident pages of the measured processes, as the swap-out left them
     resident = int((g.arena["pte"][:r.background[0]] > 0).sum())
     args = (g.arena, [w.index for w in g.plan.of_role("killer")],
@@ -141,7 +111,7 @@ def make_sampler(g: "Group", r: Repeat) -> PhaseSampler:
     return PhaseSampler(*args)
 
 
-def prepare_replay(g: "Group", r: Repeat) -> list[tuple[int, int]]:
+def prepare_replay(g: GroupState, r: Repeat) -> list[tuple[int, int]]:
     """Tag every slot a victim's swapped pages hold with its kill, and load the schedule."""
     assert g.replay is not None
     victims = [(s, e) for s, e, _, role in r.ranges if role == "victim"][:len(g.replay.due_ms)]
@@ -158,7 +128,7 @@ def prepare_replay(g: "Group", r: Repeat) -> list[tuple[int, int]]:
     return victims
 
 
-def measured(g: "Group", r: Repeat) -> None:
+def measured(g: GroupState, r: Repeat) -> None:
     plan = arm_measured(g, r)
     g.sup.phase = f"{r.title}: {g.sc.experiment.value}"
     r.marks[g.sc.experiment.value] = clock_now()
@@ -172,7 +142,7 @@ def measured(g: "Group", r: Repeat) -> None:
     r.backlog_at_end = g.backlog()
 
 
-def drain(g: "Group", r: Repeat) -> None:
+def drain(g: GroupState, r: Repeat) -> None:
     r.marks["GC drain"] = clock_now()
     g.sup.phase = f"{r.title}: GC drain"
     g.sup.wait_until(g.drained_or_stuck(), PHASE_TIMEOUT_S, r.sampler)
@@ -183,14 +153,14 @@ def drain(g: "Group", r: Repeat) -> None:
         r.done.update(g.sup.wait_done({w.name for w in gcs}, PHASE_TIMEOUT_S))
 
 
-def audit_state(g: "Group", r: Repeat) -> None:
+def audit_state(g: GroupState, r: Repeat) -> None:
     r.marks["audit"] = clock_now()
     g.sup.phase = f"{r.title}: audit"
     r.audit = audit.audit(g.arena, expect_empty=True)
     r.marks["end"] = clock_now()
 
 
-def run_repeat(g: "Group", variant: "VariantSpec", repeat: int) -> RepeatRecord:
+def run_repeat(g: GroupState, variant: VariantSpec, repeat: int) -> RepeatRecord:
     """Every step of one repeat; the record it measured."""
     r = reset(g, variant, repeat)
     swap_out(g, r)

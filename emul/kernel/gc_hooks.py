@@ -5,17 +5,12 @@ defeat numba's on-disk cache, so the switch is written out: one branch per strat
 the arena's ZP_STRATEGY with the strategy's id from the registry (emul.strategies.StrategyId:
 the module's position in STRATEGIES).
 
-Import cycle: the registry imports mm_async, whose kworker calls swap_entry_free ->
-zram_slot_free_notify -> gc_try_lazy_free here. So this module may run while the registry is
-still being built: it reads the registry only as attributes of the module object
-(``strategies.StrategyId.BITMAP``), which numba resolves when it compiles, not on import.
-
 A registered strategy cannot run end to end without a branch here (its id would fall through to
 sync), and tests/test_registry.py fails until it has one. Adding a strategy ``foo``:
   1. emul/strategies/foo.py, with the attributes emul/strategies/__init__.py lists;
   2. in emul/strategies/__init__.py: ``foo`` in the import and at the end of STRATEGIES;
   3. here: ``from emul.strategies import foo`` and, in gc_try_lazy_free and gc_drain,
-         if kind == strategies.StrategyId.FOO:
+         if kind == StrategyId.FOO:
              return foo.enqueue(zram, ctx, index)      # foo.drain(zram, mm, ctx) in gc_drain
      (and one in gc_defer_swap_entry if foo has defer_swap_entry).
 """
@@ -23,13 +18,12 @@ from __future__ import annotations
 
 from numba import njit
 
-from emul import strategies  # the registry as a module object: see "Import cycle" above
 from emul.kernel.atomics import atomic_load
 from emul.kernel.context import Ctx
 from emul.kernel.mm_types import Mm
 from emul.kernel.zram import LAZY_NO, ST_GC_BYTES, ST_GC_SLOTS, ZP_STRATEGY, Zram
-from emul.strategies import (array, bitmap, deferred_zsfree, hbitmap, mm_async, percpu,
-    percpu_zsfree, sync)
+from emul.strategies import (BACKLOG_IN_BUFFERS_MASK, StrategyId, array, bitmap, deferred_zsfree,
+    hbitmap, mm_async, percpu, percpu_zsfree, sync)
 from emul.strategies.common import handles_held
 
 
@@ -39,19 +33,19 @@ from emul.strategies.common import handles_held
 def gc_try_lazy_free(zram: Zram, ctx: Ctx, index: int) -> int:
     """The strategy's enqueue (zram_slot_free_notify, slot lock held): a LAZY_* code."""
     kind = zram.params[ZP_STRATEGY]
-    if kind == strategies.StrategyId.BITMAP:
+    if kind == StrategyId.BITMAP:
         return bitmap.enqueue(zram, ctx, index)
-    if kind == strategies.StrategyId.HBITMAP:
+    if kind == StrategyId.HBITMAP:
         return hbitmap.enqueue(zram, ctx, index)
-    if kind == strategies.StrategyId.ARRAY:
+    if kind == StrategyId.ARRAY:
         return array.enqueue(zram, ctx, index)
-    if kind == strategies.StrategyId.PERCPU:
+    if kind == StrategyId.PERCPU:
         return percpu.enqueue(zram, ctx, index)
-    if kind == strategies.StrategyId.DEFERRED_ZSFREE:
+    if kind == StrategyId.DEFERRED_ZSFREE:
         return deferred_zsfree.enqueue(zram, ctx, index)
-    if kind == strategies.StrategyId.PERCPU_ZSFREE:
+    if kind == StrategyId.PERCPU_ZSFREE:
         return percpu_zsfree.enqueue(zram, ctx, index)
-    if kind == strategies.StrategyId.MM_ASYNC:
+    if kind == StrategyId.MM_ASYNC:
         return mm_async.enqueue(zram, ctx, index)
     return sync.enqueue(zram, ctx, index)   # StrategyId.SYNC
 
@@ -60,19 +54,19 @@ def gc_try_lazy_free(zram: Zram, ctx: Ctx, index: int) -> int:
 def gc_drain(zram: Zram, mm: Mm, ctx: Ctx) -> int:
     """One GC work item of the strategy; returns the slots (or handles) it freed."""
     kind = zram.params[ZP_STRATEGY]
-    if kind == strategies.StrategyId.BITMAP:
+    if kind == StrategyId.BITMAP:
         return bitmap.drain(zram, mm, ctx)
-    if kind == strategies.StrategyId.HBITMAP:
+    if kind == StrategyId.HBITMAP:
         return hbitmap.drain(zram, mm, ctx)
-    if kind == strategies.StrategyId.ARRAY:
+    if kind == StrategyId.ARRAY:
         return array.drain(zram, mm, ctx)
-    if kind == strategies.StrategyId.PERCPU:
+    if kind == StrategyId.PERCPU:
         return percpu.drain(zram, mm, ctx)
-    if kind == strategies.StrategyId.DEFERRED_ZSFREE:
+    if kind == StrategyId.DEFERRED_ZSFREE:
         return deferred_zsfree.drain(zram, mm, ctx)
-    if kind == strategies.StrategyId.PERCPU_ZSFREE:
+    if kind == StrategyId.PERCPU_ZSFREE:
         return percpu_zsfree.drain(zram, mm, ctx)
-    if kind == strategies.StrategyId.MM_ASYNC:
+    if kind == StrategyId.MM_ASYNC:
         return mm_async.drain(zram, mm, ctx)
     return sync.drain(zram, mm, ctx)   # StrategyId.SYNC
 
@@ -81,7 +75,7 @@ def gc_drain(zram: Zram, mm: Mm, ctx: Ctx) -> int:
 def gc_defer_swap_entry(zram: Zram, ctx: Ctx, slot: int) -> int:
     """zap_pte_range's hook for a strategy that defers in mm, before zram: LAZY_QUEUED (taken),
     LAZY_REFUSED (over its cap: free it here) or LAZY_NO (every other strategy)."""
-    if zram.params[ZP_STRATEGY] == strategies.StrategyId.MM_ASYNC:
+    if zram.params[ZP_STRATEGY] == StrategyId.MM_ASYNC:
         return mm_async.defer_swap_entry(zram, ctx, slot)
     return LAZY_NO
 
@@ -89,7 +83,7 @@ def gc_defer_swap_entry(zram: Zram, ctx: Ctx, slot: int) -> int:
 @njit(cache=True, _nrt=False, inline="always")
 def gc_backlog_in_buffers(zram: Zram) -> bool:
     """Whether the strategy counts its backlog in its own buffers (BACKLOG_IN_BUFFERS)."""
-    return (strategies.BACKLOG_IN_BUFFERS_MASK >> zram.params[ZP_STRATEGY]) & 1 != 0
+    return (BACKLOG_IN_BUFFERS_MASK >> zram.params[ZP_STRATEGY]) & 1 != 0
 
 
 @njit(cache=True, _nrt=False, inline="always")

@@ -1,6 +1,6 @@
 """The mm side: emulated page tables, unmap, swap-out, swap-in and reclaim (mm/memory.c,
-mm/vmscan.c). The shared arrays are described in kernel/mm_types.py; the swap device (slot
-allocator, swap_entry_free) is kernel/swapfile.py.
+mm/vmscan.c). The shared arrays are described in kernel/mm_types.py; the swap device's slot
+allocator is kernel/swapfile.py, and swap_entry_free (down to zram's notify) kernel/notify.py.
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from emul.kernel.context import (COST_FAULT, COST_FREE_FOLIO, COST_ZAP_PTE, W_CO
     W_T_START, Ctx, model_cost, note_cpu)
 from emul.kernel.gc_hooks import gc_defer_swap_entry
 from emul.kernel.mm_types import Mm
-from emul.kernel.swapfile import get_swap_slot, swap_entry_free
+from emul.kernel.notify import swap_entry_free
+from emul.kernel.swapfile import get_swap_slot
 from emul.kernel.zram import (F_READ_CORRUPT, LAZY_QUEUED, LAZY_REFUSED, Zram, chaos_point,
     fill_page, page_checksum, zram_read_page, zram_write_page)
 

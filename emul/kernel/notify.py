@@ -1,30 +1,30 @@
-"""zram_slot_free_notify: where a freed swap entry reaches zram, and where strategies plug in.
+"""Where a freed swap entry reaches zram, and where the strategies plug in.
 
-The RFC's change is the one line in the middle: instead of slot_free() in place, offer the slot
-to the GC strategy (try_slot_lazy_free); if the strategy refuses (over its cap, or ``sync``),
-free in place as today.
+swap_entry_free (mm/swapfile.c: the last reference to a swap slot gone) ends in
+swap_range_free -> swap_slot_free_notify -> zram_slot_free_notify; the slot becomes allocatable
+again only after the notify returned. The RFC's change is the one line in the middle of the
+notify: instead of slot_free() in place, offer the slot to the GC strategy (try_slot_lazy_free,
+here gc_hooks.gc_try_lazy_free); if the strategy refuses (over its cap, or ``sync``), free in
+place as today (kernel/zram.py's zram_slot_free_sync is the notify without the offer).
 """
 from __future__ import annotations
 
 from numba import njit
 
-# a module, not its names: gc_hooks -> strategies -> mm_async -> swapfile -> here
-from emul.kernel import gc_hooks
-from emul.kernel.atomics import atomic_fetch_add
-from emul.kernel.context import W_FALLBACK, W_IN_PLACE, W_LAZY, W_MISS_FREE, Ctx
-from emul.kernel.zram import (LAZY_QUEUED, LAZY_REFUSED, ST_MISS_FREE, ST_NOTIFY_FREE, Zram,
-    slot_free, slot_trylock, slot_unlock)
+from emul.kernel.context import W_FALLBACK, W_IN_PLACE, W_LAZY, W_SWAP_FREED, Ctx
+from emul.kernel.gc_hooks import gc_try_lazy_free
+from emul.kernel.mm_types import Mm
+from emul.kernel.swapfile import swap_entry_put, swap_range_free
+from emul.kernel.zram import (LAZY_QUEUED, LAZY_REFUSED, Zram, slot_free, slot_unlock,
+    zram_slot_free_trylock)
 
 
 @njit(cache=True, _nrt=False)
 def zram_slot_free_notify(zram: Zram, ctx: Ctx, index: int) -> None:
-    """Free a slot whose last swap reference went away, in place or through the strategy."""
-    atomic_fetch_add(zram.stats, ST_NOTIFY_FREE, 1)
-    if not slot_trylock(zram, ctx, index):
-        atomic_fetch_add(zram.stats, ST_MISS_FREE, 1)
-        ctx.stat[W_MISS_FREE] += 1
+    """Free a slot whose last swap reference went away, through the strategy or in place."""
+    if not zram_slot_free_trylock(zram, ctx, index):
         return
-    lazy = gc_hooks.gc_try_lazy_free(zram, ctx, index)
+    lazy = gc_try_lazy_free(zram, ctx, index)
     if lazy == LAZY_QUEUED:
         ctx.stat[W_LAZY] += 1
     else:
@@ -33,3 +33,12 @@ def zram_slot_free_notify(zram: Zram, ctx: Ctx, index: int) -> None:
         slot_free(zram, ctx, index)
         ctx.stat[W_IN_PLACE] += 1
     slot_unlock(zram, ctx, index)
+
+
+@njit(cache=True, _nrt=False)
+def swap_entry_free(zram: Zram, mm: Mm, ctx: Ctx, slot: int) -> None:
+    """Drop one reference to a swap slot; the last one frees it through the zram notify."""
+    if swap_entry_put(mm, ctx, slot):
+        zram_slot_free_notify(zram, ctx, slot)
+        ctx.stat[W_SWAP_FREED] += 1
+        swap_range_free(mm, ctx, slot)

@@ -1,21 +1,20 @@
-"""The swap device (mm/swapfile.c): the slot allocator and swap_entry_free.
+"""The swap device (mm/swapfile.c): the slot allocator, and the two ends of freeing an entry.
 
-Freeing a swap entry ends, as in mm/swapfile.c, in swap_range_free -> swap_slot_free_notify ->
-zram_slot_free_notify; the slot becomes allocatable again only after the notify returned.
-Lock order: si->lock is taken after the notify, never around it.
+Freeing a swap entry (kernel/notify.py's swap_entry_free) drops the reference here
+(swap_entry_put), lets zram free the content (zram_slot_free_notify), and then makes the slot
+allocatable again (swap_range_free). Lock order: si->lock is taken after the notify, never
+around it.
 """
 from __future__ import annotations
 
 from numba import njit
 
-# a module, not its names: notify -> gc_hooks -> strategies -> mm_async -> here
-from emul.kernel import notify
 from emul.kernel.atomics import atomic_cas, atomic_fetch_add, atomic_load, atomic_store_release
 from emul.kernel.context import COST_SWAP_ENTRY_FREE, W_SWAP_FREED, Ctx, model_cost
 from emul.kernel.locking import spin_lock, spin_unlock
 from emul.kernel.lockstat import LOCK_SWAP
 from emul.kernel.mm_types import SWAP_CURSOR, SWAP_RECENT_TOP, Mm
-from emul.kernel.zram import Zram
+from emul.kernel.zram import Zram, zram_slot_free_sync
 
 
 @njit(cache=True, _nrt=False)
@@ -46,20 +45,37 @@ def get_swap_slot(mm: Mm, ctx: Ctx) -> int:
     return slot
 
 
-@njit(cache=True, _nrt=False)
-def swap_entry_free(zram: Zram, mm: Mm, ctx: Ctx, slot: int) -> None:
-    """Drop one reference to a swap slot; the last one frees it through the zram notify."""
+@njit(cache=True, _nrt=False, inline="always")
+def swap_entry_put(mm: Mm, ctx: Ctx, slot: int) -> bool:
+    """Drop one reference to a swap slot: True if it was the last (the caller then frees the
+    slot's zram content and calls swap_range_free). The last reference moves 1 -> -1
+    (freeing): not allocatable until the notify has returned."""
     model_cost(ctx, COST_SWAP_ENTRY_FREE)
-    # the last reference moves 1 -> -1 (freeing): not allocatable until the notify returned
     if atomic_cas(mm.swap_map, slot, 1, -1) != 1:
         atomic_fetch_add(mm.swap_map, slot, -1)
-        return
-    notify.zram_slot_free_notify(zram, ctx, slot)
-    ctx.stat[W_SWAP_FREED] += 1
-    spin_lock(mm.swap_lock, 0, ctx, LOCK_SWAP)        # swap_range_free, under the device lock
+        return False
+    return True
+
+
+@njit(cache=True, _nrt=False)
+def swap_range_free(mm: Mm, ctx: Ctx, slot: int) -> None:
+    """The slot is free again, and the allocator takes it first (under the device lock)."""
+    spin_lock(mm.swap_lock, 0, ctx, LOCK_SWAP)
     atomic_store_release(mm.swap_map, slot, 0)
     top = mm.swap_lock[SWAP_RECENT_TOP]
     if top < mm.swap_recent.size:
         mm.swap_recent[top] = slot
         mm.swap_lock[SWAP_RECENT_TOP] = top + 1
     spin_unlock(mm.swap_lock, 0, ctx, LOCK_SWAP)
+
+
+@njit(cache=True, _nrt=False)
+def swap_entry_free_sync(zram: Zram, mm: Mm, ctx: Ctx, slot: int) -> None:
+    """swap_entry_free with today's zram notify, which asks no strategy: what a kworker that
+    already took the entry off the dying process (mm-async) runs. (The RFC's swap_entry_free,
+    whose notify offers the slot to the strategy, is kernel/notify.py's; this one cannot call
+    it: the strategies sit above the notify's hook.)"""
+    if swap_entry_put(mm, ctx, slot):
+        zram_slot_free_sync(zram, ctx, slot)
+        ctx.stat[W_SWAP_FREED] += 1
+        swap_range_free(mm, ctx, slot)

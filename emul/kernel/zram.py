@@ -33,13 +33,13 @@ from numba import njit
 from emul.kernel.atomics import (atomic_cas, atomic_fetch_add, atomic_fetch_and, atomic_fetch_or,
     atomic_load, read_clock)
 from emul.kernel.context import (COST_COMPRESS_KIB, COST_DECOMPRESS_KIB, COST_SLOT_FREE,
-    COST_SLOT_FREE_COLD, W_COLD, W_CPU, W_INDEX, W_REUSED_QUEUED, Ctx, model_cost,
+    COST_SLOT_FREE_COLD, W_COLD, W_CPU, W_IN_PLACE, W_INDEX, W_MISS_FREE, W_REUSED_QUEUED, Ctx,
+    model_cost,
     model_cost_scaled)
 from emul.kernel.locking import lock_acquired, lock_contended, lock_released, spin_wait_step
 from emul.kernel.lockstat import LOCK_SLOT
 from emul.kernel.debug import (DEBUG_ASSERT_LOCKED, DEBUG_REUSE_FREES_TWICE,
     DEBUG_REUSE_KEEPS_QUEUED, DEBUG_REUSE_LEAKS_OLD)
-from emul.kernel.debug import DEBUG_SWITCHES  # noqa: F401 (the scenario's names, read from here)
 from emul.kernel.zsmalloc import zs_free, zs_malloc, zs_obj_read
 
 Zram = namedtuple("Zram", ["table", "stats", "gc_map", "gc_ctl", "gc_queue", "params", "faults",
@@ -336,6 +336,28 @@ def slot_free(zram: Zram, ctx: Ctx, index: int) -> None:
         if ctx.stat[W_COLD]:
             model_cost(ctx, COST_SLOT_FREE_COLD)
         zs_free(zram.pool, ctx, handle)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def zram_slot_free_trylock(zram: Zram, ctx: Ctx, index: int) -> bool:
+    """The notify's first step: count it, take the slot lock without waiting (it runs under the
+    swap locks and must not sleep); a slot found locked is a miss and keeps its content."""
+    atomic_fetch_add(zram.stats, ST_NOTIFY_FREE, 1)
+    if slot_trylock(zram, ctx, index):
+        return True
+    atomic_fetch_add(zram.stats, ST_MISS_FREE, 1)
+    ctx.stat[W_MISS_FREE] += 1
+    return False
+
+
+@njit(cache=True, _nrt=False)
+def zram_slot_free_sync(zram: Zram, ctx: Ctx, index: int) -> None:
+    """zram_slot_free_notify as today's kernel has it: free in place, no strategy asked. (The
+    RFC's version, which offers the slot to the strategy first, is kernel/notify.py's.)"""
+    if zram_slot_free_trylock(zram, ctx, index):
+        slot_free(zram, ctx, index)
+        ctx.stat[W_IN_PLACE] += 1
+        slot_unlock(zram, ctx, index)
 
 
 # --- page content: what emul writes into and reads out of zram ---------------------------------

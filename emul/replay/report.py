@@ -14,7 +14,6 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from emul.report.tables import replay_table  # noqa: F401  (the replay summary's table)
 from emul.report.timeline import kill_freed_ms, time_to_returned
 
 if TYPE_CHECKING:

@@ -5,20 +5,20 @@ Zhiguo Jiang (vivo), "mm: tlb swap entries batch async release" v3, 2024-08-05, 
 (docs/kernel-model.md, "History of proposals"). The change sits in mm, not zram: zap_pte_range
 of the dying process parks each swap entry (still referenced, so nobody can reuse the slot) in an
 array (``defer_swap_entry``, reached through gc_hooks.gc_defer_swap_entry), and a kworker
-(``drain``) later runs the whole swap_entry_free -> zram_slot_free_notify -> slot_free for it.
+(``drain``) later runs the whole swap_entry_free -> zram_slot_free_notify -> slot_free for it
+(swap_entry_free_sync: the notify without the offer to a strategy, which for mm-async is LAZY_NO).
 Swap-in faults and reclaim free their entries synchronously as today.
 """
 from __future__ import annotations
 
 from numba import njit
 
-# a module, not its names: swapfile -> notify -> gc_hooks -> the registry -> here
-from emul.kernel import swapfile
 from emul.kernel.atomics import atomic_fetch_add
 from emul.kernel.context import W_IN_PLACE, Ctx
 from emul.kernel.locking import spin_lock, spin_unlock
 from emul.kernel.lockstat import LOCK_GC_QUEUE
 from emul.kernel.mm_types import Mm
+from emul.kernel.swapfile import swap_entry_free_sync
 from emul.kernel.workqueue import cond_resched, queue_work
 from emul.kernel.zram import (LAZY_NO, LAZY_QUEUED, LAZY_REFUSED, ST_GC_BYTES, ST_GC_SLOTS, Zram,
     get_slot_size)
@@ -73,7 +73,7 @@ def drain(zram: Zram, mm: Mm, ctx: Ctx) -> int:
         for k in range(n):
             slot = q[start + k]
             size = get_slot_size(zram, slot)
-            swapfile.swap_entry_free(zram, mm, ctx, slot)
+            swap_entry_free_sync(zram, mm, ctx, slot)   # its notify would say LAZY_NO
             atomic_fetch_add(zram.stats, ST_GC_SLOTS, -1)
             atomic_fetch_add(zram.stats, ST_GC_BYTES, -size)
             cond_resched(ctx)
