@@ -48,6 +48,8 @@ class GroupState:
         self._arena: Arena | None = None
         self._views: Views | None = None
 
+    # the arena and its views exist from set-up until shutdown; a step that runs outside that
+    # (a Ctrl-C mid-set-up) gets a RunAborted, as Supervisor.control does for the socket
     @property
     def arena(self) -> Arena:
         """The group's arena (from setup until shutdown)."""

@@ -75,10 +75,7 @@ def latency_figure(doc: dict) -> Figure:
                        label=k if n == 0 else None)
     ax.set_xticks(range(len(variants)), variants, rotation=20, ha="right")
     ax.set(title=_title(doc, f"{what} time of every repeat"), ylabel="ms")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax)
 
 
 def backlog_figure(doc: dict) -> Figure:
@@ -89,6 +86,11 @@ def backlog_figure(doc: dict) -> Figure:
         ax.plot(r["timeline"]["t_ms"], r["timeline"]["gc_backlog"], label=v)
     ax.set(title=_title(doc, "GC backlog, first repeat of each variant"),
            xlabel="ms since the phase began", ylabel="slots queued")
+    return _finish(fig, ax)
+
+
+def _finish(fig: Figure, ax) -> Figure:
+    """A single-panel figure's grid and legend, laid out."""
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
