@@ -40,8 +40,16 @@ from emul.config.profiles import load_profile
 from emul.errors import InputError, RunAborted
 from emul.harness.arena import Arena
 from emul.harness.entrypoints import BENCH_ENTRY_POINTS, Views, compile_entry_points
-from emul.harness.microbench import (OnCpu, fill_slots, loop_atomic_add, loop_chunks,
-                                     loop_drain, loop_enqueue, loop_handoff, loop_slot_lock)
+from emul.harness.microbench import (
+    OnCpu,
+    fill_slots,
+    loop_atomic_add,
+    loop_chunks,
+    loop_drain,
+    loop_enqueue,
+    loop_handoff,
+    loop_slot_lock,
+)
 from emul.harness.repeat import reset_arena
 from emul.harness.supervisor import Supervisor, WorkerProc
 from emul.kernel import layout

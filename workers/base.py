@@ -15,6 +15,10 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psutil
 
 PR_SET_PDEATHSIG = 1
 SETUP_TIMEOUT_MS = 120_000
@@ -46,7 +50,7 @@ def migrations() -> int | None:
     return None
 
 
-def usage_snapshot(proc) -> dict:
+def usage_snapshot(proc: "psutil.Process") -> dict:
     t = proc.cpu_times()
     c = proc.num_ctx_switches()
     return {"cpu_s": t.user + t.system, "wall_s": time.perf_counter(),
@@ -140,7 +144,7 @@ def run(worker: Worker) -> None:
     sys.exit(worker.main())
 
 
-def run_ranges(w: Worker, path, ranges, *extra) -> None:
+def run_ranges(w: Worker, path: Callable[..., object], ranges: list, *extra: object) -> None:
     """Run compiled path(zram, mm, ctx, start, end, *extra) over each range in turn; the
     phase's time is from the first range's start to the last one's end."""
     from emul.kernel.context import W_T_START

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import os
+from argparse import Namespace
+
+from rich.console import Console
 
 from emul.config.profiles import builtin_names, load_profile
 from emul.config.topology import TopologyError, describe, read_topology
@@ -10,7 +13,7 @@ from emul.errors import EXIT_OK, InputError
 from emul.strategies import STRATEGY_MODULES
 
 
-def cmd_strategies(args, console) -> int:
+def cmd_strategies(args: Namespace, console: Console) -> int:
     for name, mod in STRATEGY_MODULES.items():
         cap = (f"cap {mod.DEFAULT_CAP_SLOTS} slots" if mod.DEFAULT_CAP_SLOTS
                else "no cap" if mod.NEEDS_GC else "")
@@ -18,13 +21,13 @@ def cmd_strategies(args, console) -> int:
     return EXIT_OK
 
 
-def cmd_profiles(args, console) -> int:
+def cmd_profiles(args: Namespace, console: Console) -> int:
     for name in builtin_names():
         console.print(f"{name:16} {load_profile(name).description}")
     return EXIT_OK
 
 
-def cmd_topo(args, console) -> int:
+def cmd_topo(args: Namespace, console: Console) -> int:
     try:
         topo = read_topology(args.sysfs_root)
     except TopologyError as exc:

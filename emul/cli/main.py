@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import importlib
 import sys
+from argparse import Namespace
+from collections.abc import Callable
+
+from rich.console import Console
 
 from emul import prune_numba_caches
 from emul.cli.parser import build_parser
 from emul.errors import EXIT_ABORTED, EmulError
 
 
-def command(spec: str):
+def command(spec: str) -> Callable[[Namespace, Console], int]:
     """The function of a "module:function" spec, imported now."""
     module, _, name = spec.partition(":")
     return getattr(importlib.import_module(module), name)

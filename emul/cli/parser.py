@@ -6,11 +6,12 @@ command it runs (``emul compare`` never loads numba).
 from __future__ import annotations
 
 import argparse
+from argparse import _SubParsersAction as Subparsers
 
 from emul.harness.chaos import KINDS as CHAOS_KINDS
 
 
-def add_run(sub) -> None:
+def add_run(sub: Subparsers) -> None:
     r = sub.add_parser("run", help="run a scenario (default: scenarios/seed-unmap.yaml)")
     r.add_argument("scenario", nargs="?", help="scenario YAML file")
     r.add_argument("--profile", help="cost profile name or YAML path (overrides the scenario's)")
@@ -25,7 +26,7 @@ def add_run(sub) -> None:
     r.set_defaults(fn="emul.cli.run:cmd_run")
 
 
-def add_replay(sub) -> None:
+def add_replay(sub: Subparsers) -> None:
     rp = sub.add_parser("replay", help="replay a low-memory-killer storm from a log")
     rp.add_argument("trace", help="lmkd logcat, kernel OOM log, CSV or JSON Lines")
     rp.add_argument("--scenario", help="base scenario (default scenarios/replay-base.yaml)")
@@ -49,7 +50,7 @@ def add_replay(sub) -> None:
     rp.set_defaults(fn="emul.cli.replay:cmd_replay")
 
 
-def add_soak(sub) -> None:
+def add_soak(sub: Subparsers) -> None:
     sk = sub.add_parser("soak", help="cycle a scenario with every strategy for N minutes, "
                         "auditing every cycle")
     sk.add_argument("scenario", nargs="?",
@@ -61,7 +62,7 @@ def add_soak(sub) -> None:
     sk.set_defaults(fn="emul.cli.run:cmd_soak")
 
 
-def add_info(sub) -> None:
+def add_info(sub: Subparsers) -> None:
     sub.add_parser("strategies", help="list the GC strategies").set_defaults(
         fn="emul.cli.info:cmd_strategies")
     sub.add_parser("profiles", help="list the built-in cost profiles").set_defaults(
@@ -74,7 +75,7 @@ def add_info(sub) -> None:
     tp.set_defaults(fn="emul.cli.info:cmd_topo")
 
 
-def add_bench(sub) -> None:
+def add_bench(sub: Subparsers) -> None:
     b = sub.add_parser("bench", help="microbenchmarks of emul's machinery against an atomic add")
     b.add_argument("--quick", action="store_true",
                    help="fewer batches and iterations (seconds once compiled)")
@@ -82,7 +83,7 @@ def add_bench(sub) -> None:
     b.set_defaults(fn="emul.cli.tools:cmd_bench")
 
 
-def add_calibrate(sub) -> None:
+def add_calibrate(sub: Subparsers) -> None:
     c = sub.add_parser("calibrate", help="measure this machine's kernel (zram swap) and write a "
                        "cost profile, then compare emul with it")
     c.add_argument("--setup", action="store_true", help="(root) configure an unused /dev/zramN "
@@ -98,7 +99,7 @@ def add_calibrate(sub) -> None:
     c.set_defaults(fn="emul.cli.tools:cmd_calibrate")
 
 
-def add_results(sub) -> None:
+def add_results(sub: Subparsers) -> None:
     c = sub.add_parser("compare", help="the same figures of several runs side by side")
     c.add_argument("runs", nargs="+", metavar="RUN",
                    help="a results directory or results.json; the first is the reference")

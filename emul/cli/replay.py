@@ -1,7 +1,10 @@
 """``emul replay TRACE``: a low-memory-killer storm from a log, against each strategy."""
 from __future__ import annotations
 
+from argparse import Namespace
 from pathlib import Path
+
+from rich.console import Console
 
 from emul.cli import skeleton as sk
 from emul.cli.progress import Progress
@@ -21,7 +24,7 @@ from emul.strategies import strategy_names
 DEFAULT_STRATEGIES = "sync,bitmap,percpu-zsfree"
 
 
-def check_args(args) -> None:
+def check_args(args: Namespace) -> None:
     if args.time_scale is not None and not (0 < args.time_scale <= 1000):
         raise InputError("--time-scale", None,
                          f"expected a factor > 0 and <= 1000, got {args.time_scale}")
@@ -31,7 +34,7 @@ def check_args(args) -> None:
     sk.check_repeats(args.repeats)
 
 
-def replay_scenario(args, trace: Trace, strategies: list[str]) -> tuple[Scenario, str]:
+def replay_scenario(args: Namespace, trace: Trace, strategies: list[str]) -> tuple[Scenario, str]:
     """The base scenario with the trace's victims as its processes, checked to fit."""
     base_path = args.scenario or sk.resolve_scenario(None, rp.DEFAULT_BASE)
     profiles = builtin_names() + ([args.profile] if args.profile else [])
@@ -49,7 +52,7 @@ def replay_scenario(args, trace: Trace, strategies: list[str]) -> tuple[Scenario
     return sc, base_path
 
 
-def cmd_replay(args, console) -> int:
+def cmd_replay(args: Namespace, console: Console) -> int:
     check_args(args)
     strategies = sk.parse_strategies(args.strategies, strategy_names(), [])
     trace = read_trace(args.trace, oom_swap_ratio=args.oom_swap_ratio)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from argparse import Namespace
+from collections.abc import Callable
 from pathlib import Path
+
+from rich.console import Console
 
 from emul.cli import skeleton as sk
 from emul.cli.progress import Progress, quiet
-from emul.config.profiles import builtin_names, load_profile
+from emul.config.profiles import Profile, builtin_names, load_profile
 from emul.config.scenario import Scenario, VariantSpec, load_scenario
-from emul.config.vary import load_matrix
 from emul.config.topology import oversubscription_warning
+from emul.config.vary import load_matrix
 from emul.errors import InputError
 from emul.harness.chaos import Chaos
 from emul.harness.controller import Group
@@ -41,7 +45,7 @@ def load_groups(path: str, profile: str | None, repeats: int | None) -> list[Sce
     return groups
 
 
-def cmd_run(args, console) -> int:
+def cmd_run(args: Namespace, console: Console) -> int:
     path = sk.resolve_scenario(args.scenario, DEFAULT_SCENARIO)
     scenarios = load_groups(path, args.profile, args.repeats)
     profiles = [load_profile(args.profile or sc.profile) for sc in scenarios]
@@ -88,7 +92,7 @@ def cmd_run(args, console) -> int:
     return sk.execute(job, console)
 
 
-def run_footer(console, outdir: Path):
+def run_footer(console: Console, outdir: Path) -> Callable[[dict, list[Path]], str]:
     def footer(doc: dict, written: list[Path]) -> str:
         warning = oversubscription_warning(doc)
         if warning:
@@ -102,7 +106,7 @@ def run_footer(console, outdir: Path):
     return footer
 
 
-def cmd_soak(args, console) -> int:
+def cmd_soak(args: Namespace, console: Console) -> int:
     """Cycle a scenario's actors with every strategy for N minutes, auditing every cycle."""
     if not (0 < args.minutes <= 7 * 24 * 60):
         raise InputError("--minutes", None,
@@ -151,7 +155,8 @@ class Soak:
             self.progress(f"  {(time.monotonic() - self.t0) / 60:5.1f} min: {len(self.rows)} "
                           f"cycles, {clean} audits clean, {slots_moved(self.rows):,} slots moved")
 
-    def build(self, sc: Scenario, profile, group: Group, minutes: float):
+    def build(self, sc: Scenario, profile: Profile, group: Group,
+              minutes: float) -> Callable[[list[dict], str, str], dict]:
         def build(rows: list[dict], status: str, reason: str) -> dict:
             done = dataclasses.replace(sc, repeats=max([r["repeat"] + 1 for r in rows] or [0]))
             doc = results.build(done, profile, group.ticks_per_ns, rows, status, reason)
@@ -163,7 +168,7 @@ class Soak:
             return doc
         return build
 
-    def tables(self, sc: Scenario, minutes: float):
+    def tables(self, sc: Scenario, minutes: float) -> Callable[[dict], list]:
         def tables(doc: dict) -> list:
             from rich.table import Table
             rows = doc["repeats"]

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.console import Console
+
 from emul import PACKAGE_ROOT
 from emul.errors import EXIT_ABORTED, EXIT_OK, AuditFailed, EmulError, InputError
 from emul.harness.controller import Group, run_groups
@@ -45,7 +47,7 @@ class Job:
     rows: list[dict] = field(default_factory=list)
 
 
-def execute(job: Job, console) -> int:
+def execute(job: Job, console: Console) -> int:
     """Run the job's groups and report them; the command's exit code."""
     def on_repeat(rec: RepeatRecord) -> None:
         job.rows.append(rec.to_json())

@@ -2,6 +2,10 @@
 packages that do the work."""
 from __future__ import annotations
 
+from argparse import Namespace
+
+from rich.console import Console
+
 from emul.bench import run_bench
 from emul.calibrate.command import run_calibrate
 from emul.cli.progress import Progress
@@ -13,20 +17,20 @@ from emul.report.io import load_results, render_plots, results_path, write_summa
 from emul.report.tables import summary_tables
 
 
-def cmd_bench(args, console) -> int:
+def cmd_bench(args: Namespace, console: Console) -> int:
     return run_bench(console, quick=args.quick, output=args.output)
 
 
-def cmd_calibrate(args, console) -> int:
+def cmd_calibrate(args: Namespace, console: Console) -> int:
     return run_calibrate(args, console, Progress(console))
 
 
-def cmd_compare(args, console) -> int:
+def cmd_compare(args: Namespace, console: Console) -> int:
     print_comparison(load_runs(args.runs), console)
     return EXIT_OK
 
 
-def cmd_report(args, console) -> int:
+def cmd_report(args: Namespace, console: Console) -> int:
     """summary.txt (and plots, and with --csv the CSV files) again, from results.json alone."""
     doc = load_results(args.run)
     outdir = output_dir(args.output, results_path(args.run).parent)

@@ -71,17 +71,51 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from emul.errors import InputError
-from emul.config.fields import (Cap, Cpu, CpuSet, DebugKey, DebugValue, Duration, ExperimentName, Fallback,
-    Flag, Fraction01, GcCount, ItemName, KillerCount, PageSize, Patterns, ProfileName, Ratio, Repeats,
-    ScenarioName, Seed, Size, StrategyName, Text, Zsmalloc)
+from emul.config.fields import (
+    Cap,
+    Cpu,
+    CpuSet,
+    DebugKey,
+    DebugValue,
+    Duration,
+    ExperimentName,
+    Fallback,
+    Flag,
+    Fraction01,
+    GcCount,
+    ItemName,
+    KillerCount,
+    PageSize,
+    Patterns,
+    ProfileName,
+    Ratio,
+    Repeats,
+    ScenarioName,
+    Seed,
+    Size,
+    StrategyName,
+    Text,
+    Zsmalloc,
+)
 from emul.config.sizes import SizeError, format_size, show_value, slots_from_bytes
+
 # The resolved scenario lives in emul.config.spec; its names are re-exported here, where the
 # rest of emul has always imported them.
-from emul.config.spec import (PAGE_SIZES, DataSpec, Experiment, GcSpec, ProcessSpec, ReclaimSpec, Scenario,
-    VariantSpec, WorkerSpec, WorkersSpec, ZramSpec)
+from emul.config.spec import (
+    PAGE_SIZES,
+    DataSpec,
+    Experiment,
+    GcSpec,
+    ProcessSpec,
+    ReclaimSpec,
+    Scenario,
+    VariantSpec,
+    WorkerSpec,
+    WorkersSpec,
+    ZramSpec,
+)
 from emul.config.topology import Topology, machine_topology
-
+from emul.errors import InputError
 
 MAX_FILE_BYTES = 1 << 20        # a scenario file is a few hundred bytes; refuse anything silly
 _KEY_RE = re.compile(r"[A-Za-z0-9_-]+")

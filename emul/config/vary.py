@@ -20,10 +20,10 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from emul.errors import InputError
 from emul.config.scenario import Scenario, read_yaml, scenario_from_dict
 from emul.config.sizes import show_value
 from emul.config.topology import Topology, machine_topology
+from emul.errors import InputError
 
 __all__ = ["STRUCTURAL_KEYS", "VARIANT_KEYS", "VARY_KEYS", "expand_vary", "load_matrix"]
 

@@ -15,7 +15,6 @@ from emul.kernel import lockstat
 from emul.kernel.zram import STAT_NAMES
 
 
-
 def headline_span(g: GroupState) -> tuple[int, int, int]:
     """(first start, last end, PTEs) of the headline actors; a killer left without a victim
     never started and does not count."""

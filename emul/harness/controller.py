@@ -12,6 +12,7 @@ import signal
 import time
 from collections.abc import Callable
 
+from emul.config.scenario import VariantSpec
 from emul.harness import plan as planning
 from emul.harness.arena import Arena
 from emul.harness.entrypoints import Views, compile_run
@@ -23,7 +24,6 @@ from emul.kernel import layout
 from emul.kernel.clock import measure_ticks_per_ns
 from emul.kernel.gc_worker import gc_worker_stop
 from emul.kernel.mm import CTL_RECLAIM_STOP
-from emul.config.scenario import VariantSpec
 
 WORKER_START_TIMEOUT_S = 180.0   # the first run compiles; later runs load the cache
 

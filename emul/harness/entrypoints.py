@@ -10,18 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
 
 from emul.harness import microbench as mb
-from emul.kernel import audit
-from emul.kernel import layout
+from emul.kernel import audit, layout
 from emul.kernel.context import Ctx, note_cpu
 from emul.kernel.gate import gate_wait
+from emul.kernel.gc_worker import gc_worker_reset, gc_worker_run, gc_worker_stop
+from emul.kernel.layout import Arena
 from emul.kernel.mm import Mm, populate_vma, reclaim_run, swap_in_range, swap_out_range, unmap_vma
 from emul.kernel.replay import reap_run
-from emul.kernel.gc_worker import gc_worker_reset, gc_worker_run, gc_worker_stop
 from emul.kernel.zram import Zram
 
 
@@ -36,7 +37,7 @@ class Views:
     ctl: np.ndarray
 
     @classmethod
-    def of(cls, arena, index: int) -> "Views":
+    def of(cls, arena: Arena, index: int) -> "Views":
         return cls(layout.zram_view(arena), layout.mm_view(arena), layout.ctx_view(arena, index),
                    layout.page_buffer(arena, index), arena["ctl"])
 
@@ -83,7 +84,7 @@ BENCH_ENTRY_POINTS = ("loop_atomic_add", "loop_slot_lock", "loop_handoff", "fill
                       "loop_enqueue", "loop_drain", "loop_chunks", "gate_wait", "note_cpu")
 
 
-def compile_for(dispatcher, *args) -> None:
+def compile_for(dispatcher: Any, *args: Any) -> None:
     """Load (or compile) dispatcher for these arguments' types without running it."""
     dispatcher.compile(tuple(numba.typeof(a) for a in args))
 

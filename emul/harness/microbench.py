@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 from numba import njit
 
 from emul.kernel.atomics import atomic_fetch_add, read_clock
 from emul.kernel.context import Ctx, note_cpu
 from emul.kernel.gc_hooks import gc_backlog, gc_drain, gc_try_lazy_free
 from emul.kernel.mm_types import Mm
-from emul.kernel.zram import (LAZY_QUEUED, Zram, slot_lock, slot_trylock, slot_unlock,
-                              zram_write_page)
+from emul.kernel.zram import (
+    LAZY_QUEUED,
+    Zram,
+    slot_lock,
+    slot_trylock,
+    slot_unlock,
+    zram_write_page,
+)
 
 
 @njit(cache=True, _nrt=False)
-def loop_atomic_add(words, n: int) -> int:
+def loop_atomic_add(words: np.ndarray, n: int) -> int:
     for _ in range(n):
         atomic_fetch_add(words, 0, 1)
     return words[0]
@@ -62,7 +69,7 @@ def loop_handoff(zram: Zram, ctx: Ctx, index: int, me: int, turns: int) -> int:
 
 
 @njit(cache=True, _nrt=False)
-def fill_slots(zram: Zram, ctx: Ctx, start: int, end: int, page) -> int:
+def fill_slots(zram: Zram, ctx: Ctx, start: int, end: int, page: np.ndarray) -> int:
     """Write content into every slot of [start, end) through zram's real write path."""
     n = 0
     for i in range(start, end):
@@ -96,7 +103,8 @@ def loop_drain(zram: Zram, mm: Mm, ctx: Ctx, max_passes: int) -> int:
 
 
 @njit(cache=True, _nrt=False)
-def loop_chunks(zram: Zram, mm: Mm, ctx: Ctx, start: int, end: int, chunk: int, out) -> None:
+def loop_chunks(zram: Zram, mm: Mm, ctx: Ctx, start: int, end: int, chunk: int,
+                out: np.ndarray) -> None:
     """Enqueue [start, end) chunk slots at a time and drain after each chunk; adds enqueue
     ticks, drain ticks, slots queued and slots freed into out[0..3]."""
     i = start

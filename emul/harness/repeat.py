@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from emul.config.scenario import VariantSpec
 from emul.harness import collect
+from emul.harness.arena import Arena
 from emul.harness.group import GroupState, Repeat
 from emul.harness.record import RepeatRecord
 from emul.harness.sampler import SAMPLE_MS, PhaseSampler, ReplaySampler
@@ -19,18 +20,18 @@ from emul.harness.trace import record_kills, record_repeat
 from emul.kernel import audit, layout, lockstat
 from emul.kernel import context as C
 from emul.kernel.clock import clock_now
+from emul.kernel.gc_worker import gc_worker_reset, gc_worker_stop
 from emul.kernel.layout import Geometry
 from emul.kernel.mm import CTL_RECLAIM_STOP, populate_vma
 from emul.kernel.replay import CTL_REPLAY_NEXT, K_DUE, K_SLOTS
-from emul.kernel.gc_worker import gc_worker_reset, gc_worker_stop
 from emul.kernel.zram import K_SLOTS_LEFT, KILL_WORDS
 from emul.strategies import get_strategy
-
 
 PHASE_TIMEOUT_S = 600.0
 
 
-def reset_arena(arena, geo: Geometry, strategy: str, cpus: list[int] | None = None) -> None:
+def reset_arena(arena: Arena, geo: Geometry, strategy: str,
+                cpus: list[int] | None = None) -> None:
     """Every array zeroed, the initial state of geo, and the strategy's queue set up."""
     for view in arena.views.values():
         view[...] = 0

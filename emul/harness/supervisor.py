@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import psutil
 import zmq
 
@@ -253,7 +254,7 @@ class Supervisor:
 
     # --- phases --------------------------------------------------------------------------------
 
-    def start_phase(self, ctl, assignments: dict[str, tuple[str, dict]], timeout_s: float,
+    def start_phase(self, ctl: np.ndarray, assignments: dict[str, tuple[str, dict]], timeout_s: float,
                     before_go: Callable[[], None] | None = None) -> int:
         """Send each named worker its phase, wait until all reached the gate, open it."""
         self.seq += 1

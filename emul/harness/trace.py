@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from emul.harness.sampler import Sample
 from emul.harness.supervisor import WorkerProc
 from emul.kernel import context as C
@@ -86,7 +88,7 @@ def name_tracks(rec: TraceRecorder, pid: int, label: str, workers: list[WorkerPr
 
 
 def record_repeat(rec: TraceRecorder, pid: int, variant: str, repeat: int,
-                  marks: dict[str, int], workers: list[WorkerProc], wstat,
+                  marks: dict[str, int], workers: list[WorkerProc], wstat: np.ndarray,
                   samples: list[Sample], page_size: int) -> None:
     """One repeat (1-based): its phases (marks: phase name -> start tick, ending with "end"),
     each worker's measured work, every GC pass, and the sampled counters."""

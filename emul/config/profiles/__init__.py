@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from emul.errors import InputError
 from emul.config.costs import COST_INDEX, NR_COSTS
+from emul.errors import InputError
 
 # per-KiB costs are scaled by bytes; the zspage page costs are charged per KiB of page too
 PER_KIB = {"compress_kib", "decompress_kib", "free_zspage_page", "alloc_zspage_page"}
