@@ -36,7 +36,6 @@ import numba
 import numpy as np
 
 from emul import PACKAGE_ROOT
-from emul.config.profiles import load_profile
 from emul.errors import InputError, RunAborted
 from emul.harness.arena import Arena
 from emul.harness.entrypoints import BENCH_ENTRY_POINTS, Views, compile_entry_points
@@ -175,7 +174,7 @@ class Bench:
         """An empty device running ``strategy``, zero cost profile (as a repeat starts)."""
         geo = self.geometry(strategy)
         reset_arena(self.arena, geo, strategy)
-        self.arena["costs"][:] = load_profile("zero").ticks(self.ticks_per_ns, geo.page_size)
+        self.arena["costs"][:] = 0      # the zero profile: emul's machinery alone
         note_cpu(self.v.ctx)
 
     # --- rows --------------------------------------------------------------------------------

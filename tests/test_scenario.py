@@ -196,7 +196,7 @@ def test_gc_count_repeats_a_single_cpu() -> None:
         (base(variants=[{"strategy": "nope"}]), "variants[0].strategy",
          'expected a known strategy (one of: bitmap, sync), got "nope"'),
         (base(variants=[{"strategy": "sync", "capp": 1}]), "variants[0].capp",
-         "unknown key (expected one of: name, strategy, cap, zsmalloc)"),
+         "unknown key (expected one of: name, strategy, cap, zsmalloc, costs, core, step_work_ns)"),
         (base(variants=[{"strategy": "sync"}, {"strategy": "sync", "cap": 5}]), "variants[1].name",
          'variant name "sync" is already used by variants[0]'),
         (base(variants=[{"strategy": "sync", "cap": "1K"}]), "variants[0].cap", "at least one page (4K)"),

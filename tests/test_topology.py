@@ -239,8 +239,22 @@ RK_EXPECT = {
 }
 
 
+# scenarios that emulate the board's core classes on any machine (pinned by CPU number)
+RK_EMULATED = {"seed-unmap-emulated.yaml"}
+
+
 def test_every_rk3588_scenario_is_listed() -> None:
-    assert sorted(p.name for p in (ROOT / "scenarios" / "rk3588").glob("*.yaml")) == sorted(RK_EXPECT)
+    assert sorted(p.name for p in (ROOT / "scenarios" / "rk3588").glob("*.yaml")) == sorted(
+        [*RK_EXPECT, *RK_EMULATED])
+
+
+@pytest.mark.parametrize("name", sorted(RK_EMULATED))
+def test_an_emulated_rk3588_scenario_loads_on_a_machine_of_equal_cpus(x86: Topology,
+                                                                      name: str) -> None:
+    (sc,) = load_matrix(ROOT / "scenarios" / "rk3588" / name, cpus={0, 1},
+                        strategies=strategy_names(), profiles=builtin_names(), topology=x86)
+    assert sc.core_of("killer") == "little"
+    assert {sc.core_of("gc", v) for v in sc.variants if v.strategy == "bitmap"} == {"little", "big"}
 
 
 @pytest.mark.parametrize("name", sorted(RK_EXPECT))

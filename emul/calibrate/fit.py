@@ -139,7 +139,10 @@ def _explain_measured(fit: Fit, meas: dict, comp_len: float, ppo: float) -> None
 def _explain_machinery(fit: Fit, machinery: dict | None, mach: dict[str, float]) -> None:
     L = fit.lines
     if not machinery:
-        L.append("emul's own machinery was not measured (--no-emulate): it comes on top.")
+        L.append("These are targets: the real kernel's costs on this machine. emul measures its")
+        L.append("own machinery for each step wherever it runs and busy-waits only the rest, so")
+        L.append("the profile means the same on every host (its machinery here is recorded in")
+        L.append("the file beside the costs, for reference).")
         return
     L.append("emul's own machinery for the same workloads on this machine (every cost the "
              "fit sets at 1 ns,")

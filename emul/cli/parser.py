@@ -19,6 +19,9 @@ def add_run(sub: Subparsers) -> None:
     r.add_argument("--repeats", type=int, help="override the scenario's repeats")
     r.add_argument("--csv", action="store_true",
                    help="also write every table and time series as CSV files")
+    r.add_argument("--dilate", type=float, metavar="K",
+                   help="time dilation: every target x K, every reported time / K, for a host "
+                   "too slow for the profile (overrides the scenario's dilate)")
     r.add_argument("--chaos", type=int, metavar="SEED",
                    help="inject one fault at a random moment (testing: the run must end cleanly)")
     r.add_argument("--chaos-kind", choices=CHAOS_KINDS, help="the fault --chaos injects "

@@ -26,20 +26,26 @@ from emul.report import results
 from emul.report.export import write_csv
 from emul.report.io import render_plots
 from emul.report.tables import summary_tables
+from emul.report.timesplit import overrun_warning
 from emul.strategies import strategy_names
 
 DEFAULT_SCENARIO = "scenarios/seed-unmap.yaml"
 SOAK_SCENARIO = "scenarios/contention-mixed.yaml"
 
 
-def load_groups(path: str, profile: str | None, repeats: int | None) -> list[Scenario]:
+def load_groups(path: str, profile: str | None, repeats: int | None,
+                dilate: float | None = None) -> list[Scenario]:
     """The scenario's structural groups, checked (an unknown debug switch is refused here,
     before anything is created)."""
     sk.check_repeats(repeats)
+    if dilate is not None and not 1 <= dilate <= 1000:
+        raise InputError("--dilate", None, f"expected a factor from 1 to 1000, got {dilate:g}")
     groups = load_matrix(path, cpus=sk.cpus(), strategies=strategy_names(),
                          profiles=builtin_names() + ([profile] if profile else []))
     if repeats is not None:
         groups = [dataclasses.replace(sc, repeats=repeats) for sc in groups]
+    if dilate is not None:
+        groups = [dataclasses.replace(sc, dilate=dilate) for sc in groups]
     for sc in groups:
         debug_bits(sc)
     return groups
@@ -47,7 +53,7 @@ def load_groups(path: str, profile: str | None, repeats: int | None) -> list[Sce
 
 def cmd_run(args: Namespace, console: Console) -> int:
     path = sk.resolve_scenario(args.scenario, DEFAULT_SCENARIO)
-    scenarios = load_groups(path, args.profile, args.repeats)
+    scenarios = load_groups(path, args.profile, args.repeats, args.dilate)
     profiles = [load_profile(args.profile or sc.profile) for sc in scenarios]
     sc = scenarios[0]
     outdir = sk.output_dir(args.output, Path("results") / f"{sc.name}-{sk.stamp()}")
@@ -76,6 +82,7 @@ def cmd_run(args: Namespace, console: Console) -> int:
             chaos.disarm()
         doc = results.build(scenarios, profiles, sk.ticks_per_ns(groups), rows, status, reason)
         doc["control"] = {"dropped_messages": sum(g.dropped_messages for g in groups)}
+        doc.update(timing_doc(groups))
         if chaos is not None:
             doc["chaos"] = chaos.fired or {"seed": chaos.seed, "kind": chaos.kind,
                                            "fired": False}
@@ -92,13 +99,22 @@ def cmd_run(args: Namespace, console: Console) -> int:
     return sk.execute(job, console)
 
 
+def timing_doc(groups: list[Group]) -> dict:
+    """What results.json says of the timing model: the dilation, the host's clock, and the
+    machinery figures each variant's costs were reduced by."""
+    return {"dilation": groups[0].sc.dilate,
+            "host_ticks_per_ns": max(g.host_ticks_per_ns for g in groups),
+            "machinery": {v: m.to_report() for g in groups for v, m in g.machinery.items()}}
+
+
 def run_footer(console: Console, outdir: Path) -> Callable[[dict, list[Path]], str]:
     def footer(doc: dict, written: list[Path]) -> str:
-        warning = oversubscription_warning(doc)
-        if warning:
-            console.print(f"[yellow]warning:[/yellow] {warning}")
-            with open(outdir / "summary.txt", "a") as f:
-                f.write(f"warning: {warning}\n")
+        for warning in (oversubscription_warning(doc), overrun_warning(doc)):
+            if warning:
+                console.print(f"[yellow]warning:[/yellow] {warning}", markup=True,
+                              highlight=False)
+                with open(outdir / "summary.txt", "a") as f:
+                    f.write(f"warning: {warning}\n")
         pngs = [p.name for p in written if p.suffix == ".png"]
         csv = any(p.suffix == ".csv" for p in written)
         return (f"results: {outdir / 'results.json'}; trace: {outdir / 'trace.json'} "

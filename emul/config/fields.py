@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import PlainValidator, ValidationInfo
 
+from emul.config.costs import COST_NAMES
 from emul.config.sizes import SizeError, classify_count_or_size, show_value, size_bytes
 from emul.config.spec import PAGE_SIZES, Experiment
 from emul.config.topology import Topology, resolve_cpus
@@ -230,6 +231,52 @@ def _v_debug_value(value: Any) -> bool | int:
     raise ValueError(f"expected true, false or a whole number, got {show_value(value)}")
 
 
+_CLASS_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+CORE_ROLES = ("killer", "swapin", "gc", "reclaim")   # the workers whose costs are modelled
+
+
+def _v_core_class(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and _CLASS_RE.fullmatch(value):
+        return value
+    raise ValueError(f"expected a core class of the profile (a lower-case name such as little "
+                     f"or big), got {show_value(value)}")
+
+
+def _v_cost_overrides(value: Any) -> tuple[tuple[str, float], ...]:
+    """variants[].costs: {name: ns}, names from emul.config.costs, as sorted pairs."""
+    if value is None or value == ():
+        return ()
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping of cost name to nanoseconds, got {show_value(value)}")
+    out = []
+    for name, ns in value.items():
+        if name not in COST_NAMES:
+            raise ValueError(f"expected cost names from: {', '.join(COST_NAMES)}; got "
+                             f"{show_value(name)}")
+        if isinstance(ns, bool) or not isinstance(ns, (int, float)) or not 0 <= ns < 1e9:
+            raise ValueError(f"expected nanoseconds (a number >= 0) for {name}, got {show_value(ns)}")
+        out.append((name, float(ns)))
+    return tuple(sorted(out))
+
+
+def _v_core_overrides(value: Any) -> tuple[tuple[str, str], ...]:
+    """variants[].core: {role: class}, the emulated core class of a worker role."""
+    if value is None or value == ():
+        return ()
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping of worker role to core class, got {show_value(value)}")
+    out: list[tuple[str, str]] = []
+    for role, cls in value.items():
+        name = _v_core_class(cls)
+        if role not in CORE_ROLES or name is None:
+            raise ValueError(f"expected worker roles from: {', '.join(CORE_ROLES)}, each with a "
+                             f"core class; got {show_value(role)}: {show_value(cls)}")
+        out.append((role, name))
+    return tuple(sorted(out))
+
+
 # The types the input models in emul.config.scenario declare their keys with.
 ScenarioName = Annotated[str, PlainValidator(_v_scenario_name)]
 ItemName = Annotated[Union[str, None], PlainValidator(_v_item_name)]
@@ -243,6 +290,11 @@ DebugValue = Annotated[Union[bool, int], PlainValidator(_v_debug_value)]
 Cap = Annotated[Any, PlainValidator(_v_cap)]
 Size = Annotated[int, PlainValidator(_v_size(MAX_DISKSIZE))]         # bytes, 1 .. 1T
 Ratio = Annotated[float, PlainValidator(_v_number(1.0, 64.0))]      # compression_ratio
+StepWork = Annotated[int, PlainValidator(_v_int(0, 1_000_000))]     # debug: ns per step
+Dilation = Annotated[float, PlainValidator(_v_number(1.0, 1000.0, "a time dilation factor"))]
+CoreClass = Annotated[Union[str, None], PlainValidator(_v_core_class)]
+CostOverrides = Annotated[tuple, PlainValidator(_v_cost_overrides)]
+CoreOverrides = Annotated[tuple, PlainValidator(_v_core_overrides)]
 Repeats = Annotated[int, PlainValidator(_v_int(1, 1000))]
 Seed = Annotated[int, PlainValidator(_v_int(0, MAX_SEED))]
 Duration = Annotated[int, PlainValidator(_v_duration)]              # nanoseconds

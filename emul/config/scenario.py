@@ -73,10 +73,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from emul.config.fields import (
     Cap,
+    CoreClass,
+    CoreOverrides,
+    CostOverrides,
     Cpu,
     CpuSet,
     DebugKey,
     DebugValue,
+    Dilation,
     Duration,
     ExperimentName,
     Fallback,
@@ -93,6 +97,7 @@ from emul.config.fields import (
     ScenarioName,
     Seed,
     Size,
+    StepWork,
     StrategyName,
     Text,
     Zsmalloc,
@@ -162,6 +167,7 @@ class _DataIn(_In):
 class _KillerIn(_In):
     cpu: Annotated[list[CpuSet], Field(min_length=1)] = 0  # type: ignore[assignment]
     count: KillerCount = None
+    core: CoreClass = None
 
     @field_validator("cpu", mode="before")
     @classmethod
@@ -174,6 +180,7 @@ class _GcIn(_In):
     cpu: Annotated[list[CpuSet], Field(min_length=1)] = 1  # type: ignore[assignment]
     count: GcCount = None
     idle_poll: Duration = 0
+    core: CoreClass = None
 
     @field_validator("cpu", mode="before")
     @classmethod
@@ -185,16 +192,22 @@ class _SwapoutIn(_In):
     cpu: Cpu = 0
 
 
+class _SwapinIn(_In):
+    cpu: Cpu = 0
+    core: CoreClass = None
+
+
 class _ReclaimIn(_In):
     cpu: Cpu = 0
     vma: Size = "4M"  # type: ignore[assignment]
+    core: CoreClass = None
 
 
 class _WorkersIn(_In):
     killer: _KillerIn = Field(default_factory=dict)  # type: ignore[arg-type]
     gc: _GcIn = Field(default_factory=dict)  # type: ignore[arg-type]
     swapout: _SwapoutIn = Field(default_factory=dict)  # type: ignore[arg-type]
-    swapin: _SwapoutIn = Field(default_factory=dict)  # type: ignore[arg-type]
+    swapin: _SwapinIn = Field(default_factory=dict)  # type: ignore[arg-type]
     reclaim: Union[_ReclaimIn, None] = None
 
 
@@ -203,6 +216,9 @@ class _VariantIn(_In):
     strategy: StrategyName
     cap: Cap = None
     zsmalloc: Zsmalloc = ()
+    costs: CostOverrides = ()
+    core: CoreOverrides = ()
+    step_work_ns: StepWork = 0
 
 
 class _ScenarioIn(_In):
@@ -224,6 +240,7 @@ class _ScenarioIn(_In):
     ]
     lockstat: Flag = False
     debug: dict[DebugKey, DebugValue] = Field(default_factory=dict)
+    dilate: Dilation = 1.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -418,14 +435,16 @@ def _resolve(model: _ScenarioIn, *, where: str, raw: dict[str, Any], available: 
     _raise_first(where, raw, problems)
     page = model.page_size
     workers = WorkersSpec(
-        killer=WorkerSpec(cpu=killer_cpus[0]),
+        killer=WorkerSpec(cpu=killer_cpus[0], core=model.workers.killer.core),
         killers=killer_cpus,
-        gc=GcSpec(cpus=gc_cpus, idle_poll_ns=model.workers.gc.idle_poll),
+        gc=GcSpec(cpus=gc_cpus, idle_poll_ns=model.workers.gc.idle_poll,
+                  core=model.workers.gc.core),
         swapout=WorkerSpec(cpu=model.workers.swapout.cpu),
-        swapin=WorkerSpec(cpu=model.workers.swapin.cpu),
+        swapin=WorkerSpec(cpu=model.workers.swapin.cpu, core=model.workers.swapin.core),
         reclaim=(None if model.workers.reclaim is None else
                  ReclaimSpec(cpu=model.workers.reclaim.cpu,
-                             vma=model.workers.reclaim.vma // page * page)),
+                             vma=model.workers.reclaim.vma // page * page,
+                             core=model.workers.reclaim.core)),
     )
     return _build_scenario(model, processes, workers, variants, where=where, raw=raw)
 
@@ -537,7 +556,8 @@ def _resolve_variants(model: _ScenarioIn, raw: dict[str, Any], problems: Problem
         seen.setdefault(name, i)
         cap_slots, cap_bytes = _resolve_cap(model, raw, i, problems)
         variants.append(VariantSpec(name=name, strategy=v.strategy, cap_slots=cap_slots, cap_bytes=cap_bytes,
-                                    zsmalloc=v.zsmalloc))
+                                    zsmalloc=v.zsmalloc, costs=v.costs, core=v.core,
+                                    step_work_ns=v.step_work_ns))
     return tuple(variants)
 
 
@@ -567,6 +587,7 @@ def _build_scenario(model: _ScenarioIn, processes: tuple[ProcessSpec, ...], work
         source=where,
         raw=raw,
         fallback=model.fallback,
+        dilate=model.dilate,
     )
 
 

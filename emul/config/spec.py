@@ -60,12 +60,14 @@ class DataSpec:
 @dataclass(frozen=True)
 class WorkerSpec:
     cpu: int
+    core: str | None = None            # the emulated core class (None: the CPU's own)
 
 
 @dataclass(frozen=True)
 class GcSpec:
     cpus: tuple[int, ...]              # one CPU per GC worker (may repeat)
     idle_poll_ns: int = 0              # poll for work this long before sleeping (0: sleep)
+    core: str | None = None
 
     @property
     def count(self) -> int:
@@ -76,6 +78,7 @@ class GcSpec:
 class ReclaimSpec:
     cpu: int
     vma: int                           # bytes of the background process it reclaims and refaults
+    core: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,9 @@ class VariantSpec:
     cap_bytes: int | None              # the size as written, when the cap was given as a size
     zsmalloc: tuple[str, ...] = ()     # zsmalloc variant flags (emul.kernel.zsmalloc ZS_FLAG_NAMES)
     group: str = ""                    # vary: the structural settings this variant runs with
+    costs: tuple[tuple[str, float], ...] = ()   # cost overrides in ns (a sensitivity sweep)
+    core: tuple[tuple[str, str], ...] = ()      # role -> emulated core class overrides
+    step_work_ns: int = 0              # debug: extra physical work in every step (a slower host)
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,15 @@ class Scenario:
     source: str = ""                   # the file path, or the `where` given to scenario_from_dict
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
     fallback: str = "error"            # "any": little/big on a machine of equal CPUs mean any CPU
+    dilate: float = 1.0                # every target x dilate, every reported time / dilate
+
+    def core_of(self, role: str, variant: VariantSpec | None = None) -> str | None:
+        """The emulated core class a role's workers run as (None: the CPU's own class)."""
+        if variant is not None and role in dict(variant.core):
+            return dict(variant.core)[role]
+        w = self.workers
+        spec = {"killer": w.killer, "swapin": w.swapin, "gc": w.gc, "reclaim": w.reclaim}.get(role)
+        return getattr(spec, "core", None)
 
     @property
     def nr_slots(self) -> int:
@@ -163,21 +178,25 @@ class Scenario:
                 "patterns": list(self.data.patterns),
             },
             "workers": {
-                "killer": {"cpu": self.workers.killer.cpu, "cpus": list(self.workers.killers)},
+                "killer": {"cpu": self.workers.killer.cpu, "cpus": list(self.workers.killers),
+                           "core": self.workers.killer.core},
                 "gc": {"cpus": list(self.workers.gc.cpus), "count": self.workers.gc.count,
-                       "idle_poll_ns": self.workers.gc.idle_poll_ns},
+                       "idle_poll_ns": self.workers.gc.idle_poll_ns, "core": self.workers.gc.core},
                 "swapout": {"cpu": self.workers.swapout.cpu},
-                "swapin": {"cpu": self.workers.swapin.cpu},
+                "swapin": {"cpu": self.workers.swapin.cpu, "core": self.workers.swapin.core},
                 "reclaim": (None if self.workers.reclaim is None else
-                            {"cpu": self.workers.reclaim.cpu, "vma": self.workers.reclaim.vma}),
+                            {"cpu": self.workers.reclaim.cpu, "vma": self.workers.reclaim.vma,
+                             "core": self.workers.reclaim.core}),
             },
             "variants": [
                 {"name": v.name, "strategy": v.strategy, "cap_slots": v.cap_slots, "cap_bytes": v.cap_bytes,
-                 "zsmalloc": list(v.zsmalloc), "group": v.group}
+                 "zsmalloc": list(v.zsmalloc), "group": v.group, "costs": dict(v.costs),
+                 "core": dict(v.core), "step_work_ns": v.step_work_ns}
                 for v in self.variants
             ],
             "lockstat": self.lockstat,
             "debug": dict(self.debug),
             "fallback": self.fallback,
+            "dilate": self.dilate,
             "source": self.source,
         }

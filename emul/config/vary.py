@@ -4,8 +4,11 @@
       strategy: [sync, bitmap]      # variant keys: more variants in the same run
       cap: [1000, 64M]              # (sync takes no cap: it gets the other variant keys only)
       page_size: [4K, 16K]          # structural keys: one group of workers per combination
+      costs.zs_free: [100, 300]     # one cost of the profile, in ns (a sensitivity sweep)
+      core.gc: [little, big]        # the emulated core class of one worker role
 
-Variant keys (strategy, cap, zsmalloc) multiply the variants of one run. Structural keys
+Variant keys (strategy, cap, zsmalloc, costs.<name>, core.<role>) multiply the variants of one
+run. Structural keys
 (page_size, disksize, profile, gc_cpu, killers) change the arena or the workers, so each
 combination of them is a scenario of its own, a group. Variant names carry the varied values
 (``bitmap cap=1000 page=16K``), so they are unique across groups. At most 64 values a key and
@@ -36,6 +39,13 @@ STRUCTURAL_KEYS: dict[str, tuple[str, ...]] = {     # key -> where it goes in th
     "killers": ("workers", "killer", "count"),
 }
 VARY_KEYS = VARIANT_KEYS + tuple(STRUCTURAL_KEYS)
+# variant keys with a name after the dot: one cost of the profile, or one role's core class
+NESTED_VARIANT_KEYS = ("costs", "core")
+
+
+def _is_nested(key: Any) -> bool:
+    return (isinstance(key, str) and key.count(".") == 1
+            and key.split(".")[0] in NESTED_VARIANT_KEYS and key.split(".")[1] != "")
 MAX_VALUES = 64
 MAX_VARIANTS = 256
 
@@ -61,9 +71,9 @@ def _check_vary(vary: Any, where: str) -> None:
     if not isinstance(vary, dict) or not vary:
         raise InputError(where, "vary", f"expected a mapping of keys to lists of values, got {show_value(vary)}")
     for key, values in vary.items():
-        if key not in VARY_KEYS:    # quoted: a key may hold anything, newlines included
-            raise InputError(where, "vary", f"expected keys from: {', '.join(VARY_KEYS)}; "
-                             f"got {show_value(key)}")
+        if key not in VARY_KEYS and not _is_nested(key):   # quoted: a key may hold anything
+            raise InputError(where, "vary", f"expected keys from: {', '.join(VARY_KEYS)}, "
+                             f"costs.<cost name>, core.<worker role>; got {show_value(key)}")
         if not isinstance(values, list) or not values:
             raise InputError(where, f"vary.{key}", f"expected a non-empty list of values, got {show_value(values)}")
         if len(values) > MAX_VALUES:
@@ -91,7 +101,11 @@ def _expand_variant(variant: Any, vary: dict[str, Any], axes: list[str], group: 
         v = dict(variant)
         name = str(v.get("name") or v.get("strategy"))
         for key, value in zip(axes, combo):
-            v[key] = value
+            if _is_nested(key):          # costs.zs_free: 300 -> costs: {zs_free: 300}
+                outer, inner = key.split(".")
+                v[outer] = dict(v.get(outer) or {}, **{inner: value})
+            else:
+                v[key] = value
             name += " " + _vary_label(key, value)
         v["name"] = f"{name} {group}".strip()
         out.append(v)
@@ -125,7 +139,7 @@ def expand_vary(data: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
     base = {k: v for k, v in data.items() if k != "vary"}
     structural = [k for k in vary if k in STRUCTURAL_KEYS]
     variants = _base_variants(base, vary)
-    axes = [k for k in ("cap", "zsmalloc") if k in vary]
+    axes = [k for k in ("cap", "zsmalloc") if k in vary] + [k for k in vary if _is_nested(k)]
     combos = list(itertools.product(*(vary[k] for k in structural))) or [()]
     per_variant = max(1, len(list(itertools.product(*(vary[k] for k in axes)))))
     if len(combos) * len(variants) * per_variant > MAX_VARIANTS:

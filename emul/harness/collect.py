@@ -6,12 +6,16 @@ role's workers' span, from the first one's start to the last one's end.
 """
 from __future__ import annotations
 
+from typing import Any
+
+from emul.config.costs import COST_NAMES
 from emul.harness.group import GroupState, Repeat
 from emul.harness.record import WORKER_COUNTERS, RepeatRecord, WorkerUse
 from emul.harness.sampler import ReplaySampler
 from emul.harness.supervisor import PhaseDone, WorkerProc
 from emul.kernel import context as C
 from emul.kernel import lockstat
+from emul.kernel.lockstat import LOCK_CLASS_NAMES, LS_ROW, LS_WAIT_TOTAL
 from emul.kernel.zram import STAT_NAMES
 
 
@@ -65,5 +69,52 @@ def record(g: GroupState, r: Repeat) -> RepeatRecord:
         lock_stat=lockstat.merge(arena["lockstat"], 1.0 / tpn),
         workers={w.name: worker_use(w, r.done[w.name], int(ws[w.index, C.W_CPUMASK]))
                  for w in workers if w.name in r.done},
-        audit=r.audit, timeline=timeline,
+        audit=r.audit, timeline=timeline, time_split=time_splits(g, r),
         replay=r.sampler.result() if isinstance(r.sampler, ReplaySampler) else None)
+
+
+def time_split(g: GroupState, r: Repeat, w: WorkerProc, span_ticks: int) -> dict[str, Any]:
+    """Where one measured worker's time went, in emulated ns (perf report's view): per cost the
+    busy-wait (the target less emul's machinery), emul's machinery inside the steps (and the
+    part of it over the targets), the strategy's own work, the loops around the steps, lock
+    waits per class; ``rest`` is what none of these explains (cache lines other CPUs held,
+    preemption)."""
+    row, tpn = g.arena["wstat"][w.index], g.ticks_per_ns
+    m = g.machinery[r.variant.name].role(w.role)
+    events = [int(row[C.W_STEP_EVENTS + i]) for i in range(len(COST_NAMES))]
+    costs = {COST_NAMES[i]: int(row[C.W_STEP_WAITED + i]) / tpn
+             for i in range(len(COST_NAMES)) if row[C.W_STEP_WAITED + i]}
+    machinery = sum(events[i] * m.step[i] for i in range(len(COST_NAMES))) / tpn
+    overrun = {COST_NAMES[i]: int(row[C.W_STEP_OVERRUN + i]) / tpn
+               for i in range(len(COST_NAMES)) if row[C.W_STEP_OVERRUN + i]}
+    # per event, for the warning: machinery over its target (both in emulated ns)
+    over_steps = {name: {"events": events[i], "machinery_ns": m.step[i] / tpn,
+                         "target_ns": m.step[i] / tpn - overrun[name] / max(1, events[i])}
+                  for i, name in enumerate(COST_NAMES) if name in overrun}
+    units = int(row[C.W_GC_FREED]) if w.role == "gc" else int(row[C.W_DESIGN_CALLS])
+    design = units * m.design / tpn
+    loops = int(row[C.W_PTES]) * m.root_per_unit / tpn
+    ls = g.arena["lockstat"][w.index]
+    waits = {LOCK_CLASS_NAMES[k]: int(ls[k * LS_ROW + LS_WAIT_TOTAL]) / tpn
+             for k in range(len(LOCK_CLASS_NAMES)) if ls[k * LS_ROW + LS_WAIT_TOTAL]}
+    total = span_ticks / tpn
+    explained = sum(costs.values()) + machinery + design + loops + sum(waits.values())
+    return {"measured_ns": total, "costs_ns": costs, "machinery_ns": machinery,
+            "overrun_ns": overrun, "overrun_steps": over_steps, "design_ns": design,
+            "loops_ns": loops,
+            "lock_wait_ns": waits, "rest_ns": total - explained}
+
+
+def time_splits(g: GroupState, r: Repeat) -> dict[str, dict[str, Any]]:
+    """The split of every measured actor (span: first start to last end) and of each GC worker
+    (its busy time)."""
+    ws = g.arena["wstat"]
+    out = {}
+    for role, _, _ in g.plan.actors:
+        for w in g.plan.actor_workers[role]:
+            span = int(ws[w.index, C.W_T_END] - ws[w.index, C.W_T_START])
+            if ws[w.index, C.W_T_START] != 0:
+                out[w.name] = time_split(g, r, w, span)
+    for w in g.gcs(r.variant):
+        out[w.name] = time_split(g, r, w, int(ws[w.index, C.W_GC_BUSY]))
+    return out

@@ -17,6 +17,7 @@ from emul.harness import plan as planning
 from emul.harness.arena import Arena
 from emul.harness.entrypoints import Views, compile_run
 from emul.harness.group import GroupState
+from emul.harness.probe import probe_variant
 from emul.harness.record import RepeatRecord
 from emul.harness.repeat import run_repeat
 from emul.harness.trace import name_tracks
@@ -33,7 +34,8 @@ class Group(GroupState):
 
     def setup(self) -> None:
         """Arena, compiled kernels, control socket and pinned workers, ready for repeats."""
-        self.ticks_per_ns = measure_ticks_per_ns()
+        self.host_ticks_per_ns = measure_ticks_per_ns()
+        self.ticks_per_ns = self.host_ticks_per_ns * self.sc.dilate
         geo = self.geometry(self.sc.variants[0])
         self._arena = Arena.create(layout.build_layout(geo))
         layout.init_state(self._arena, geo)
@@ -42,6 +44,8 @@ class Group(GroupState):
         compile_run(self.views)
         self.progress(f"starting {len(self.plan.workers)} workers")
         self.sup.start(self.arena, self.ticks_per_ns, WORKER_START_TIMEOUT_S)
+        for v in self.sc.variants:
+            self.machinery[v.name] = probe_variant(self, v)
         if self.trace is not None:
             name_tracks(self.trace, self.trace_pid, self.sc.variants[0].group or self.sc.name,
                         self.plan.workers)

@@ -11,16 +11,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from emul.config.costs import NR_COSTS
 from emul.config.profiles import Profile
 from emul.config.scenario import Scenario, VariantSpec
 from emul.errors import RunAborted
 from emul.harness import plan as planning
 from emul.harness.arena import Arena
 from emul.harness.entrypoints import Views
+from emul.harness.machinery import Machinery
 from emul.harness.plan import ReplayPlan
 from emul.harness.sampler import PhaseSampler
 from emul.harness.supervisor import PhaseDone, Supervisor, WorkerProc
 from emul.harness.trace import TraceRecorder
+from emul.kernel import context as C
 from emul.kernel import layout
 from emul.kernel.layout import Geometry
 from emul.kernel.workqueue import GC_IDLE, GC_PENDING
@@ -44,7 +47,12 @@ class GroupState:
         self.sup = Supervisor(self.plan.workers, log_path, on_phase)
         self.reclaim_pages = planning.reclaim_pages(scenario)
         self.chaos_raise: tuple[str, int] | None = None   # emul run --chaos: (kind, worker)
+        # the host's clock, and the emulated one: every target and every reported time is in
+        # emulated time, which runs ``dilate`` times slower than the host's (--dilate)
+        self.host_ticks_per_ns = 0.0
         self.ticks_per_ns = 0.0
+        self.machinery: dict[str, Machinery] = {}      # variant name -> the probe's figures
+        self.core_classes = planning.core_classes(scenario, profile, self.plan)
         self._arena: Arena | None = None
         self._views: Views | None = None
 
@@ -77,6 +85,22 @@ class GroupState:
 
     def geometry(self, variant: VariantSpec) -> layout.Geometry:
         return planning.geometry(self.sc, variant, len(self.plan.workers), self.replay)
+
+    def cost_rows(self, variant: VariantSpec) -> np.ndarray:
+        """Every worker's ctx.costs row for a measured phase: the targets of its emulated
+        core class (dilated), then emul's machinery for its role on this host."""
+        rows = np.zeros((len(self.plan.workers), C.COSTS_WORDS), dtype=np.int64)
+        m = self.machinery.get(variant.name)
+        for w in self.plan.workers:
+            if w.role == "swapout":
+                continue        # it is idle while anything is measured
+            core = self.core_classes[variant.name][w.name]
+            rows[w.index, :NR_COSTS] = self.profile.ticks(self.ticks_per_ns, self.sc.page_size,
+                                                         core, variant.costs)
+            if m is not None:
+                rows[w.index, C.MACHINERY:C.MACHINERY + NR_COSTS] = m.role(w.role).row()
+                rows[w.index, C.DELAY_OVERHEAD] = m.delay_overhead
+        return rows
 
     def gcs(self, variant: VariantSpec) -> list[WorkerProc]:
         """The GC workers that serve this variant (none for a strategy without a GC)."""

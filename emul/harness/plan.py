@@ -9,11 +9,13 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 
+from emul.config.profiles import Profile
 from emul.config.scenario import Scenario, VariantSpec
+from emul.config.topology import Topology, machine_topology
 from emul.errors import InputError
 from emul.harness.supervisor import WorkerProc
 from emul.kernel import layout
-from emul.kernel.debug import DEBUG_SWITCHES
+from emul.kernel.debug import DEBUG_SWITCHES, DEBUG_VALUES
 from emul.kernel.zsmalloc import ZS_FLAG_NAMES
 from emul.strategies import get_strategy, strategy_id
 
@@ -104,11 +106,53 @@ def debug_bits(sc: Scenario) -> int:
     """The scenario's debug switches as ZP_DEBUG bits; an unknown name is an input error."""
     bits = 0
     for key, on in sc.debug.items():
+        if key in DEBUG_VALUES:
+            if isinstance(on, bool) or not 0 <= on <= 1_000_000:
+                raise InputError(sc.source, f"debug.{key}", f"expected nanoseconds from 0 to "
+                                 f"1000000, got {on!r}")
+            continue
         if key not in DEBUG_SWITCHES:
-            raise InputError(sc.source, f"debug.{key}", "unknown debug switch "
-                             f"(expected one of: {', '.join(DEBUG_SWITCHES)})")
+            raise InputError(sc.source, f"debug.{key}", "unknown debug switch (expected one "
+                             f"of: {', '.join([*DEBUG_SWITCHES, *DEBUG_VALUES])})")
         bits |= DEBUG_SWITCHES[key] if on else 0
     return bits
+
+
+def step_work_ns(sc: Scenario) -> int:
+    """debug.step_work_ns: extra physical work in every step (0: none)."""
+    return int(sc.debug.get("step_work_ns", 0))
+
+
+def cpu_class(topology: Topology, cpu: int, profile: Profile) -> str:
+    """The core class a CPU is on this machine, in the profile's terms: on a machine of cores
+    of two capacities, little and big where the profile has them; otherwise the class the
+    profile's figures describe (the hardware as it is)."""
+    if not topology.equal_capacity:
+        caps = {c.cpu: c.capacity for c in topology.cpus}
+        top = max(c for c in caps.values() if c is not None)
+        name = "big" if caps.get(cpu) == top else "little"
+        if name in profile.class_names:
+            return name
+    return profile.core_class
+
+
+def core_classes(sc: Scenario, profile: Profile, plan: WorkerPlan,
+                 topology: Topology | None = None) -> dict[str, dict[str, str]]:
+    """variant -> worker -> the core class whose targets it pays: the scenario's (or the
+    variant's) ``core`` for its role, else its CPU's own class. An unknown class is an input
+    error naming the profile's classes."""
+    topo = topology or machine_topology(frozenset(c for w in plan.workers for c in w.cpus))
+    out: dict[str, dict[str, str]] = {}
+    for v in sc.variants:
+        out[v.name] = {}
+        for w in plan.workers:
+            core = sc.core_of(w.role, v) or cpu_class(topo, w.cpus[0], profile)
+            if core not in profile.class_names:
+                raise InputError(sc.source, f"workers.{w.role}.core",
+                                 f"expected a core class of profile {profile.name} "
+                                 f"({', '.join(profile.class_names)}), got {core!r}")
+            out[v.name][w.name] = core
+    return out
 
 
 def geometry(sc: Scenario, variant: VariantSpec, n_workers: int,

@@ -63,6 +63,7 @@ class RepeatRecord:
     workers: dict[str, WorkerUse]
     audit: dict[str, Any]
     timeline: dict[str, list] = field(default_factory=dict)
+    time_split: dict[str, dict[str, Any]] = field(default_factory=dict)   # worker -> where it went
     replay: dict[str, Any] | None = None
 
     @property

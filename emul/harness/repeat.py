@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from emul.config.scenario import VariantSpec
 from emul.harness import collect
+from emul.harness import plan as planning
 from emul.harness.arena import Arena
 from emul.harness.group import GroupState, Repeat
 from emul.harness.record import RepeatRecord
@@ -67,27 +68,43 @@ def swap_out(g: GroupState, r: Repeat) -> None:
     g.sup.wait_done({"swapout"}, PHASE_TIMEOUT_S)
 
 
-def arm_measured(g: GroupState, r: Repeat) -> dict[str, tuple[str, dict]]:
-    """Costs on, fresh statistics rows, the sampler; returns every worker's phase."""
-    sc, arena = g.sc, g.arena
-    arena["costs"][:] = g.profile.ticks(g.ticks_per_ns, sc.page_size)
-    wstat = arena["wstat"]
+def reset_rows(g: GroupState, variant: VariantSpec) -> None:
+    """Every worker's statistics row fresh, with its settings for the phase."""
+    sc, wstat = g.sc, g.arena["wstat"]
     wstat[:] = 0
-    lockstat.reset_rows(arena["lockstat"])
+    lockstat.reset_rows(g.arena["lockstat"])
     for w in g.plan.workers:
         wstat[w.index, C.W_INDEX] = w.index
         wstat[w.index, C.W_LOCKSTAT] = int(sc.lockstat)
+        work_ns = variant.step_work_ns or planning.step_work_ns(sc)
+        wstat[w.index, C.W_STEP_WORK] = int(work_ns * g.host_ticks_per_ns)
         if w.role == "gc":
             wstat[w.index, C.W_GC_POLL_NS] = int(sc.workers.gc.idle_poll_ns * g.ticks_per_ns)
+
+
+def actor_phases(g: GroupState, r: Repeat, roles: set[str] | None = None
+                 ) -> dict[str, tuple[str, dict]]:
+    """The measured actors' phases: each role's processes dealt out to its workers in turn."""
+    plan: dict[str, tuple[str, dict]] = {}
+    for role, phase, which in g.plan.actors:
+        if roles is not None and role not in roles:
+            continue
+        mine = [(s, e) for s, e, _, role_ in r.ranges if which is None or role_ == which]
+        procs = g.plan.actor_workers[role]
+        for k, w in enumerate(procs):
+            plan[w.name] = (phase, {"ranges": mine[k::len(procs)]})
+    return plan
+
+
+def arm_measured(g: GroupState, r: Repeat) -> dict[str, tuple[str, dict]]:
+    """Costs on, fresh statistics rows, the sampler; returns every worker's phase."""
+    arena = g.arena
+    arena["costs"][:] = g.cost_rows(r.variant)
+    reset_rows(g, r.variant)
     r.stats_before = arena["zram_stats"].copy()
     r.pool_before = int(arena["pool_stat"][0])
     gc_worker_reset(g.views.zram)
-    plan: dict[str, tuple[str, dict]] = {}
-    for role, phase, which in g.plan.actors:
-        mine = [(s, e) for s, e, _, role_ in r.ranges if which is None or role_ == which]
-        procs = g.plan.actor_workers[role]
-        for k, w in enumerate(procs):   # processes dealt out to the role's workers in turn
-            plan[w.name] = (phase, {"ranges": mine[k::len(procs)]})
+    plan = actor_phases(g, r)
     r.sampler = make_sampler(g, r)
     if g.replay is not None:
         # every reaper takes the next kill from the shared schedule, in kill order
@@ -96,7 +113,7 @@ def arm_measured(g: GroupState, r: Repeat) -> dict[str, tuple[str, dict]]:
             plan[w.name] = ("reap", {"ranges": victims,
                                      "ticks_per_us": max(1, int(g.ticks_per_ns * 1000))})
     plan.update({w.name: ("serve", {}) for w in g.gcs(r.variant)})
-    if sc.workers.reclaim is not None:
+    if g.sc.workers.reclaim is not None:
         plan["reclaim"] = ("reclaim", {"start": r.background[0], "end": r.background[1]})
     return plan
 

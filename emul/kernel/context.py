@@ -53,10 +53,38 @@ W_GC_POLL_NS = 28     # the GC worker's idle poll before it sleeps, in ticks (0:
 W_FAULTED = 32        # pages faulted back in so far (live, for the timeline)
 W_NEVENTS = 33        # events recorded in this row's event area (more are dropped, counted)
 W_EVENTS_DROPPED = 34
-W_EVENTS = 64         # the event area: EVENT_CAP x (start tick, end tick, value)
+W_STEP_WORK = 35      # debug step_work_ns: extra physical work per step, in ticks (0: none)
+W_PROBE = 36          # 1 while the machinery probe times every step (emul/harness/machinery.py)
+W_PROBE_TOP = 37      # the probe's current region (a step, ROOT or DESIGN)
+W_PROBE_LAST = 38     # read_clock() at the probe's last region change
+W_PROBE_DEPTH = 39
+W_PROBE_STACK = 40    # .. 56: the regions the current one interrupted
+W_DESIGN_CALLS = 57   # calls of the strategy's own work (its enqueue, its drain passes)
+PROBE_MAX_DEPTH = 16
+# per step (a cost name's index): events, ticks busy-waited, ticks of machinery over the target
+W_STEP_EVENTS = 64
+W_STEP_WAITED = 80
+W_STEP_OVERRUN = 96
+# the probe's exclusive ticks, calls and child calls per region: the steps, then ROOT (work in
+# no step: loops, the gate) and DESIGN (a strategy's own work: its enqueue, its drain)
+W_PROBE_TICKS = 112
+W_PROBE_CALLS = 144
+W_PROBE_KIDS = 176
+NR_REGIONS = 32
+W_EVENTS = 208        # the event area: EVENT_CAP x (start tick, end tick, value)
 EVENT_WORDS = 3
 EVENT_CAP = 1024      # per worker and repeat: GC passes for trace.json
 STAT_WORDS = W_EVENTS + EVENT_WORDS * EVENT_CAP
+
+# the probe's regions beyond the steps (a step's region is its cost's index)
+REGION_ROOT = NR_COSTS          # in no step: a path's loop, batching, the gate
+REGION_DESIGN = NR_COSTS + 1    # a strategy's own work: its enqueue, its drain's loop
+REGION_EMPTY = NR_COSTS + 2     # the probe's own cost, measured on an empty region
+# a ctx.costs row: the step's target on the emulated hardware, then emul's own machinery for
+# it on this host (uncontended, measured by the probe); a cost pays only target - machinery
+COSTS_WORDS = 2 * NR_COSTS + 1
+MACHINERY = NR_COSTS
+DELAY_OVERHEAD = 2 * NR_COSTS   # ticks a busy-wait spends beyond its length (its clock reads)
 
 # modelled costs: indexes into ctx.costs (ticks of read_clock), one per name a profile gives a
 # figure (emul/config/costs.py says what each stands for)
@@ -76,15 +104,117 @@ COST_SLOT_FREE_COLD = COST_INDEX["slot_free_cold"]
 
 
 @njit(cache=True, _nrt=False, inline="always")
+def pay_target(ctx: Ctx, which: int, target: int) -> None:
+    """The rest of a step's target once emul's own machinery for it is done: busy-wait
+    target - machinery; machinery past the target is an overrun, counted per step."""
+    rest = target - ctx.costs[MACHINERY + which]
+    if rest > ctx.costs[DELAY_OVERHEAD]:
+        wait = rest - ctx.costs[DELAY_OVERHEAD]
+        delay_ticks(wait)
+        ctx.stat[W_STEP_WAITED + which] += wait
+    elif rest < 0:
+        ctx.stat[W_STEP_OVERRUN + which] -= rest
+    ctx.stat[W_STEP_EVENTS + which] += 1
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def model_cost(ctx: Ctx, which: int) -> None:
-    """Pay a modelled cost: the named kernel work that emul does not physically do."""
-    delay_ticks(ctx.costs[which])
+    """Pay a modelled cost: the named kernel step's target on the emulated hardware, less what
+    emul physically did for it."""
+    pay_target(ctx, which, ctx.costs[which])
 
 
 @njit(cache=True, _nrt=False, inline="always")
 def model_cost_scaled(ctx: Ctx, which: int, nbytes: int) -> None:
     """Pay a per-KiB modelled cost for nbytes."""
-    delay_ticks((ctx.costs[which] * nbytes) >> 10)
+    pay_target(ctx, which, (ctx.costs[which] * nbytes) >> 10)
+
+
+# --- the machinery probe: exclusive time per region ------------------------------------------
+
+@njit(cache=True, _nrt=False)
+def probe_enter(ctx: Ctx, region: int) -> None:
+    """The probe's side of step_enter: charge the time since the last change to the region
+    being left, and make ``region`` current."""
+    s = ctx.stat
+    t = read_clock()
+    top = s[W_PROBE_TOP]
+    s[W_PROBE_TICKS + top] += t - s[W_PROBE_LAST]
+    s[W_PROBE_KIDS + top] += 1
+    depth = s[W_PROBE_DEPTH]
+    if depth < PROBE_MAX_DEPTH:
+        s[W_PROBE_STACK + depth] = top
+    s[W_PROBE_DEPTH] = depth + 1
+    s[W_PROBE_TOP] = region
+    s[W_PROBE_CALLS + region] += 1
+    s[W_PROBE_LAST] = t
+
+
+@njit(cache=True, _nrt=False)
+def probe_exit(ctx: Ctx) -> None:
+    s = ctx.stat
+    t = read_clock()
+    s[W_PROBE_TICKS + s[W_PROBE_TOP]] += t - s[W_PROBE_LAST]
+    depth = s[W_PROBE_DEPTH] - 1
+    s[W_PROBE_DEPTH] = depth
+    s[W_PROBE_TOP] = s[W_PROBE_STACK + depth] if 0 <= depth < PROBE_MAX_DEPTH else REGION_ROOT
+    s[W_PROBE_LAST] = t
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def step_enter(ctx: Ctx, region: int) -> None:
+    """A kernel step (or a strategy's own work) begins. Outside the probe this costs a load and
+    a branch; the debug switch step_work_ns adds physical work to every step here."""
+    if region == REGION_DESIGN:       # a constant where inlined: no test left in the code
+        ctx.stat[W_DESIGN_CALLS] += 1
+    if ctx.stat[W_PROBE] != 0:
+        probe_enter(ctx, region)
+    if region < REGION_ROOT and ctx.stat[W_STEP_WORK] != 0:
+        delay_ticks(ctx.stat[W_STEP_WORK])
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def step_exit(ctx: Ctx) -> None:
+    if ctx.stat[W_PROBE] != 0:
+        probe_exit(ctx)
+
+
+@njit(cache=True, _nrt=False)
+def probe_start(ctx: Ctx) -> None:
+    """Begin timing: every region's ticks, calls and children from zero, at the root."""
+    for i in range(NR_REGIONS):
+        ctx.stat[W_PROBE_TICKS + i] = 0
+        ctx.stat[W_PROBE_CALLS + i] = 0
+        ctx.stat[W_PROBE_KIDS + i] = 0
+    ctx.stat[W_PROBE_DEPTH] = 0
+    ctx.stat[W_PROBE_TOP] = REGION_ROOT
+    ctx.stat[W_PROBE] = 1
+    ctx.stat[W_PROBE_LAST] = read_clock()
+
+
+@njit(cache=True, _nrt=False)
+def probe_stop(ctx: Ctx) -> None:
+    s = ctx.stat
+    s[W_PROBE_TICKS + s[W_PROBE_TOP]] += read_clock() - s[W_PROBE_LAST]
+    s[W_PROBE] = 0
+
+
+@njit(cache=True, _nrt=False)
+def delay_calibrate(n: int) -> int:
+    """Ticks n one-tick busy-waits take: what a busy-wait costs beyond its length."""
+    t0 = read_clock()
+    for _ in range(n):
+        delay_ticks(1)
+    return read_clock() - t0
+
+
+@njit(cache=True, _nrt=False)
+def probe_calibrate(ctx: Ctx, n: int) -> None:
+    """n empty regions, so the probe knows its own cost: the ticks an enter/exit pair leaves
+    inside a region and in the one it interrupts."""
+    for _ in range(n):
+        probe_enter(ctx, REGION_EMPTY)
+        probe_exit(ctx)
 
 
 @njit(cache=True, _nrt=False, inline="always")

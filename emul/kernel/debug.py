@@ -10,6 +10,11 @@ DEBUG_REUSE_KEEPS_QUEUED = 1   # a write into a queued slot leaves it queued: GC
 DEBUG_REUSE_LEAKS_OLD = 2      # ... overwrites the old handle without freeing it: a leak
 DEBUG_REUSE_FREES_TWICE = 4    # ... frees the old object twice: a double free
 DEBUG_ASSERT_LOCKED = 8        # `__` functions check their caller holds the lock
+# debug keys that carry a value rather than a switch
+DEBUG_VALUES = {
+    "step_work_ns": "extra physical work (a busy-wait) in every kernel step, in ns: a stand-in "
+                    "for a slower host, to show that targets stay targets",
+}
 DEBUG_SWITCHES = {"reuse_keeps_queued": DEBUG_REUSE_KEEPS_QUEUED,
                   "reuse_leaks_old": DEBUG_REUSE_LEAKS_OLD,
                   "reuse_frees_twice": DEBUG_REUSE_FREES_TWICE,

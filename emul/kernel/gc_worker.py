@@ -11,10 +11,29 @@ from __future__ import annotations
 
 from numba import njit
 
-from emul.kernel.atomics import (atomic_load, atomic_store, atomic_xchg, cpu_relax, futex_wait,
-    futex_wake, read_clock)
-from emul.kernel.context import (W_GC_BUSY, W_GC_FREED, W_GC_IDLE_AT, W_GC_PASSES, W_GC_POLL_NS,
-    W_GC_SLEEPS, Ctx, note_cpu, note_event)
+from emul.kernel.atomics import (
+    atomic_load,
+    atomic_store,
+    atomic_xchg,
+    cpu_relax,
+    futex_wait,
+    futex_wake,
+    read_clock,
+)
+from emul.kernel.context import (
+    REGION_DESIGN,
+    W_GC_BUSY,
+    W_GC_FREED,
+    W_GC_IDLE_AT,
+    W_GC_PASSES,
+    W_GC_POLL_NS,
+    W_GC_SLEEPS,
+    Ctx,
+    note_cpu,
+    note_event,
+    step_enter,
+    step_exit,
+)
 from emul.kernel.gc_hooks import gc_backlog, gc_drain
 from emul.kernel.mm_types import Mm
 from emul.kernel.workqueue import GC_IDLE, GC_PENDING, GC_POLLING, GC_STOP
@@ -31,7 +50,9 @@ def gc_worker_run(zram: Zram, mm: Mm, ctx: Ctx, sleep_timeout_ns: int) -> None:
         if atomic_xchg(ctl, GC_PENDING, 0) != 0:
             t0 = read_clock()
             before = ctx.stat[W_GC_FREED]
+            step_enter(ctx, REGION_DESIGN)     # the strategy's drain: its own work and steps
             ctx.stat[W_GC_FREED] += gc_drain(zram, mm, ctx)
+            step_exit(ctx)
             t1 = read_clock()
             note_event(ctx, t0, t1, ctx.stat[W_GC_FREED] - before)
             ctx.stat[W_GC_PASSES] += 1

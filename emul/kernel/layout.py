@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from emul.kernel.context import NR_COSTS, STAT_WORDS, Ctx
+from emul.kernel.context import COSTS_WORDS, STAT_WORDS, Ctx
 from emul.kernel.lockstat import LOCKSTAT_WORDS, reset_rows
 from emul.kernel.mm_types import SWAP_CURSOR, Mm
 from emul.kernel.zram import (FAULTS_WORDS, PARAMS_WORDS, STATS_WORDS, ZP_CAP_BYTES, ZP_CAP_SLOTS,
@@ -152,7 +152,7 @@ def build_layout(geo: Geometry) -> Layout:
     lay.add("ctl", i64, CTL_WORDS)
     lay.add("wstat", i64, (geo.n_workers, STAT_WORDS))
     lay.add("lockstat", i64, (geo.n_workers, LOCKSTAT_WORDS))
-    lay.add("costs", i64, (geo.n_workers, NR_COSTS))
+    lay.add("costs", i64, (geo.n_workers, COSTS_WORDS))
     lay.add("pagebuf", i64, (geo.n_workers, geo.page_size // 8))
     return lay
 

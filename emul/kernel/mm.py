@@ -7,15 +7,43 @@ from __future__ import annotations
 from numba import njit
 
 from emul.kernel.atomics import atomic_fetch_add, atomic_load, atomic_store_release, read_clock
-from emul.kernel.context import (COST_FAULT, COST_FREE_FOLIO, COST_ZAP_PTE, W_COLD, W_FALLBACK,
-    W_FAULTED, W_LAZY, W_PTES, W_RECLAIMED, W_REFAULTED, W_RESIDENT_FREED, W_STORED, W_T_END,
-    W_T_START, Ctx, model_cost, note_cpu)
+from emul.kernel.context import (
+    COST_FAULT,
+    COST_FREE_FOLIO,
+    COST_ZAP_PTE,
+    REGION_DESIGN,
+    W_COLD,
+    W_FALLBACK,
+    W_FAULTED,
+    W_LAZY,
+    W_PTES,
+    W_RECLAIMED,
+    W_REFAULTED,
+    W_RESIDENT_FREED,
+    W_STORED,
+    W_T_END,
+    W_T_START,
+    Ctx,
+    model_cost,
+    note_cpu,
+    step_enter,
+    step_exit,
+)
 from emul.kernel.gc_hooks import gc_defer_swap_entry
 from emul.kernel.mm_types import Mm
 from emul.kernel.notify import swap_entry_free
 from emul.kernel.swapfile import get_swap_slot
-from emul.kernel.zram import (F_READ_CORRUPT, LAZY_QUEUED, LAZY_REFUSED, Zram, chaos_point,
-    fill_page, page_checksum, zram_read_page, zram_write_page)
+from emul.kernel.zram import (
+    F_READ_CORRUPT,
+    LAZY_QUEUED,
+    LAZY_REFUSED,
+    Zram,
+    chaos_point,
+    fill_page,
+    page_checksum,
+    zram_read_page,
+    zram_write_page,
+)
 
 CTL_RECLAIM_STOP = 16  # word of the controller's ctl array: the reclaim worker should stop
 PTRS_PER_PTE = 512     # one page-table page: the unit of a compiled batch
@@ -28,21 +56,31 @@ def zap_pte_range(zram: Zram, mm: Mm, ctx: Ctx, start: int, end: int) -> None:
         pte = mm.pte[p]
         if pte == 0:
             continue
-        model_cost(ctx, COST_ZAP_PTE)
-        mm.pte[p] = 0
-        ctx.stat[W_PTES] += 1
-        if pte > 0:
-            model_cost(ctx, COST_FREE_FOLIO)
-            ctx.stat[W_RESIDENT_FREED] += 1
-            continue
-        # a strategy that defers in mm (mm-async) may take the entry; over its cap it refuses
-        lazy = gc_defer_swap_entry(zram, ctx, -pte - 1)
-        if lazy == LAZY_QUEUED:
-            ctx.stat[W_LAZY] += 1
-            continue
-        if lazy == LAZY_REFUSED:
-            ctx.stat[W_FALLBACK] += 1
-        swap_entry_free(zram, mm, ctx, -pte - 1)
+        step_enter(ctx, COST_ZAP_PTE)
+        zap_present_pte(zram, mm, ctx, p, pte)
+        step_exit(ctx)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def zap_present_pte(zram: Zram, mm: Mm, ctx: Ctx, p: int, pte: int) -> None:
+    """One present PTE: clear it, then free its folio or its swap entry."""
+    model_cost(ctx, COST_ZAP_PTE)
+    mm.pte[p] = 0
+    ctx.stat[W_PTES] += 1
+    if pte > 0:
+        model_cost(ctx, COST_FREE_FOLIO)
+        ctx.stat[W_RESIDENT_FREED] += 1
+        return
+    # a strategy that defers in mm (mm-async) may take the entry; over its cap it refuses
+    step_enter(ctx, REGION_DESIGN)
+    lazy = gc_defer_swap_entry(zram, ctx, -pte - 1)
+    step_exit(ctx)
+    if lazy == LAZY_QUEUED:
+        ctx.stat[W_LAZY] += 1
+        return
+    if lazy == LAZY_REFUSED:
+        ctx.stat[W_FALLBACK] += 1
+    swap_entry_free(zram, mm, ctx, -pte - 1)
 
 
 @njit(cache=True, _nrt=False)
@@ -108,7 +146,15 @@ def do_swap_page(zram: Zram, mm: Mm, ctx: Ctx, p: int, page) -> bool:
     pte = mm.pte[p]
     if pte >= 0:
         return False
-    slot = -pte - 1
+    step_enter(ctx, COST_FAULT)
+    swap_in_entry(zram, mm, ctx, p, -pte - 1, page)
+    step_exit(ctx)
+    return True
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def swap_in_entry(zram: Zram, mm: Mm, ctx: Ctx, p: int, slot: int, page) -> None:
+    """The fault's work for page p's swap entry slot (the entry is p's: its PTE is held)."""
     model_cost(ctx, COST_FAULT)
     got = zram_read_page(zram, ctx, slot, page)
     fill_page(zram, page, p)
@@ -118,7 +164,6 @@ def do_swap_page(zram: Zram, mm: Mm, ctx: Ctx, p: int, page) -> bool:
     ctx.stat[W_COLD] = 1      # the fault's own work has evicted zram's metadata from cache
     swap_entry_free(zram, mm, ctx, slot)
     ctx.stat[W_COLD] = 0
-    return True
 
 
 @njit(cache=True, _nrt=False)

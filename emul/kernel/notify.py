@@ -11,12 +11,28 @@ from __future__ import annotations
 
 from numba import njit
 
-from emul.kernel.context import W_FALLBACK, W_IN_PLACE, W_LAZY, W_SWAP_FREED, Ctx
+from emul.kernel.context import (
+    COST_SWAP_ENTRY_FREE,
+    REGION_DESIGN,
+    W_FALLBACK,
+    W_IN_PLACE,
+    W_LAZY,
+    W_SWAP_FREED,
+    Ctx,
+    step_enter,
+    step_exit,
+)
 from emul.kernel.gc_hooks import gc_try_lazy_free
 from emul.kernel.mm_types import Mm
 from emul.kernel.swapfile import swap_entry_put, swap_range_free
-from emul.kernel.zram import (LAZY_QUEUED, LAZY_REFUSED, Zram, slot_free, slot_unlock,
-    zram_slot_free_trylock)
+from emul.kernel.zram import (
+    LAZY_QUEUED,
+    LAZY_REFUSED,
+    Zram,
+    slot_free,
+    slot_unlock,
+    zram_slot_free_trylock,
+)
 
 
 @njit(cache=True, _nrt=False)
@@ -24,7 +40,9 @@ def zram_slot_free_notify(zram: Zram, ctx: Ctx, index: int) -> None:
     """Free a slot whose last swap reference went away, through the strategy or in place."""
     if not zram_slot_free_trylock(zram, ctx, index):
         return
+    step_enter(ctx, REGION_DESIGN)      # the strategy's own work: not part of any target
     lazy = gc_try_lazy_free(zram, ctx, index)
+    step_exit(ctx)
     if lazy == LAZY_QUEUED:
         ctx.stat[W_LAZY] += 1
     else:
@@ -38,7 +56,9 @@ def zram_slot_free_notify(zram: Zram, ctx: Ctx, index: int) -> None:
 @njit(cache=True, _nrt=False)
 def swap_entry_free(zram: Zram, mm: Mm, ctx: Ctx, slot: int) -> None:
     """Drop one reference to a swap slot; the last one frees it through the zram notify."""
+    step_enter(ctx, COST_SWAP_ENTRY_FREE)
     if swap_entry_put(mm, ctx, slot):
         zram_slot_free_notify(zram, ctx, slot)
         ctx.stat[W_SWAP_FREED] += 1
         swap_range_free(mm, ctx, slot)
+    step_exit(ctx)

@@ -10,7 +10,14 @@ from __future__ import annotations
 from numba import njit
 
 from emul.kernel.atomics import atomic_cas, atomic_fetch_add, atomic_load, atomic_store_release
-from emul.kernel.context import COST_SWAP_ENTRY_FREE, W_SWAP_FREED, Ctx, model_cost
+from emul.kernel.context import (
+    COST_SWAP_ENTRY_FREE,
+    W_SWAP_FREED,
+    Ctx,
+    model_cost,
+    step_enter,
+    step_exit,
+)
 from emul.kernel.locking import spin_lock, spin_unlock
 from emul.kernel.lockstat import LOCK_SWAP
 from emul.kernel.mm_types import SWAP_CURSOR, SWAP_RECENT_TOP, Mm
@@ -75,7 +82,9 @@ def swap_entry_free_sync(zram: Zram, mm: Mm, ctx: Ctx, slot: int) -> None:
     already took the entry off the dying process (mm-async) runs. (The RFC's swap_entry_free,
     whose notify offers the slot to the strategy, is kernel/notify.py's; this one cannot call
     it: the strategies sit above the notify's hook.)"""
+    step_enter(ctx, COST_SWAP_ENTRY_FREE)
     if swap_entry_put(mm, ctx, slot):
         zram_slot_free_sync(zram, ctx, slot)
         ctx.stat[W_SWAP_FREED] += 1
         swap_range_free(mm, ctx, slot)
+    step_exit(ctx)

@@ -30,16 +30,39 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from emul.kernel.atomics import (atomic_cas, atomic_fetch_add, atomic_fetch_and, atomic_fetch_or,
-    atomic_load, read_clock)
-from emul.kernel.context import (COST_COMPRESS_KIB, COST_DECOMPRESS_KIB, COST_SLOT_FREE,
-    COST_SLOT_FREE_COLD, W_COLD, W_CPU, W_IN_PLACE, W_INDEX, W_MISS_FREE, W_REUSED_QUEUED, Ctx,
+from emul.kernel.atomics import (
+    atomic_cas,
+    atomic_fetch_add,
+    atomic_fetch_and,
+    atomic_fetch_or,
+    atomic_load,
+    read_clock,
+)
+from emul.kernel.context import (
+    COST_COMPRESS_KIB,
+    COST_DECOMPRESS_KIB,
+    COST_SLOT_FREE,
+    COST_SLOT_FREE_COLD,
+    W_COLD,
+    W_CPU,
+    W_IN_PLACE,
+    W_INDEX,
+    W_MISS_FREE,
+    W_REUSED_QUEUED,
+    Ctx,
     model_cost,
-    model_cost_scaled)
+    model_cost_scaled,
+    step_enter,
+    step_exit,
+)
+from emul.kernel.debug import (
+    DEBUG_ASSERT_LOCKED,
+    DEBUG_REUSE_FREES_TWICE,
+    DEBUG_REUSE_KEEPS_QUEUED,
+    DEBUG_REUSE_LEAKS_OLD,
+)
 from emul.kernel.locking import lock_acquired, lock_contended, lock_released, spin_wait_step
 from emul.kernel.lockstat import LOCK_SLOT
-from emul.kernel.debug import (DEBUG_ASSERT_LOCKED, DEBUG_REUSE_FREES_TWICE,
-    DEBUG_REUSE_KEEPS_QUEUED, DEBUG_REUSE_LEAKS_OLD)
 from emul.kernel.zsmalloc import zs_free, zs_malloc, zs_obj_read
 
 Zram = namedtuple("Zram", ["table", "stats", "gc_map", "gc_ctl", "gc_queue", "params", "faults",
@@ -296,6 +319,15 @@ def slot_free_extract(zram: Zram, ctx: Ctx, index: int) -> int:
     A slot still queued for lazy freeing is taken off gc_map first: whoever frees the content
     (the GC, or a write reusing the slot) owns the free, so it happens exactly once.
     """
+    step_enter(ctx, COST_SLOT_FREE)
+    handle = __slot_free_extract(zram, ctx, index)
+    step_exit(ctx)
+    return handle
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def __slot_free_extract(zram: Zram, ctx: Ctx, index: int) -> int:
+    lockdep_assert_slot_held(zram, index)
     gc_forget(zram, index)
     if not slot_allocated(zram, index) and get_slot_handle(zram, index) == 0:
         return 0   # an empty slot (a fresh write's target): nothing to free, nothing to pay
@@ -519,6 +551,14 @@ def zram_write_page(zram: Zram, ctx: Ctx, index: int, key: int, page) -> bool:
     As zram_write_page: detect a same-filled page, compress (modelled), zs_malloc and copy
     without the slot lock, then lock, free the old content, install the new, unlock.
     """
+    step_enter(ctx, COST_COMPRESS_KIB)
+    ok = write_page(zram, ctx, index, key, page)
+    step_exit(ctx)
+    return ok
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def write_page(zram: Zram, ctx: Ctx, index: int, key: int, page) -> bool:
     fill_page(zram, page, key)
     same, element = page_same_filled(page)
     if same:

@@ -35,8 +35,17 @@ from collections import namedtuple
 from numba import njit
 
 from emul.kernel.atomics import atomic_fetch_add, atomic_load
-from emul.kernel.context import (COST_ALLOC_ZSPAGE_PAGE, COST_FREE_ZSPAGE_PAGE, COST_ZS_FREE,
-    COST_ZS_MALLOC, Ctx, model_cost, model_cost_scaled)
+from emul.kernel.context import (
+    COST_ALLOC_ZSPAGE_PAGE,
+    COST_FREE_ZSPAGE_PAGE,
+    COST_ZS_FREE,
+    COST_ZS_MALLOC,
+    Ctx,
+    model_cost,
+    model_cost_scaled,
+    step_enter,
+    step_exit,
+)
 from emul.kernel.debug import DEBUG_ASSERT_LOCKED
 from emul.kernel.locking import read_lock, read_unlock, spin_lock, spin_unlock
 from emul.kernel.lockstat import LOCK_CLASS, LOCK_POOL, LOCK_ZONE
@@ -395,6 +404,14 @@ def alloc_zspage(pool: Pool, ctx: Ctx, cls: int) -> int:
     same class are reused (their object range fits); otherwise the zone's cursors hand out new
     ones, up to what the arena holds.
     """
+    step_enter(ctx, COST_ALLOC_ZSPAGE_PAGE)
+    z = get_zspage_pages(pool, ctx, cls)
+    step_exit(ctx)
+    return z
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def get_zspage_pages(pool: Pool, ctx: Ctx, cls: int) -> int:
     objs = class_objs_per_zspage(pool, cls)
     zone = pool.zone
     spin_lock(zone, ZONE_LOCK, ctx, LOCK_ZONE)
@@ -430,6 +447,7 @@ def __detach_zspage(pool: Pool, cls: int, z: int) -> None:
 def release_zspage_pages(pool: Pool, ctx: Ctx, cls: int, z: int) -> None:
     """Give a detached zspage's pages back to the page allocator (under its zone lock; the class
     lock may be held or not: ZS_FREE_UNLOCKED releases after dropping it)."""
+    step_enter(ctx, COST_FREE_ZSPAGE_PAGE)
     pages = class_pages_per_zspage(pool, cls)
     model_cost_scaled(ctx, COST_FREE_ZSPAGE_PAGE, pages << 10)
     atomic_fetch_add(pool.stat, PS_PAGES_ALLOCATED, -pages)
@@ -440,6 +458,7 @@ def release_zspage_pages(pool: Pool, ctx: Ctx, cls: int, z: int) -> None:
     set_zspage_next(pool, z, pool.zone_free[cls])
     pool.zone_free[cls] = z
     spin_unlock(zone, ZONE_LOCK, ctx, LOCK_ZONE)
+    step_exit(ctx)
 
 
 @njit(cache=True, _nrt=False)
@@ -488,6 +507,15 @@ def zs_malloc(pool: Pool, ctx: Ctx, size: int, csum: int) -> int:
     """Allocate an object of size bytes holding csum; returns its handle (0: failed)."""
     if size <= 0 or size > pool.consts[PC_PAGE_SIZE]:
         return 0
+    step_enter(ctx, COST_ZS_MALLOC)
+    handle = malloc_handle(pool, ctx, size, csum)
+    step_exit(ctx)
+    return handle
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def malloc_handle(pool: Pool, ctx: Ctx, size: int, csum: int) -> int:
+    """zs_malloc's work once the size is known to be valid."""
     model_cost(ctx, COST_ZS_MALLOC)
     cls = class_for_size(pool, size)
     clock = pool.class_lock
@@ -524,7 +552,14 @@ def zs_free(pool: Pool, ctx: Ctx, handle: int) -> None:
     """
     if handle == 0:
         return
-    obj = handle - 1
+    step_enter(ctx, COST_ZS_FREE)
+    free_handle(pool, ctx, handle - 1)
+    step_exit(ctx)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def free_handle(pool: Pool, ctx: Ctx, obj: int) -> None:
+    """zs_free's work for one object (its handle's index)."""
     if pool.consts[PC_FLAGS] & ZS_CLASS_IN_HANDLE:
         cls = obj_class(pool, ctx, obj)
         ci = cls * CLASS_LOCK_STRIDE
@@ -557,6 +592,7 @@ def zs_free_run(pool: Pool, ctx: Ctx, handles, lo: int, hi: int) -> int:
     spin_lock(pool.class_lock, ci, ctx, LOCK_CLASS)
     saved = hi - lo - 1
     for k in range(lo, hi):
+        step_enter(ctx, COST_ZS_FREE)
         z = __free_obj_locked(pool, ctx, cls, handles[k] - 1)
         if z >= 0:
             spin_unlock(pool.class_lock, ci, ctx, LOCK_CLASS)
@@ -564,6 +600,7 @@ def zs_free_run(pool: Pool, ctx: Ctx, handles, lo: int, hi: int) -> int:
             spin_lock(pool.class_lock, ci, ctx, LOCK_CLASS)
             saved -= 1
         model_cost(ctx, COST_ZS_FREE)
+        step_exit(ctx)
     spin_unlock(pool.class_lock, ci, ctx, LOCK_CLASS)
     return saved
 

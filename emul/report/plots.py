@@ -143,8 +143,25 @@ def workers_figure(doc: dict) -> Figure:
     return fig
 
 
+def timesplit_figure(doc: dict) -> Figure:
+    """timesplit.png: where each measured worker's time went, a stacked bar per variant and
+    worker (ns per page, medians over the repeats)."""
+    from emul.report.timesplit import PARTS, split_rows
+    rows = split_rows(doc)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows) + 3), 4.5))
+    labels = [f"{r['variant']}\n{r['worker']}" for r in rows]
+    bottom = [0.0] * len(rows)
+    for part in PARTS:
+        values = [max(0.0, r[part]) for r in rows]
+        ax.bar(range(len(rows)), values, bottom=bottom, label=part)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set_xticks(range(len(rows)), labels, fontsize="small")
+    ax.set(title=_title(doc, "where the time went"), ylabel="ns per page")
+    return _finish(fig, ax)
+
+
 FIGURES = {"memory": memory_figure, "latency": latency_figure, "backlog": backlog_figure,
-           "locks": locks_figure, "workers": workers_figure}
+           "locks": locks_figure, "workers": workers_figure, "timesplit": timesplit_figure}
 
 
 def figures(doc: dict) -> dict[str, Figure]:
@@ -152,6 +169,8 @@ def figures(doc: dict) -> dict[str, Figure]:
     out = {}
     for name, make in FIGURES.items():
         if name in ("memory", "backlog") and not _first_rows(doc):
+            continue
+        if name == "timesplit" and not any(r.get("time_split") for r in doc["repeats"]):
             continue
         if not doc["repeats"]:
             continue

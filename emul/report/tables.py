@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterable
 
 from emul.report.summary import SIGNIFICANCE
+from emul.report.timesplit import split_table
 from emul.report.verdict import verdict_table
 
 if TYPE_CHECKING:
@@ -31,6 +32,9 @@ def summary_tables(doc: dict) -> list[Table]:
                  f"{doc['profile']['name']}, {doc['machine']['arch']}")
         return [replay_table(doc["replay_summary"], title), worker_table(doc), lock_table(doc)]
     tables = [variant_table(doc), verdict_table(doc), worker_table(doc)]
+    split = split_table(doc)
+    if split is not None:
+        tables.insert(2, split)
     if doc["scenario"].get("lockstat") or any(g.get("lockstat") for g in doc.get("groups") or []):
         tables.append(lock_table(doc))
     return tables

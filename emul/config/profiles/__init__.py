@@ -2,8 +2,11 @@
 
 A profile is a YAML file in this folder (or a path given with --profile): ``name``,
 ``description``, ``page_size`` the figures were taken at, and ``costs_ns``, a mapping from the
-cost names below to nanoseconds. Missing names cost 0. Each built-in file says, in comments,
-how its numbers were derived.
+cost names (emul/config/costs.py) to nanoseconds: what each kernel step costs on the target
+hardware, its *target* (emul subtracts its own machinery at run time: emul/harness/machinery.py).
+Missing names cost 0. A board with cores of several kinds names the class ``costs_ns`` describes
+(``core_class``, e.g. little) and gives the others under ``classes`` (e.g. big), each a full
+mapping like ``costs_ns``. Each built-in file says, in comments, how its numbers were derived.
 """
 from __future__ import annotations
 
@@ -27,11 +30,27 @@ class Profile:
     description: str
     costs_ns: dict[str, float] = field(default_factory=dict)
     source: str = ""
+    core_class: str = "default"        # the core class costs_ns describes
+    classes: dict[str, dict[str, float]] = field(default_factory=dict)   # the other classes
 
-    def ticks(self, ticks_per_ns: float, page_size: int) -> list[int]:
-        """The ctx.costs row: ticks per event, or per KiB for PER_KIB costs."""
+    @property
+    def class_names(self) -> list[str]:
+        return [self.core_class, *self.classes]
+
+    def costs_of(self, core_class: str | None = None) -> dict[str, float]:
+        """The targets of one core class (None: the class costs_ns describes)."""
+        if core_class is None or core_class == self.core_class:
+            return dict(self.costs_ns)
+        return dict(self.classes[core_class])
+
+    def ticks(self, ticks_per_ns: float, page_size: int, core_class: str | None = None,
+              overrides: tuple[tuple[str, float], ...] = ()) -> list[int]:
+        """The targets half of a ctx.costs row: ticks per event, or per KiB for PER_KIB
+        costs; ``overrides`` (name, ns) replace single costs (a sensitivity sweep)."""
         row = [0] * NR_COSTS
-        for name, ns in self.costs_ns.items():
+        costs = self.costs_of(core_class)
+        costs.update(dict(overrides))
+        for name, ns in costs.items():
             if name in ("free_zspage_page", "alloc_zspage_page"):
                 ns = ns * 4096 / page_size * 1.0   # charged per page, spread over its KiB
             row[COST_INDEX[name]] = int(round(ns * ticks_per_ns))
@@ -39,7 +58,9 @@ class Profile:
 
     def to_json(self) -> dict:
         return {"name": self.name, "description": self.description,
-                "costs_ns": dict(self.costs_ns), "source": self.source}
+                "costs_ns": dict(self.costs_ns), "source": self.source,
+                "core_class": self.core_class, "classes": {k: dict(v) for k, v in
+                                                           self.classes.items()}}
 
 
 def builtin_names() -> list[str]:
@@ -62,16 +83,29 @@ def load_profile(name_or_path: str) -> Profile:
         raise InputError(where, None, f"not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise InputError(where, None, "expected a mapping with name, description, costs_ns")
-    costs = data.get("costs_ns") or {}
+    costs = check_costs(data.get("costs_ns") or {}, where, "costs_ns")
+    core_class = data.get("core_class", "default")
+    classes = data.get("classes") or {}
+    if not isinstance(core_class, str) or not core_class:
+        raise InputError(where, "core_class", f"expected a class name, got {core_class!r}")
+    if not isinstance(classes, dict):
+        raise InputError(where, "classes", "expected a mapping of class name to costs")
+    return Profile(name=str(data.get("name", path.stem)),
+                   description=str(data.get("description", "")), costs_ns=costs, source=where,
+                   core_class=core_class,
+                   classes={str(k): check_costs(v, where, f"classes.{k}")
+                            for k, v in classes.items()})
+
+
+def check_costs(costs: object, where: str, key: str) -> dict[str, float]:
+    """A mapping of cost names to nanoseconds, checked."""
     if not isinstance(costs, dict):
-        raise InputError(where, "costs_ns", "expected a mapping of cost name to nanoseconds")
-    for key, val in costs.items():
-        if key not in COST_INDEX:
-            raise InputError(where, f"costs_ns.{key}",
+        raise InputError(where, key, "expected a mapping of cost name to nanoseconds")
+    for name, val in costs.items():
+        if name not in COST_INDEX:
+            raise InputError(where, f"{key}.{name}",
                              f"unknown cost (expected one of: {', '.join(COST_INDEX)})")
         if isinstance(val, bool) or not isinstance(val, (int, float)) or not 0 <= val < 1e9:
-            raise InputError(where, f"costs_ns.{key}",
+            raise InputError(where, f"{key}.{name}",
                              f"expected nanoseconds (a number >= 0), got {val!r}")
-    return Profile(name=str(data.get("name", path.stem)),
-                   description=str(data.get("description", "")),
-                   costs_ns={k: float(v) for k, v in costs.items()}, source=where)
+    return {k: float(v) for k, v in costs.items()}

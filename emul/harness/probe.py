@@ -1,0 +1,97 @@
+"""The machinery probe of one variant (emul/harness/machinery.py says what it measures).
+
+After the swap-out, each measured role runs its path alone, its regions timed: the killers (or
+the swap-in worker, or both in turn), then the GC draining what they queued, then reclaim for
+PROBE_RECLAIM_S. No modelled cost is paid, nothing runs beside the role measured: these are
+emul's own uncontended figures on this host.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from emul.config.scenario import VariantSpec
+from emul.harness import machinery as mach
+from emul.harness.group import GroupState
+from emul.harness.repeat import PHASE_TIMEOUT_S, actor_phases, reset, reset_rows, swap_out
+from emul.kernel import context as C
+from emul.kernel.gc_worker import gc_worker_reset, gc_worker_stop
+from emul.kernel.mm import CTL_RECLAIM_STOP
+from emul.kernel.workqueue import GC_PENDING
+
+PROBE_RECLAIM_S = 0.05
+
+
+def run_alone(g: GroupState, phases: dict[str, tuple[str, dict]], timed: bool,
+              until: Callable[[], None] | None = None) -> None:
+    """Start these workers' phase (their regions timed if ``timed``); wait (for ``until``
+    first)."""
+    wstat = g.arena["wstat"]
+    for name in phases:
+        if timed:
+            mach.arm_probe(wstat, g.sup.by_name[name].index)
+    g.sup.start_phase(g.arena["ctl"], phases, PHASE_TIMEOUT_S)
+    if until is not None:
+        until()
+    g.sup.wait_done(set(phases), PHASE_TIMEOUT_S)
+    for name in phases:
+        wstat[g.sup.by_name[name].index, C.W_PROBE] = 0
+
+
+def probe_variant(g: GroupState, variant: VariantSpec) -> mach.Machinery:
+    """Measure (or load from the cache) this variant's machinery per role.
+
+    Each role's path runs twice, alone each time: once as in a run, for its span, and once with
+    every region timed, for the split. The timing's own cost is taken off the split (the
+    empty-region figures), and what remains of it is spread over the split in proportion, so
+    that the parts add up to the span of the run that was not timed."""
+    key = mach.cache_key(g, variant)
+    cached = mach.load_cached(key, g.host_ticks_per_ns)
+    if cached is not None:
+        return cached
+    g.progress(f"measuring emul's machinery on this host: {variant.name} (cached afterwards)")
+    bias_in, bias_out = mach.calibrate(g.views.ctx)     # row 0: the idle swap-out writer's
+    delay = mach.delay_overhead()
+    plain = run_roles(g, variant, timed=False)
+    timed = run_roles(g, variant, timed=True)
+    roles = {role: mach.role_machinery(timed[role], role, bias_in, bias_out,
+                                       mach.span(plain[role], role))
+             for role in timed}
+    m = mach.Machinery(roles, g.host_ticks_per_ns, bias_in, bias_out, key, delay)
+    mach.store(m)
+    return m
+
+
+def run_roles(g: GroupState, variant: VariantSpec, timed: bool) -> dict[str, list[np.ndarray]]:
+    """Every measured role's path, one role at a time; each role's rows afterwards."""
+    r = reset(g, variant, -1)
+    swap_out(g, r)
+    g.arena["costs"][:] = 0
+    reset_rows(g, variant)
+    for role, _, _ in g.plan.actors:
+        g.sup.phase = f"{variant.name}: machinery probe ({role})"
+        run_alone(g, actor_phases(g, r, {role}), timed)
+    gcs = g.gcs(variant)
+    if gcs:
+        g.sup.phase = f"{variant.name}: machinery probe (gc)"
+        gc_worker_reset(g.views.zram)
+        g.arena["gc_ctl"][GC_PENDING] = 1   # the work the killers queued (reset cleared it)
+
+        def drained() -> None:
+            g.sup.wait_until(g.drained_or_stuck(), PHASE_TIMEOUT_S)
+            gc_worker_stop(g.views.zram)
+        run_alone(g, {w.name: ("serve", {}) for w in gcs}, timed, drained)
+    if g.sc.workers.reclaim is not None:
+        g.sup.phase = f"{variant.name}: machinery probe (reclaim)"
+
+        def a_moment() -> None:
+            deadline = time.monotonic() + PROBE_RECLAIM_S
+            g.sup.wait_until(lambda: time.monotonic() > deadline, PHASE_TIMEOUT_S)
+            g.arena["ctl"][CTL_RECLAIM_STOP] = 1
+        run_alone(g, {"reclaim": ("reclaim", {"start": r.background[0], "end": r.background[1]})},
+                  timed, a_moment)
+    wstat = g.arena["wstat"]
+    return {role: [wstat[w.index].copy() for w in g.plan.of_role(role)]
+            for role in sorted({w.role for w in g.plan.workers} - {"swapout"})}

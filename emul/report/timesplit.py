@@ -1,0 +1,95 @@
+"""Where the time went: each measured actor's time split the way ``perf report`` would show it.
+
+The record of each repeat (emul/harness/collect.py, ``time_split``) gives, per worker, the
+busy-waits per modelled cost (the target less emul's own machinery), emul's machinery inside the
+steps, the strategy's own work, the loops around the steps, lock waits per class, and the rest
+(what none of these explains: cache lines other CPUs held, preemption). Here they are taken as
+medians over the repeats, per variant and worker, in ns per page of the headline actors.
+"""
+from __future__ import annotations
+
+import statistics
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+PARTS = ("costs", "machinery", "design", "loops", "lock waits", "rest")
+
+
+def parts(split: dict[str, Any]) -> dict[str, float]:
+    """One worker's split as the table's columns (ns)."""
+    return {"costs": sum(split["costs_ns"].values()), "machinery": split["machinery_ns"],
+            "design": split["design_ns"], "loops": split["loops_ns"],
+            "lock waits": sum(split["lock_wait_ns"].values()), "rest": split["rest_ns"],
+            "overrun": sum(split["overrun_ns"].values()), "measured": split["measured_ns"]}
+
+
+def split_rows(doc: dict) -> list[dict[str, Any]]:
+    """variant, worker, and the median of each part per page over the variant's repeats."""
+    out = []
+    variants = [s["variant"] for s in doc["summary"]]
+    for v in variants:
+        reps = [r for r in doc["repeats"] if r["variant"] == v and r.get("time_split")]
+        workers = list(dict.fromkeys(w for r in reps for w in r["time_split"]))
+        for w in workers:
+            per = [{k: x / max(1, r["ptes"]) for k, x in parts(r["time_split"][w]).items()}
+                   for r in reps if w in r["time_split"]]
+            row = {k: statistics.median(p[k] for p in per) for k in per[0]}
+            out.append({"variant": v, "worker": w, **row})
+    return out
+
+
+def overruns(doc: dict) -> dict[tuple[str, str], dict[str, float]]:
+    """(worker role, step) -> the largest machinery and the smallest target per event seen
+    where emul's machinery on this host exceeded the step's target."""
+    found: dict[tuple[str, str], dict[str, float]] = {}
+    for r in doc["repeats"]:
+        for w, split in (r.get("time_split") or {}).items():
+            for step, o in (split.get("overrun_steps") or {}).items():
+                key = (w, step)
+                seen = found.setdefault(key, {"machinery_ns": 0.0, "target_ns": float("inf"),
+                                              "events": 0})
+                seen["machinery_ns"] = max(seen["machinery_ns"], o["machinery_ns"])
+                seen["target_ns"] = min(seen["target_ns"], max(0.0, o["target_ns"]))
+                seen["events"] += o["events"]
+    return found
+
+
+def overrun_warning(doc: dict) -> str | None:
+    """One line naming the worst overrun and the smallest dilation that removes them all."""
+    found = overruns(doc)
+    if not found:
+        return None
+    ratio = {k: o["machinery_ns"] / o["target_ns"] if o["target_ns"] > 0 else float("inf")
+             for k, o in found.items()}
+    (worker, step), worst = max(ratio.items(), key=lambda kv: kv[1])
+    o = found[(worker, step)]
+    dil = doc.get("dilation", 1.0)
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    hint = (f"; --dilate {dil * worst * 1.1:.1f} would remove every overrun"
+            if worst != float("inf") else "")
+    return (f"emul's own machinery exceeds the profile's target on this host: {step} in "
+            f"{worker}, {o['machinery_ns']:.0f} ns against {o['target_ns']:.0f} ns a step"
+            f"{more}; those steps take longer than the profile says{hint}")
+
+
+def split_table(doc: dict) -> "Table | None":
+    """The split as a table (None when the run recorded none)."""
+    rows = split_rows(doc)
+    if not rows:
+        return None
+    from rich.table import Table
+    dil = doc.get("dilation", 1.0)
+    t = Table(title="where the time went (ns per page, medians over the repeats"
+                    + (f"; time dilated x{dil:g}" if dil != 1 else "") + ")",
+              caption="costs: busy-waits for the modelled costs (their targets less emul's own "
+                      "machinery); machinery: emul's physical work in the steps (over target: "
+                      "overrun); design: the strategy's own work; loops: around the steps; "
+                      "rest: what none explains (cache lines other CPUs held, preemption)")
+    for col in ("variant", "worker", "measured", *PARTS, "overrun"):
+        t.add_column(col, justify="left" if col in ("variant", "worker") else "right")
+    for r in rows:
+        t.add_row(r["variant"], r["worker"], f"{r['measured']:,.0f}",
+                  *(f"{r[p]:,.0f}" for p in PARTS), f"{r['overrun']:,.0f}")
+    return t
