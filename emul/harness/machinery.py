@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from emul.harness.group import GroupState
 
 CALIBRATE_N = 200_000      # empty regions timed for the probe's own cost
-PROBE_VERSION = 2
+PROBE_VERSION = 3
 
 
 @dataclass
@@ -155,11 +155,16 @@ def role_machinery(rows: list[np.ndarray], role: str, bias_in: float, bias_out: 
     return m
 
 
-def delay_overhead() -> int:
-    """Ticks a busy-wait spends beyond its length (its own clock reads), taken off each wait."""
-    C.delay_calibrate(10)
-    n = 100_000
-    return max(0, int(C.delay_calibrate(n) / n) - 1)
+TYPICAL_WAIT_NS = 200      # most steps' busy-waits are a few hundred ns
+
+
+def delay_overhead(ticks_per_ns: float) -> int:
+    """Ticks a busy-wait spends beyond its length (its own clock reads, and whatever the host
+    takes from a spin of a typical length), taken off each wait."""
+    wait = max(1, int(TYPICAL_WAIT_NS * ticks_per_ns))
+    C.delay_calibrate(10, wait)
+    n = 20_000
+    return max(0, int(C.delay_calibrate(n, wait) / n) - wait)
 
 
 def arm_probe(wstat: np.ndarray, index: int) -> None:

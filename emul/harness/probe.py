@@ -53,7 +53,7 @@ def probe_variant(g: GroupState, variant: VariantSpec) -> mach.Machinery:
         return cached
     g.progress(f"measuring emul's machinery on this host: {variant.name} (cached afterwards)")
     bias_in, bias_out = mach.calibrate(g.views.ctx)     # row 0: the idle swap-out writer's
-    delay = mach.delay_overhead()
+    delay = mach.delay_overhead(g.host_ticks_per_ns)
     plain = run_roles(g, variant, timed=False)
     timed = run_roles(g, variant, timed=True)
     roles = {role: mach.role_machinery(timed[role], role, bias_in, bias_out,

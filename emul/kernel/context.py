@@ -200,11 +200,11 @@ def probe_stop(ctx: Ctx) -> None:
 
 
 @njit(cache=True, _nrt=False)
-def delay_calibrate(n: int) -> int:
-    """Ticks n one-tick busy-waits take: what a busy-wait costs beyond its length."""
+def delay_calibrate(n: int, ticks: int) -> int:
+    """Ticks n busy-waits of ``ticks`` take: what a busy-wait costs beyond its length."""
     t0 = read_clock()
     for _ in range(n):
-        delay_ticks(1)
+        delay_ticks(ticks)
     return read_clock() - t0
 
 
