@@ -32,8 +32,7 @@ from emul.kernel import context as C
 from emul.kernel.clock import clock_now
 
 if TYPE_CHECKING:
-    from emul.config.scenario import VariantSpec
-    from emul.harness.group import GroupState
+    from emul.config.scenario import Scenario, VariantSpec
 
 CALIBRATE_N = 200_000      # empty regions timed for the probe's own cost
 PROBE_VERSION = 3
@@ -201,17 +200,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def cache_key(g: "GroupState", variant: "VariantSpec") -> str:
-    """What the figures depend on: host, CPU, emul's sources, the group's scenario, the
-    variant (costs and repeats do not change the machinery)."""
-    sc = g.sc.to_dict()
+def cache_key(scenario: "Scenario", workers: list[tuple[str, list[int]]],
+              variant: "VariantSpec") -> str:
+    """What the figures depend on: host, CPU, emul's sources, the group's scenario and workers
+    (role, CPUs), the variant (costs and repeats do not change the machinery)."""
+    sc = scenario.to_dict()
     for k in ("repeats", "profile", "name", "variants"):
         sc.pop(k, None)
     parts = {"host": platform.node(), "cpu": cpu_model(), "arch": platform.machine(),
              "source": Path(os.environ.get("NUMBA_CACHE_DIR", "")).name,
              "scenario": sc, "variant": [variant.strategy, variant.cap_slots, variant.cap_bytes,
                                          list(variant.zsmalloc), variant.step_work_ns],
-             "workers": [(w.role, w.cpus) for w in g.plan.workers], "version": PROBE_VERSION}
+             "workers": workers, "version": PROBE_VERSION}
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha1(blob).hexdigest()[:20]
 

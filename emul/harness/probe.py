@@ -47,7 +47,7 @@ def probe_variant(g: GroupState, variant: VariantSpec) -> mach.Machinery:
     every region timed, for the split. The timing's own cost is taken off the split (the
     empty-region figures), and what remains of it is spread over the split in proportion, so
     that the parts add up to the span of the run that was not timed."""
-    key = mach.cache_key(g, variant)
+    key = mach.cache_key(g.sc, [(w.role, w.cpus) for w in g.plan.workers], variant)
     cached = mach.load_cached(key, g.host_ticks_per_ns)
     if cached is not None:
         return cached
