@@ -83,6 +83,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--mib", None, f"expected MiB per process, 1..65536, got {args.mib}")
     if not 1 <= args.repeats <= 1000:
         raise InputError("--repeats", None, f"expected a count 1..1000, got {args.repeats}")
+    if not 1 <= getattr(args, "dilate", 1.0) <= 1000:
+        raise InputError("--dilate", None, f"expected a factor from 1 to 1000, got {args.dilate:g}")
 
 
 def _check_memory(c: Calibration, need_kb: int) -> None:
@@ -240,7 +242,7 @@ def _run_emulated_all(c: Calibration, meas: dict, erepeats: int, workdir: Path) 
     for key, k in keys:
         c.progress(f"emulating {key} with {c.output.name} ...")
         res = run_emulated(key, emul_scenario(key, meas, erepeats, c.cpus, k),
-                           str(c.output.resolve()), workdir, k)
+                           str(c.output.resolve()), workdir, k, getattr(c.args, "dilate", 1.0))
         emulated[key] = res
         c.progress(f"  {key}: {res['ns_per_page']:.0f} ns/page")
     return emulated

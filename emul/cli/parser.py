@@ -97,6 +97,9 @@ def add_calibrate(sub: Subparsers) -> None:
     c.add_argument("--repeats", type=int, default=5, help="repeats of each measurement, "
                    "median taken (default 5)")
     c.add_argument("--output", help="profile to write (default profiles/calibrated-<host>.yaml)")
+    c.add_argument("--dilate", type=float, default=1.0, metavar="K", help="time dilation of "
+                   "the emulated runs (emul emulating the host it runs on needs room for its own "
+                   "machinery; default 1)")
     c.add_argument("--no-emulate", action="store_true", help="only measure and fit: no emul "
                    "runs (emul's own machinery is then not subtracted from the costs)")
     c.set_defaults(fn="emul.cli.tools:cmd_calibrate")
