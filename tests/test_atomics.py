@@ -138,6 +138,17 @@ def test_cas_increment_loop_is_exact(hammer: dict) -> None:
     assert (hammer["arrays"]["result"][:, lh.R_CAS_RETRIES] >= 0).all()
 
 
+def test_add_below_never_overshoots_its_limit(hammer: dict) -> None:
+    """Two processes race for one unit: neither ever reads the counter above the limit, every
+    unit taken was given back, and the race was real (some calls refused)."""
+    a = hammer["arrays"]
+    assert a["counters"][lh.K_BELOW] == 0
+    assert (a["result"][:, lh.R_BELOW_PEAK] <= lh.BELOW_LIMIT).all()
+    assert (a["result"][:, lh.R_BELOW_PEAK] == lh.BELOW_LIMIT).all()
+    if len(set(CPUS)) > 1:          # on one CPU the two may never interleave mid-call
+        assert int(a["result"][:, lh.R_BELOW_REFUSED].sum()) > 0
+
+
 def test_fetch_or_and_of_disjoint_bits(hammer: dict) -> None:
     a = hammer["arrays"]
     assert (a["bits_set"] == -1).all(), "a bit set by fetch_or was lost"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import platform
 
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -241,3 +241,17 @@ def atomic_store_release(typingctx, arr, index, value):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def atomic_add_below(arr, index, delta, limit):
+    """Add delta unless the sum would pass limit (a cmpxchg loop, as the kernel's
+    atomic_add_unless): the counter never overshoots, so no reader sees it above limit.
+    Returns the new value, or -1 when it refused."""
+    old = atomic_load(arr, index)
+    while old + delta <= limit:
+        seen = atomic_cas(arr, index, old, old + delta)
+        if seen == old:
+            return old + delta
+        old = seen
+    return -1

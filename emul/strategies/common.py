@@ -21,8 +21,8 @@ from collections.abc import Callable
 
 from numba import njit
 
-from emul.kernel.atomics import (atomic_fetch_add, atomic_load, atomic_store, atomic_store_release,
-    cpu_relax)
+from emul.kernel.atomics import (atomic_add_below, atomic_fetch_add, atomic_load, atomic_store,
+    atomic_store_release, cpu_relax)
 from emul.kernel.context import W_BATCH_SAVED, W_CPU, W_PEAK_BACKLOG, W_PEAK_BYTES, Ctx
 from emul.kernel.locking import spin_lock, spin_trylock, spin_unlock
 from emul.kernel.lockstat import LOCK_GC_QUEUE
@@ -46,11 +46,18 @@ def gc_reserve(zram: Zram, ctx: Ctx, index: int) -> bool:
     """Count a slot into gc_slots / gc_bytes unless that goes over the cap (then undo, refuse).
     The slot queues' cap; the handle queues count theirs per buffer (handle_room)."""
     size = get_slot_size(zram, index)
-    n = atomic_fetch_add(zram.stats, ST_GC_SLOTS, 1) + 1
-    b = atomic_fetch_add(zram.stats, ST_GC_BYTES, size) + size
     cap_slots = zram.params[ZP_CAP_SLOTS]
     cap_bytes = zram.params[ZP_CAP_BYTES]
-    if (cap_slots > 0 and n > cap_slots) or (cap_bytes > 0 and b > cap_bytes):
+    # gc_slots never passes its cap, even for a moment (the backlog sampler reads it); gc_bytes
+    # can pass its byte cap for the moment a refused reservation takes to undo
+    if cap_slots > 0:
+        n = atomic_add_below(zram.stats, ST_GC_SLOTS, 1, cap_slots)
+        if n < 0:
+            return False
+    else:
+        n = atomic_fetch_add(zram.stats, ST_GC_SLOTS, 1) + 1
+    b = atomic_fetch_add(zram.stats, ST_GC_BYTES, size) + size
+    if cap_bytes > 0 and b > cap_bytes:
         atomic_fetch_add(zram.stats, ST_GC_SLOTS, -1)
         atomic_fetch_add(zram.stats, ST_GC_BYTES, -size)
         return False

@@ -3,8 +3,8 @@
 Started by the test as ``python -m tests.helpers.lock_hammer --name <arena> --layout <json>
 --index <i> --cpu <c> --n <N> --mode hammer|futex_waiter``. It pins itself to ``--cpu``, attaches
 the arena the test created, arrives at a start gate in shared memory and then runs every phase
-(spin-lock protected plain counter, fetch_add, cas loop, fetch_or/fetch_and of its own bits,
-xchg hand-off), with an in-memory barrier between phases so both processes run each phase
+(spin-lock protected plain counter, fetch_add, cas loop, add_below under a limit,
+fetch_or/fetch_and of its own bits, xchg hand-off), with an in-memory barrier between phases so both processes run each phase
 together. Results go to stdout as one JSON line; every value the test checks is also in the arena.
 
 Nothing is pickled between processes: the test passes the layout as JSON and reads the arena.
@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from emul.harness.arena import Arena, Layout
-from emul.kernel.atomics import (atomic_cas, atomic_fetch_add, atomic_fetch_and, atomic_fetch_or,
+from emul.kernel.atomics import (atomic_add_below, atomic_cas, atomic_fetch_add, atomic_fetch_and, atomic_fetch_or,
     atomic_load, atomic_store, atomic_xchg, count_trailing_zeros, cpu_relax, futex_wait, futex_wake,
     read_clock, sched_getcpu)
 from emul.kernel.context import NR_COSTS, STAT_WORDS, W_LOCKSTAT, Ctx, note_cpu
@@ -52,10 +52,12 @@ L_LOCK = 0
 L_COUNTER = 8
 LOCK_WORDS = 16
 
-# counters (int64): fetch_add at 0, cas at 8, each on its own line
+# counters (int64): fetch_add at 0, cas at 8, add_below at 16, each on its own line
 K_FETCH_ADD = 0
 K_CAS = 8
-COUNTER_WORDS = 16
+K_BELOW = 16
+COUNTER_WORDS = 24
+BELOW_LIMIT = 1         # one holder at a time: the other's add_below must refuse, not overshoot
 
 # per-process result words
 R_CAS_RETRIES = 0
@@ -65,6 +67,8 @@ R_XCHG_FOREIGN = 3      # tokens I got back that the other process put in
 R_START_CPU = 4
 R_END_CPU = 5
 R_DONE = 6
+R_BELOW_REFUSED = 7     # add_below calls that refused
+R_BELOW_PEAK = 8        # the largest value this process read back after its own add_below
 R_WORDS = 16
 
 SPIN_CHUNK = 1 << 22    # spins per compiled wait before Python checks its deadline
@@ -150,6 +154,23 @@ def run_cas(counters, n) -> int:
                 break
             retries += 1
     return retries
+
+
+@njit(cache=True, _nrt=False)
+def run_below(counters, n) -> tuple:
+    """Take a unit under BELOW_LIMIT, read the counter back, give the unit back; (refusals,
+    largest value read). The read-back is where an add-then-undo counter would show overshoot."""
+    refused = 0
+    peak = 0
+    for _ in range(n):
+        if atomic_add_below(counters, K_BELOW, 1, BELOW_LIMIT) < 0:
+            refused += 1
+            continue
+        seen = atomic_load(counters, K_BELOW)
+        if seen > peak:
+            peak = seen
+        atomic_fetch_add(counters, K_BELOW, -1)
+    return refused, peak
 
 
 @njit(cache=True, _nrt=False)
@@ -259,6 +280,7 @@ def warm(arena: Arena) -> None:
     run_lock(scratch["lock"], ctx, 1)
     run_fetch_add(scratch["counters"], 1)
     run_cas(scratch["counters"], 1)
+    run_below(scratch["counters"], 1)
     run_bits(scratch["bits_set"], scratch["bits_clear"], 0, 0)
     run_xchg(scratch["xchg_slot"], scratch["xchg_out"][0], 0, 1)
     note_cpu(ctx)
@@ -351,6 +373,8 @@ def hammer(arena: Arena, i: int, n: int, deadline: float, out: dict) -> None:
     run_fetch_add(arena["counters"], n)
     barrier()
     res[R_CAS_RETRIES] = run_cas(arena["counters"], n)
+    barrier()
+    res[R_BELOW_REFUSED], res[R_BELOW_PEAK] = run_below(arena["counters"], n)
     barrier()
     or_bad, and_bad = run_bits(arena["bits_set"], arena["bits_clear"], i, BIT_ROUNDS)
     res[R_OR_VIOLATIONS], res[R_AND_VIOLATIONS] = or_bad, and_bad
