@@ -6,8 +6,11 @@ Behaviour only: figures are compared as ratios within one run, never against a c
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -65,10 +68,63 @@ def test_the_split_names_every_part_and_adds_up(tmp_path: Path, no_leftovers) ->
     for r in res["repeats"]:
         for worker, s in r["time_split"].items():
             parts = (sum(s["costs_ns"].values()) + s["machinery_ns"] + s["design_ns"]
-                     + s["loops_ns"] + sum(s["lock_wait_ns"].values()) + s["rest_ns"])
+                     + s["loops_ns"] + sum(s["lock_wait_ns"].values()) + s["preempted_ns"]
+                     + s["rest_ns"])
             assert parts == pytest.approx(s["measured_ns"])
             assert s["costs_ns"] and s["machinery_ns"] > 0
     assert res["machinery"]["sync"]["ns"]["killer"]["zap_pte"] > 0
+
+
+def test_an_overrun_is_made_up_by_the_next_steps_waits(tmp_path: Path, no_leftovers) -> None:
+    """zap_pte's target below emul's machinery for it, the same ns moved to slot_free: the
+    overrun is owed and later waits make it up, so the path keeps its total."""
+    flat = 400.0
+    doc = tiny_scenario(repeats=3, variants=[
+        {"name": "flat", "strategy": "sync"},
+        {"name": "owed", "strategy": "sync",
+         "costs": {"zap_pte": 1, "slot_free": 2 * flat - 1}}])
+    res, out = run_doc(tmp_path, doc, "--profile", str(flat_profile(tmp_path, flat)))
+    by = {s["variant"]: s for s in res["summary"]}
+    assert by["owed"]["ns_per_page"] == pytest.approx(by["flat"]["ns_per_page"], rel=0.10)
+    for r in res["repeats"]:
+        s = r["time_split"]["killer"]
+        if r["variant"] == "owed":
+            assert s["overrun_ns"]["zap_pte"] > 0
+            assert s["repaid_ns"] == pytest.approx(sum(s["overrun_ns"].values()), rel=0.01)
+        else:
+            assert s["repaid_ns"] == 0 and not s["overrun_ns"]
+    assert "the next steps' waits made it up" in out
+
+
+def test_time_another_task_took_is_counted_as_preempted(tmp_path: Path, no_leftovers) -> None:
+    """A CPU hog pinned beside the killer: the split names the time the killer stood on the
+    runqueue (schedstat), and the time split still adds up."""
+    doc = tiny_scenario(repeats=1, variants=[{"name": "sync", "strategy": "sync"}])
+    cpu = doc["workers"]["killer"]["cpu"]
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        psutil.Process(hog.pid).cpu_affinity([cpu])
+        res, _ = run_doc(tmp_path, doc, "--profile", str(flat_profile(tmp_path)))
+    finally:
+        hog.kill()
+        hog.wait()
+    s = res["repeats"][0]["time_split"]["killer"]
+    assert s["preempted_ns"] > 0.1 * s["measured_ns"], s
+    assert res["repeats"][0]["workers"]["killer"]["runqueue_wait_s"] > 0
+
+
+def test_emul_machinery_shows_each_step_beside_its_target(tmp_path: Path) -> None:
+    sc = write_yaml(tmp_path / "s.yaml", tiny_scenario())
+    profile = flat_profile(tmp_path, 1.0)      # every target below emul's machinery
+    r = run_emul("machinery", str(sc), "--profile", str(profile), "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    steps = {(x["variant"], x["role"], x["step"]) for x in rows}
+    assert {("sync", "killer", "zap_pte"), ("bitmap", "gc", "zs_free")} <= steps
+    assert all(x["machinery_ns"] > 0 and x["target_ns"] == 1.0 for x in rows)
+    r = run_emul("machinery", str(sc), "--profile", str(profile))
+    assert r.returncode == 0 and "zap_pte" in r.stdout and "overrun" in r.stdout
+    assert "--dilate" in r.stdout
 
 
 def test_dilation_scales_the_emulated_clock(tmp_path: Path, no_leftovers) -> None:

@@ -50,6 +50,16 @@ def migrations() -> int | None:
     return None
 
 
+def runqueue_wait_ns() -> int | None:
+    """ns this process has waited on a runqueue while runnable (/proc/self/schedstat's second
+    field: another task had its CPU); None where the kernel has no schedstat."""
+    try:
+        with open("/proc/self/schedstat") as f:
+            return int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def usage_snapshot(proc: "psutil.Process") -> dict:
     t = proc.cpu_times()
     c = proc.num_ctx_switches()
@@ -135,9 +145,14 @@ class Worker:
         before = usage_snapshot(self.proc)
         if not gate_wait(self.ctl, int(msg["seq"]), int(GATE_TIMEOUT_NS * self.ticks_per_ns)):
             raise RuntimeError("the start gate never opened (controller gone?)")
+        queued = runqueue_wait_ns()           # from the gate on: the phase's own preemptions
         result = fn(self, msg.get("args") or {}) or {}
-        return dict(done, result=result, usage=usage_delta(before, usage_snapshot(self.proc)),
-                    cpu_now=self.proc.cpu_num(), cpus_allowed=self.proc.cpu_affinity())
+        usage = usage_delta(before, usage_snapshot(self.proc))
+        after = runqueue_wait_ns()
+        usage["runqueue_wait_s"] = (None if queued is None or after is None
+                                    else (after - queued) / 1e9)
+        return dict(done, result=result, usage=usage, cpu_now=self.proc.cpu_num(),
+                    cpus_allowed=self.proc.cpu_affinity())
 
 
 def run(worker: Worker) -> None:

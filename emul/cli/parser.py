@@ -86,6 +86,18 @@ def add_bench(sub: Subparsers) -> None:
     b.set_defaults(fn="emul.cli.tools:cmd_bench")
 
 
+def add_machinery(sub: Subparsers) -> None:
+    m = sub.add_parser("machinery", help="emul's own work per kernel step on this host, beside "
+                       "the profile's targets (no repeat runs)")
+    m.add_argument("scenario", nargs="?", help="scenario YAML file (default: the run's)")
+    m.add_argument("--profile", help="cost profile name or YAML path (overrides the scenario's)")
+    m.add_argument("--dilate", type=float, metavar="K", help="time dilation to check against")
+    m.add_argument("--fresh", action="store_true",
+                   help="measure again even if this host's figures are cached")
+    m.add_argument("--json", action="store_true", help="print the rows as JSON")
+    m.set_defaults(fn="emul.cli.machinery:cmd_machinery")
+
+
 def add_calibrate(sub: Subparsers) -> None:
     c = sub.add_parser("calibrate", help="measure this machine's kernel (zram swap) and write a "
                        "cost profile, then compare emul with it")
@@ -122,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="emul", description="A multiprocess concurrency emulator of the Linux zram "
         "swap-slot freeing path.")
     sub = ap.add_subparsers(dest="command")
-    for add in (add_run, add_replay, add_soak, add_info, add_bench, add_calibrate, add_results):
+    for add in (add_run, add_replay, add_soak, add_info, add_bench, add_machinery, add_calibrate,
+                add_results):
         add(sub)
     return ap

@@ -22,5 +22,9 @@ COST_NAMES = (
     "slot_free_cold",     # slot_free in the fault path: its metadata is cache-cold there
 )
 COST_INDEX = {name: i for i, name in enumerate(COST_NAMES)}
+# the costs a step pays per unit of its size rather than once: a step's target is the figure
+# times the pages (or KiB) it handles
+PER_UNIT = {"free_zspage_page": "page", "alloc_zspage_page": "page", "compress_kib": "KiB",
+            "decompress_kib": "KiB"}
 NR_COSTS = 16             # words of a ctx.costs row: room for a few more names
 assert len(COST_NAMES) <= NR_COSTS

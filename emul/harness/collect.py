@@ -36,7 +36,8 @@ def worker_use(w: WorkerProc, done: PhaseDone, cpumask: int) -> WorkerUse:
                      cpu_s=u.cpu_s if u else None, wall_s=u.wall_s if u else None,
                      voluntary=u.voluntary if u else None,
                      involuntary=u.involuntary if u else None,
-                     migrations=u.migrations if u else None)
+                     migrations=u.migrations if u else None,
+                     runqueue_wait_s=u.runqueue_wait_s if u else None)
 
 
 def record(g: GroupState, r: Repeat) -> RepeatRecord:
@@ -77,8 +78,9 @@ def time_split(g: GroupState, r: Repeat, w: WorkerProc, span_ticks: int) -> dict
     """Where one measured worker's time went, in emulated ns (perf report's view): per cost the
     busy-wait (the target less emul's machinery), emul's machinery inside the steps (and the
     part of it over the targets), the strategy's own work, the loops around the steps, lock
-    waits per class; ``rest`` is what none of these explains (cache lines other CPUs held,
-    preemption)."""
+    waits per class, time preempted (on the runqueue while another task had the CPU, from
+    /proc/<pid>/schedstat over the phase); ``rest`` is what none of these explains (cache lines
+    other CPUs held, time the hypervisor took). ``repaid_ns``: the part of the overruns that later steps' waits made up."""
     row, tpn = g.arena["wstat"][w.index], g.ticks_per_ns
     m = g.machinery[r.variant.name].role(w.role)
     events = [int(row[C.W_STEP_EVENTS + i]) for i in range(len(COST_NAMES))]
@@ -98,10 +100,15 @@ def time_split(g: GroupState, r: Repeat, w: WorkerProc, span_ticks: int) -> dict
     waits = {LOCK_CLASS_NAMES[k]: int(ls[k * LS_ROW + LS_WAIT_TOTAL]) / tpn
              for k in range(len(LOCK_CLASS_NAMES)) if ls[k * LS_ROW + LS_WAIT_TOTAL]}
     total = span_ticks / tpn
-    explained = sum(costs.values()) + machinery + design + loops + sum(waits.values())
+    done = r.done.get(w.name)
+    queued = done.usage.runqueue_wait_s if done is not None and done.usage else None
+    preempted = min(total, queued * 1e9 / g.sc.dilate) if queued else 0.0
+    explained = (sum(costs.values()) + machinery + design + loops + sum(waits.values())
+                 + preempted)
     return {"measured_ns": total, "costs_ns": costs, "machinery_ns": machinery,
             "overrun_ns": overrun, "overrun_steps": over_steps, "design_ns": design,
-            "loops_ns": loops,
+            "loops_ns": loops, "repaid_ns": int(row[C.W_REPAID]) / tpn,
+            "preempted_ns": preempted,
             "lock_wait_ns": waits, "rest_ns": total - explained}
 
 

@@ -102,6 +102,11 @@ def run_groups(groups: list[Group], on_repeat: Callable[[RepeatRecord], None] | 
             signal.pthread_sigmask(signal.SIG_UNBLOCK, set(previous))
 
 
+def probe_groups(groups: list[Group]) -> None:
+    """Set every group up (its machinery probed or loaded) and tear it down: no repeat runs."""
+    run_groups(groups, duration_s=0.0)
+
+
 def _interleaved(groups: list[Group], on_repeat: Callable[[RepeatRecord], None] | None,
                  duration_s: float | None) -> list[RepeatRecord]:
     records: list[RepeatRecord] = []
@@ -109,7 +114,7 @@ def _interleaved(groups: list[Group], on_repeat: Callable[[RepeatRecord], None] 
     order = [(g, v) for g in groups for v in g.sc.variants]
     repeats = max(g.sc.repeats for g in groups)
     for r in range(repeats):
-        if deadline is not None and time.monotonic() > deadline:
+        if deadline is not None and time.monotonic() >= deadline:
             break    # emul soak: its time is up (always after a whole cycle)
         for g, v in (order if r % 2 == 0 else reversed(order)):
             if r >= g.sc.repeats:

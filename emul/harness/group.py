@@ -52,6 +52,7 @@ class GroupState:
         self.host_ticks_per_ns = 0.0
         self.ticks_per_ns = 0.0
         self.machinery: dict[str, Machinery] = {}      # variant name -> the probe's figures
+        self.fresh_machinery = False     # probe again even if the cache has this group's figures
         self.core_classes = planning.core_classes(scenario, profile, self.plan)
         self._arena: Arena | None = None
         self._views: Views | None = None
@@ -99,7 +100,7 @@ class GroupState:
                                                          core, variant.costs)
             if m is not None:
                 rows[w.index, C.MACHINERY:C.MACHINERY + NR_COSTS] = m.role(w.role).row()
-                rows[w.index, C.DELAY_OVERHEAD] = m.delay_overhead
+                rows[w.index, C.DELAY_OVERHEAD] = m.wait_overhead(w.role)
         return rows
 
     def gcs(self, variant: VariantSpec) -> list[WorkerProc]:

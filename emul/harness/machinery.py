@@ -11,6 +11,12 @@ step_enter / step_exit). A step's cost then pays only ``target - machinery`` (pa
 contention (lock waits, cache lines that another CPU holds) comes on top, as it would on the
 board. Machinery above its target is an *overrun*, counted per step.
 
+A wait between two steps costs more than its length: its clock reads, and the overlap it takes
+away (out of order, one step's cache misses hide behind the next step's work; a spin in
+between ends that). The probe measures this per role too: the same path once more with every
+step waiting PROBE_WAIT_NS, untimed; what that span has beyond the plain span and the waits
+themselves, per step event, is the role's ``wait_overhead``, which each wait then leaves out.
+
 Figures are ticks per step event; the probe's own cost (an enter/exit pair) is measured on empty
 regions and taken off. Results are cached per host, CPU model, emul source version, scenario
 group and variant (~/.cache/emul/machinery), and re-measured when any of them changes.
@@ -35,7 +41,8 @@ if TYPE_CHECKING:
     from emul.config.scenario import Scenario, VariantSpec
 
 CALIBRATE_N = 200_000      # empty regions timed for the probe's own cost
-PROBE_VERSION = 3
+PROBE_VERSION = 4
+PROBE_WAIT_NS = 200        # the wait after every step in the probe's third pass
 
 
 @dataclass
@@ -48,6 +55,7 @@ class RoleMachinery:
     design: float = 0.0
     root_per_unit: float = 0.0
     events: list[int] = field(default_factory=lambda: [0] * NR_COSTS)
+    wait_overhead: float = -1.0     # ticks a wait between steps costs beyond its length (-1: none)
 
     def row(self) -> list[int]:
         return [int(round(m)) for m in self.step]
@@ -67,6 +75,12 @@ class Machinery:
     def role(self, role: str) -> RoleMachinery:
         return self.roles.get(role) or RoleMachinery()
 
+    def wait_overhead(self, role: str) -> int:
+        """Ticks each of this role's waits leaves out: measured in its path, else the
+        back-to-back figure (a role whose path has no span, such as reclaim)."""
+        measured = self.role(role).wait_overhead
+        return int(round(measured)) if measured >= 0 else self.delay_overhead
+
     def table_ns(self) -> dict[str, dict[str, float]]:
         """role -> step name -> ns per event (steps the role did), for reports."""
         out: dict[str, dict[str, float]] = {}
@@ -80,6 +94,8 @@ class Machinery:
     def to_report(self) -> dict[str, Any]:
         """For results.json: host ns per step event, per role (and the probe's figures)."""
         return {"ns": self.table_ns(), "delay_overhead_ns": self.delay_overhead / self.ticks_per_ns,
+                "wait_overhead_ns": {r: self.wait_overhead(r) / self.ticks_per_ns
+                                     for r in self.roles},
                 "probe_cost_ns": [self.bias_in / self.ticks_per_ns,
                                   self.bias_out / self.ticks_per_ns], "cache_key": self.key}
 
@@ -94,10 +110,12 @@ class Machinery:
         scale = ticks_per_ns / float(doc["ticks_per_ns"])   # the cache holds another run's ticks
         roles = {}
         for role, m in doc["roles"].items():
+            wait = float(m["wait_overhead"])
             roles[role] = RoleMachinery([float(x) * scale for x in m["step"]],
                                         float(m["design"]) * scale,
                                         float(m["root_per_unit"]) * scale,
-                                        [int(x) for x in m["events"]])
+                                        [int(x) for x in m["events"]],
+                                        wait * scale if wait >= 0 else wait)
         return cls(roles, ticks_per_ns, doc["bias_in"] * scale, doc["bias_out"] * scale,
                    doc["key"], int(doc["delay_overhead"] * scale))
 
@@ -152,6 +170,18 @@ def role_machinery(rows: list[np.ndarray], role: str, bias_in: float, bias_out: 
     m.design = design * scale / (freed if freed else max(1, calls))
     m.root_per_unit = root * scale / units if units else 0.0
     return m
+
+
+def wait_overhead(rows: list[np.ndarray], role: str, plain_span: int) -> float:
+    """Per step event, what the waits of the third pass cost beyond their length: that pass's
+    span less the waits and less the plain span (-1 where the role has no span or waits)."""
+    waited_span = span(rows, role)
+    total = np.sum(rows, axis=0)
+    events = int(total[C.W_STEP_EVENTS:C.W_STEP_EVENTS + NR_COSTS].sum())
+    waited = int(total[C.W_STEP_WAITED:C.W_STEP_WAITED + NR_COSTS].sum())
+    if not plain_span or not waited_span or not events:
+        return -1.0
+    return max(0.0, (waited_span - waited - plain_span) / events)
 
 
 TYPICAL_WAIT_NS = 200      # most steps' busy-waits are a few hundred ns

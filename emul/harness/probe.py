@@ -1,9 +1,10 @@
 """The machinery probe of one variant (emul/harness/machinery.py says what it measures).
 
-After the swap-out, each measured role runs its path alone, its regions timed: the killers (or
-the swap-in worker, or both in turn), then the GC draining what they queued, then reclaim for
-PROBE_RECLAIM_S. No modelled cost is paid, nothing runs beside the role measured: these are
-emul's own uncontended figures on this host.
+After the swap-out, each measured role runs its path alone: the killers (or the swap-in worker,
+or both in turn), then the GC draining what they queued, then reclaim for PROBE_RECLAIM_S.
+Nothing runs beside the role measured: these are emul's own uncontended figures on this host.
+Three passes: plain (no modelled cost, for the span), timed (every region timed, for the split
+per step), and waiting (every step waits PROBE_WAIT_NS, for what a wait costs in the path).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from emul.config.costs import NR_COSTS
 from emul.config.scenario import VariantSpec
 from emul.harness import machinery as mach
 from emul.harness.group import GroupState
@@ -48,7 +50,7 @@ def probe_variant(g: GroupState, variant: VariantSpec) -> mach.Machinery:
     empty-region figures), and what remains of it is spread over the split in proportion, so
     that the parts add up to the span of the run that was not timed."""
     key = mach.cache_key(g.sc, [(w.role, w.cpus) for w in g.plan.workers], variant)
-    cached = mach.load_cached(key, g.host_ticks_per_ns)
+    cached = None if g.fresh_machinery else mach.load_cached(key, g.host_ticks_per_ns)
     if cached is not None:
         return cached
     g.progress(f"measuring emul's machinery on this host: {variant.name} (cached afterwards)")
@@ -56,19 +58,25 @@ def probe_variant(g: GroupState, variant: VariantSpec) -> mach.Machinery:
     delay = mach.delay_overhead(g.host_ticks_per_ns)
     plain = run_roles(g, variant, timed=False)
     timed = run_roles(g, variant, timed=True)
-    roles = {role: mach.role_machinery(timed[role], role, bias_in, bias_out,
-                                       mach.span(plain[role], role))
-             for role in timed}
+    waiting = run_roles(g, variant, timed=False, wait_ns=mach.PROBE_WAIT_NS)
+    roles = {}
+    for role in timed:
+        plain_span = mach.span(plain[role], role)
+        roles[role] = mach.role_machinery(timed[role], role, bias_in, bias_out, plain_span)
+        roles[role].wait_overhead = mach.wait_overhead(waiting[role], role, plain_span)
     m = mach.Machinery(roles, g.host_ticks_per_ns, bias_in, bias_out, key, delay)
     mach.store(m)
     return m
 
 
-def run_roles(g: GroupState, variant: VariantSpec, timed: bool) -> dict[str, list[np.ndarray]]:
-    """Every measured role's path, one role at a time; each role's rows afterwards."""
+def run_roles(g: GroupState, variant: VariantSpec, timed: bool,
+              wait_ns: int = 0) -> dict[str, list[np.ndarray]]:
+    """Every measured role's path, one role at a time (each step waiting wait_ns, its whole
+    length: no machinery or overhead left out); each role's rows afterwards."""
     r = reset(g, variant, -1)
     swap_out(g, r)
     g.arena["costs"][:] = 0
+    g.arena["costs"][:, :NR_COSTS] = int(wait_ns * g.host_ticks_per_ns)
     reset_rows(g, variant)
     for role, _, _ in g.plan.actors:
         g.sup.phase = f"{variant.name}: machinery probe ({role})"

@@ -33,6 +33,7 @@ class WorkerUse:
     voluntary: int | None
     involuntary: int | None
     migrations: int | None
+    runqueue_wait_s: float | None = None
 
 
 @dataclass

@@ -41,7 +41,7 @@ STOPPED_GRACE_S = 2.0
 POLL_MS = 50
 SAMPLE_MS = 2          # poll interval while a phase's sampler runs
 EXIT_GRACE_S = 2.0     # a worker asked to exit gets this long before SIGKILL
-PHASE_DONE_VERSION = 1
+PHASE_DONE_VERSION = 2
 
 
 @dataclass
@@ -66,6 +66,7 @@ class Usage:
     voluntary: int
     involuntary: int
     migrations: int | None
+    runqueue_wait_s: float | None = None    # runnable but another task had the CPU
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,8 @@ W_PROBE_LAST = 38     # read_clock() at the probe's last region change
 W_PROBE_DEPTH = 39
 W_PROBE_STACK = 40    # .. 56: the regions the current one interrupted
 W_DESIGN_CALLS = 57   # calls of the strategy's own work (its enqueue, its drain passes)
+W_DEBT = 58           # ticks of machinery over targets that no later step's wait made up yet
+W_REPAID = 59         # ticks of such overruns that later waits made up
 PROBE_MAX_DEPTH = 16
 # per step (a cost name's index): events, ticks busy-waited, ticks of machinery over the target
 W_STEP_EVENTS = 64
@@ -84,7 +86,7 @@ REGION_EMPTY = NR_COSTS + 2     # the probe's own cost, measured on an empty reg
 # it on this host (uncontended, measured by the probe); a cost pays only target - machinery
 COSTS_WORDS = 2 * NR_COSTS + 1
 MACHINERY = NR_COSTS
-DELAY_OVERHEAD = 2 * NR_COSTS   # ticks a busy-wait spends beyond its length (its clock reads)
+DELAY_OVERHEAD = 2 * NR_COSTS   # ticks a wait between steps costs beyond its length (probe.py)
 
 # modelled costs: indexes into ctx.costs (ticks of read_clock), one per name a profile gives a
 # figure (emul/config/costs.py says what each stands for)
@@ -106,14 +108,22 @@ COST_SLOT_FREE_COLD = COST_INDEX["slot_free_cold"]
 @njit(cache=True, _nrt=False, inline="always")
 def pay_target(ctx: Ctx, which: int, target: int) -> None:
     """The rest of a step's target once emul's own machinery for it is done: busy-wait
-    target - machinery; machinery past the target is an overrun, counted per step."""
+    target - machinery. Machinery past the target is an overrun, counted per step and owed:
+    the next steps' waits are shortened until it is made up, so that a path whose budget
+    covers emul's machinery as a whole keeps the profile's total even where one step's
+    share of it (the probe's attribution) exceeds that step's target."""
     rest = target - ctx.costs[MACHINERY + which]
-    if rest > ctx.costs[DELAY_OVERHEAD]:
-        wait = rest - ctx.costs[DELAY_OVERHEAD]
-        delay_ticks(wait)
-        ctx.stat[W_STEP_WAITED + which] += wait
-    elif rest < 0:
+    if rest < 0:
         ctx.stat[W_STEP_OVERRUN + which] -= rest
+        ctx.stat[W_DEBT] -= rest
+    elif ctx.stat[W_DEBT] > 0:
+        repay = min(rest, ctx.stat[W_DEBT])
+        ctx.stat[W_DEBT] -= repay
+        ctx.stat[W_REPAID] += repay
+        rest -= repay
+    if rest > ctx.costs[DELAY_OVERHEAD]:
+        delay_ticks(rest - ctx.costs[DELAY_OVERHEAD])
+        ctx.stat[W_STEP_WAITED + which] += rest     # the wait with what it costs beyond its length
     ctx.stat[W_STEP_EVENTS + which] += 1
 
 

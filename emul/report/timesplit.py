@@ -2,9 +2,10 @@
 
 The record of each repeat (emul/harness/collect.py, ``time_split``) gives, per worker, the
 busy-waits per modelled cost (the target less emul's own machinery), emul's machinery inside the
-steps, the strategy's own work, the loops around the steps, lock waits per class, and the rest
-(what none of these explains: cache lines other CPUs held, preemption). Here they are taken as
-medians over the repeats, per variant and worker, in ns per page of the headline actors.
+steps, the strategy's own work, the loops around the steps, lock waits per class, the time it was
+preempted, and the rest (what none of these explains: cache lines other CPUs held, time a
+hypervisor took). Here they are medians over the repeats, per variant and worker, in ns per
+page of the headline actors.
 """
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.table import Table
 
-PARTS = ("costs", "machinery", "design", "loops", "lock waits", "rest")
+PARTS = ("costs", "machinery", "design", "loops", "lock waits", "preempted", "rest")
 
 
 def parts(split: dict[str, Any]) -> dict[str, float]:
     """One worker's split as the table's columns (ns)."""
     return {"costs": sum(split["costs_ns"].values()), "machinery": split["machinery_ns"],
             "design": split["design_ns"], "loops": split["loops_ns"],
-            "lock waits": sum(split["lock_wait_ns"].values()), "rest": split["rest_ns"],
+            "lock waits": sum(split["lock_wait_ns"].values()),
+            "preempted": split.get("preempted_ns", 0.0), "rest": split["rest_ns"],
             "overrun": sum(split["overrun_ns"].values()), "measured": split["measured_ns"]}
 
 
@@ -69,9 +71,27 @@ def overrun_warning(doc: dict) -> str | None:
     more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
     hint = (f"; --dilate {dil * worst * 1.1:.1f} would remove every overrun"
             if worst != float("inf") else "")
+    over, repaid = made_up(doc)
+    if over > 0 and repaid >= 0.99 * over:
+        effect = ("the next steps' waits made it up, so the paths keep the profile's totals, "
+                  "but those steps end later within them")
+    else:
+        effect = (f"the next steps' waits made up {repaid / over:.0%} of it; the rest makes "
+                  f"the paths longer than the profile says" if over > 0 else
+                  "those steps take longer than the profile says")
     return (f"emul's own machinery exceeds the profile's target on this host: {step} in "
             f"{worker}, {o['machinery_ns']:.0f} ns against {o['target_ns']:.0f} ns a step"
-            f"{more}; those steps take longer than the profile says{hint}")
+            f"{more}; {effect}{hint}")
+
+
+def made_up(doc: dict) -> tuple[float, float]:
+    """(ns of overrun, ns of it that later waits made up), over every repeat and worker."""
+    over = repaid = 0.0
+    for r in doc["repeats"]:
+        for split in (r.get("time_split") or {}).values():
+            over += sum(split.get("overrun_ns", {}).values())
+            repaid += split.get("repaid_ns", 0.0)
+    return over, repaid
 
 
 def split_table(doc: dict) -> "Table | None":
@@ -86,7 +106,8 @@ def split_table(doc: dict) -> "Table | None":
               caption="costs: busy-waits for the modelled costs (their targets less emul's own "
                       "machinery); machinery: emul's physical work in the steps (over target: "
                       "overrun); design: the strategy's own work; loops: around the steps; "
-                      "rest: what none explains (cache lines other CPUs held, preemption)")
+                      "preempted: runnable while another task had the CPU; rest: what none "
+                      "explains (cache lines other CPUs held, time the hypervisor took)")
     for col in ("variant", "worker", "measured", *PARTS, "overrun"):
         t.add_column(col, justify="left" if col in ("variant", "worker") else "right")
     for r in rows:
