@@ -127,6 +127,19 @@ def test_emul_machinery_shows_each_step_beside_its_target(tmp_path: Path) -> Non
     assert "--dilate" in r.stdout
 
 
+def test_a_gc_that_starts_after_the_actors_drains_alone(tmp_path: Path, no_leftovers) -> None:
+    """gc.start: after: nothing is freed while the killer runs; the GC then drains every
+    queued slot in one go (its path alone, for the per-slot figure)."""
+    doc = tiny_scenario(repeats=1, variants=[{"name": "bitmap", "strategy": "bitmap",
+                                              "cap": 4096}])
+    doc["workers"]["gc"]["start"] = "after"
+    res, _ = run_doc(tmp_path, doc)
+    r = res["repeats"][0]
+    assert r["lazy"] == r["ptes"] and r["fallback"] == 0
+    assert r["backlog_at_unmap_end"] == r["lazy"] == r["gc_freed"]
+    assert r["gc_passes"] >= 1 and r["audit"]["ok"]
+
+
 def test_dilation_scales_the_emulated_clock(tmp_path: Path, no_leftovers) -> None:
     res, _ = run_doc(tmp_path, tiny_scenario(repeats=1), "--dilate", "3")
     assert res["dilation"] == 3

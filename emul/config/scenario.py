@@ -34,7 +34,9 @@ in this example, which is the default scenario ``scenarios/seed-unmap.yaml``::
       gc:      {cpu: 1, count: 1}    # count 1..(CPUs available); cpu may be a list of CPUs,
                                      # one per GC worker (count then defaults to its length);
                                      # idle_poll: 0 (e.g. 200us: poll before sleeping, so a
-                                     # wake-up costs the profile's wake_up, not a futex call)
+                                     # wake-up costs the profile's wake_up, not a futex call);
+                                     # start: at-once (default) or after: the GC drains only
+                                     # once the measured actors are done (the drain alone)
       swapout: {cpu: 0}
     variants:                        # at least one; names must be unique
       - name: sync                   # default: the strategy name
@@ -181,6 +183,7 @@ class _GcIn(_In):
     count: GcCount = None
     idle_poll: Duration = 0
     core: CoreClass = None
+    start: Literal["at-once", "after"] = "at-once"
 
     @field_validator("cpu", mode="before")
     @classmethod
@@ -438,7 +441,7 @@ def _resolve(model: _ScenarioIn, *, where: str, raw: dict[str, Any], available: 
         killer=WorkerSpec(cpu=killer_cpus[0], core=model.workers.killer.core),
         killers=killer_cpus,
         gc=GcSpec(cpus=gc_cpus, idle_poll_ns=model.workers.gc.idle_poll,
-                  core=model.workers.gc.core),
+                  core=model.workers.gc.core, start=model.workers.gc.start),
         swapout=WorkerSpec(cpu=model.workers.swapout.cpu),
         swapin=WorkerSpec(cpu=model.workers.swapin.cpu, core=model.workers.swapin.core),
         reclaim=(None if model.workers.reclaim is None else

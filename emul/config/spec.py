@@ -68,6 +68,7 @@ class GcSpec:
     cpus: tuple[int, ...]              # one CPU per GC worker (may repeat)
     idle_poll_ns: int = 0              # poll for work this long before sleeping (0: sleep)
     core: str | None = None
+    start: str = "at-once"             # "after": the GC drains once the measured actors are done
 
     @property
     def count(self) -> int:
@@ -181,7 +182,8 @@ class Scenario:
                 "killer": {"cpu": self.workers.killer.cpu, "cpus": list(self.workers.killers),
                            "core": self.workers.killer.core},
                 "gc": {"cpus": list(self.workers.gc.cpus), "count": self.workers.gc.count,
-                       "idle_poll_ns": self.workers.gc.idle_poll_ns, "core": self.workers.gc.core},
+                       "idle_poll_ns": self.workers.gc.idle_poll_ns, "core": self.workers.gc.core,
+                       "start": self.workers.gc.start},
                 "swapout": {"cpu": self.workers.swapout.cpu},
                 "swapin": {"cpu": self.workers.swapin.cpu, "core": self.workers.swapin.core},
                 "reclaim": (None if self.workers.reclaim is None else

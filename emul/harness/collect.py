@@ -107,7 +107,8 @@ def time_split(g: GroupState, r: Repeat, w: WorkerProc, span_ticks: int) -> dict
                  + preempted)
     return {"measured_ns": total, "costs_ns": costs, "machinery_ns": machinery,
             "overrun_ns": overrun, "overrun_steps": over_steps, "design_ns": design,
-            "loops_ns": loops, "repaid_ns": int(row[C.W_REPAID]) / tpn,
+            "loops_ns": loops,
+            "repaid_ns": max(0.0, sum(overrun.values()) - max(0, int(row[C.W_BALANCE])) / tpn),
             "preempted_ns": preempted,
             "lock_wait_ns": waits, "rest_ns": total - explained}
 

@@ -25,6 +25,7 @@ from emul.kernel.gc_worker import gc_worker_reset, gc_worker_stop
 from emul.kernel.layout import Geometry
 from emul.kernel.mm import CTL_RECLAIM_STOP, populate_vma
 from emul.kernel.replay import CTL_REPLAY_NEXT, K_DUE, K_SLOTS
+from emul.kernel.workqueue import GC_PENDING
 from emul.kernel.zram import K_SLOTS_LEFT, KILL_WORDS
 from emul.strategies import get_strategy
 
@@ -112,7 +113,8 @@ def arm_measured(g: GroupState, r: Repeat) -> dict[str, tuple[str, dict]]:
         for w in g.plan.actor_workers["killer"]:
             plan[w.name] = ("reap", {"ranges": victims,
                                      "ticks_per_us": max(1, int(g.ticks_per_ns * 1000))})
-    plan.update({w.name: ("serve", {}) for w in g.gcs(r.variant)})
+    if g.sc.workers.gc.start == "at-once":
+        plan.update({w.name: ("serve", {}) for w in g.gcs(r.variant)})
     if g.sc.workers.reclaim is not None:
         plan["reclaim"] = ("reclaim", {"start": r.background[0], "end": r.background[1]})
     return plan
@@ -163,10 +165,15 @@ def measured(g: GroupState, r: Repeat) -> None:
 def drain(g: GroupState, r: Repeat) -> None:
     r.marks["GC drain"] = clock_now()
     g.sup.phase = f"{r.title}: GC drain"
+    gcs = g.gcs(r.variant)
+    if gcs and g.sc.workers.gc.start == "after":
+        # gc.start: after: the kworker runs only now, on the backlog the actors left
+        g.arena["gc_ctl"][GC_PENDING] = 1
+        g.sup.start_phase(g.arena["ctl"], {w.name: ("serve", {}) for w in gcs},
+                          PHASE_TIMEOUT_S)
     g.sup.wait_until(g.drained_or_stuck(), PHASE_TIMEOUT_S, r.sampler)
     r.sampler.sample()
     gc_worker_stop(g.views.zram)
-    gcs = g.gcs(r.variant)
     if gcs:
         r.done.update(g.sup.wait_done({w.name for w in gcs}, PHASE_TIMEOUT_S))
 

@@ -60,8 +60,7 @@ W_PROBE_LAST = 38     # read_clock() at the probe's last region change
 W_PROBE_DEPTH = 39
 W_PROBE_STACK = 40    # .. 56: the regions the current one interrupted
 W_DESIGN_CALLS = 57   # calls of the strategy's own work (its enqueue, its drain passes)
-W_DEBT = 58           # ticks of machinery over targets that no later step's wait made up yet
-W_REPAID = 59         # ticks of such overruns that later waits made up
+W_BALANCE = 58        # ticks the path's steps ran over their targets, not yet made up (< 0: under)
 PROBE_MAX_DEPTH = 16
 # per step (a cost name's index): events, ticks busy-waited, ticks of machinery over the target
 W_STEP_EVENTS = 64
@@ -108,22 +107,22 @@ COST_SLOT_FREE_COLD = COST_INDEX["slot_free_cold"]
 @njit(cache=True, _nrt=False, inline="always")
 def pay_target(ctx: Ctx, which: int, target: int) -> None:
     """The rest of a step's target once emul's own machinery for it is done: busy-wait
-    target - machinery. Machinery past the target is an overrun, counted per step and owed:
-    the next steps' waits are shortened until it is made up, so that a path whose budget
-    covers emul's machinery as a whole keeps the profile's total even where one step's
-    share of it (the probe's attribution) exceeds that step's target."""
+    target - machinery. The path keeps a balance of how far its steps ran over (or under)
+    their targets: machinery past a target (an overrun, counted per step) is made up by the
+    next steps' waits, and a rest too short to wait for is added to the next wait, so that a
+    path whose budget covers emul's machinery as a whole keeps the profile's total even where
+    one step's share of it (the probe's attribution) misses that step's target. Contention is
+    not in the balance: it is real time and stays on top."""
     rest = target - ctx.costs[MACHINERY + which]
     if rest < 0:
         ctx.stat[W_STEP_OVERRUN + which] -= rest
-        ctx.stat[W_DEBT] -= rest
-    elif ctx.stat[W_DEBT] > 0:
-        repay = min(rest, ctx.stat[W_DEBT])
-        ctx.stat[W_DEBT] -= repay
-        ctx.stat[W_REPAID] += repay
-        rest -= repay
-    if rest > ctx.costs[DELAY_OVERHEAD]:
-        delay_ticks(rest - ctx.costs[DELAY_OVERHEAD])
-        ctx.stat[W_STEP_WAITED + which] += rest     # the wait with what it costs beyond its length
+    pay = rest - ctx.stat[W_BALANCE]
+    if pay > ctx.costs[DELAY_OVERHEAD]:
+        delay_ticks(pay - ctx.costs[DELAY_OVERHEAD])
+        ctx.stat[W_STEP_WAITED + which] += pay      # the wait with what it costs beyond its length
+        ctx.stat[W_BALANCE] = 0
+    else:
+        ctx.stat[W_BALANCE] = -pay
     ctx.stat[W_STEP_EVENTS + which] += 1
 
 
