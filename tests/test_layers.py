@@ -1,6 +1,6 @@
 """The layers: every import runs one way, and the harness stays in small functions.
 
-    cli → {replay, calibrate, bench} → report → workers → harness → strategies → kernel
+    cli → {replay, calibrate, bench, validate} → report → workers → harness → strategies → kernel
     config, emul/errors.py and emul/__init__.py are leaves every layer may read.
 
 The one exception is emul/kernel/gc_hooks.py, the compiled switch from a run's strategy number to
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # layer of each package (a module belongs to its longest matching prefix); higher may import lower
 LAYERS: dict[str, float] = {
     "emul.cli": 7,
-    "emul.replay": 6, "emul.calibrate": 6, "emul.bench": 6,
+    "emul.replay": 6, "emul.calibrate": 6, "emul.bench": 6, "emul.validate": 6,
     "emul.report": 5,
     "emul.harness": 4, "workers": 4.5,   # workers run the harness's protocol
     "emul.strategies": 3,
@@ -29,9 +29,9 @@ LAYERS: dict[str, float] = {
 }
 SEAM = ("emul.kernel.gc_hooks", "emul.strategies")
 # packages of the same layer that must not import each other
-APART = {"emul.replay", "emul.calibrate", "emul.bench"}
+APART = {"emul.replay", "emul.calibrate", "emul.bench", "emul.validate"}
 HARNESS = ("emul/harness", "emul/cli", "emul/config", "emul/report", "emul/replay",
-           "emul/calibrate", "emul/bench.py", "workers")
+           "emul/calibrate", "emul/bench.py", "emul/validate", "workers")
 MAX_FUNCTION_LINES = 60
 MAX_CONTROLLER_LINES = 250
 

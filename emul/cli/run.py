@@ -23,6 +23,7 @@ from emul.harness.plan import debug_bits
 from emul.harness.record import RepeatRecord
 from emul.harness.trace import TraceRecorder
 from emul.report import results
+from emul.report.results import timing_doc
 from emul.report.export import write_csv
 from emul.report.io import render_plots
 from emul.report.tables import summary_tables
@@ -97,14 +98,6 @@ def cmd_run(args: Namespace, console: Console) -> int:
                  partial=lambda doc: [trace.write(outdir / "trace.json")],
                  on_ready=(lambda: chaos.arm(groups)) if chaos else None)
     return sk.execute(job, console)
-
-
-def timing_doc(groups: list[Group]) -> dict:
-    """What results.json says of the timing model: the dilation, the host's clock, and the
-    machinery figures each variant's costs were reduced by."""
-    return {"dilation": groups[0].sc.dilate,
-            "host_ticks_per_ns": max(g.host_ticks_per_ns for g in groups),
-            "machinery": {v: m.to_report() for g in groups for v, m in g.machinery.items()}}
 
 
 def run_footer(console: Console, outdir: Path) -> Callable[[dict, list[Path]], str]:

@@ -20,6 +20,8 @@ COST_NAMES = (
     "fault",              # do_swap_page's own work per fault (beyond read and free)
     "wake_up",            # queue_work waking an idle kworker on another CPU (ttwu + IPI send)
     "slot_free_cold",     # slot_free in the fault path: its metadata is cache-cold there
+    "pool_read_lock",     # zs_free's read_lock + read_unlock of pool->lock, uncontended (two
+                          # atomic RMWs and their barriers); class_in_handle skips it
 )
 COST_INDEX = {name: i for i, name in enumerate(COST_NAMES)}
 # the costs a step pays per unit of its size rather than once: a step's target is the figure

@@ -17,7 +17,7 @@ from emul.harness import plan as planning
 from emul.harness.arena import Arena
 from emul.harness.entrypoints import Views, compile_run
 from emul.harness.group import GroupState
-from emul.harness.probe import probe_variant
+from emul.harness.probe import probe_variants
 from emul.harness.record import RepeatRecord
 from emul.harness.repeat import run_repeat
 from emul.harness.trace import name_tracks
@@ -44,8 +44,7 @@ class Group(GroupState):
         compile_run(self.views)
         self.progress(f"starting {len(self.plan.workers)} workers")
         self.sup.start(self.arena, self.ticks_per_ns, WORKER_START_TIMEOUT_S)
-        for v in self.sc.variants:
-            self.machinery[v.name] = probe_variant(self, v)
+        self.machinery.update(probe_variants(self, self.sc.variants))
         if self.trace is not None:
             name_tracks(self.trace, self.trace_pid, self.sc.variants[0].group or self.sc.name,
                         self.plan.workers)

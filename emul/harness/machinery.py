@@ -233,9 +233,9 @@ def cpu_model() -> str:
 def cache_key(scenario: "Scenario", workers: list[tuple[str, list[int]]],
               variant: "VariantSpec") -> str:
     """What the figures depend on: host, CPU, emul's sources, the group's scenario and workers
-    (role, CPUs), the variant (costs and repeats do not change the machinery)."""
+    (role, CPUs), the variant (costs, repeats and the dilation do not change the machinery)."""
     sc = scenario.to_dict()
-    for k in ("repeats", "profile", "name", "variants"):
+    for k in ("repeats", "profile", "name", "variants", "dilate"):   # host figures: no dilation
         sc.pop(k, None)
     parts = {"host": platform.node(), "cpu": cpu_model(), "arch": platform.machine(),
              "source": Path(os.environ.get("NUMBA_CACHE_DIR", "")).name,

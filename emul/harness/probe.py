@@ -10,7 +10,7 @@ each PROBE_ROUNDS times, the least disturbed round counting.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -44,40 +44,63 @@ def run_alone(g: GroupState, phases: dict[str, tuple[str, dict]], timed: bool,
         wstat[g.sup.by_name[name].index, C.W_PROBE] = 0
 
 
-def probe_variant(g: GroupState, variant: VariantSpec) -> mach.Machinery:
-    """Measure (or load from the cache) this variant's machinery per role.
+PASSES = {"plain": {"timed": False}, "timed": {"timed": True},
+          "waiting": {"timed": False, "wait_ns": mach.PROBE_WAIT_NS}}
+Rounds = dict[str, list[dict[str, list[np.ndarray]]]]      # pass -> its rounds' rows per role
 
-    Each role's path runs twice, alone each time: once as in a run, for its span, and once with
-    every region timed, for the split. The timing's own cost is taken off the split (the
-    empty-region figures), and what remains of it is spread over the split in proportion, so
-    that the parts add up to the span of the run that was not timed."""
-    key = mach.cache_key(g.sc, [(w.role, w.cpus) for w in g.plan.workers], variant)
-    cached = None if g.fresh_machinery else mach.load_cached(key, g.host_ticks_per_ns)
-    if cached is not None:
-        return cached
-    g.progress(f"measuring emul's machinery on this host: {variant.name} (cached afterwards)")
+
+def probe_variants(g: GroupState, variants: Sequence[VariantSpec]) -> dict[str, mach.Machinery]:
+    """Measure (or load from the cache) each variant's machinery per role.
+
+    Each role's path runs alone in three passes (PASSES): as in a run, for its span; with
+    every region timed, for the split; and with every step waiting, for what a wait costs.
+    The timing's own cost is taken off the split (the empty-region figures), and what remains
+    of it is spread over the split in proportion, so that the parts add up to the untimed
+    span. PROBE_ROUNDS rounds, each round visiting every variant in turn, so that a slow spell
+    of a shared host falls on all of them alike; per pass the least disturbed round counts."""
+    out: dict[str, mach.Machinery] = {}
+    keys = {v.name: mach.cache_key(g.sc, [(w.role, w.cpus) for w in g.plan.workers], v)
+            for v in variants}
+    todo: list[VariantSpec] = []       # one per key: variants differing only in costs share it
+    for v in variants:
+        cached = None if g.fresh_machinery else mach.load_cached(keys[v.name], g.host_ticks_per_ns)
+        if cached is not None:
+            out[v.name] = cached
+        elif all(keys[t.name] != keys[v.name] for t in todo):
+            todo.append(v)
+    if not todo:
+        return out
+    g.progress(f"measuring emul's machinery on this host: {', '.join(v.name for v in todo)} "
+               f"({PROBE_ROUNDS} rounds; cached afterwards)")
     bias_in, bias_out = mach.calibrate(g.views.ctx)     # row 0: the idle swap-out writer's
     delay = mach.delay_overhead(g.host_ticks_per_ns)
-    plain = least_disturbed(lambda: run_roles(g, variant, timed=False))
-    timed = least_disturbed(lambda: run_roles(g, variant, timed=True))
-    waiting = least_disturbed(lambda: run_roles(g, variant, timed=False,
-                                                wait_ns=mach.PROBE_WAIT_NS))
+    rounds: dict[str, Rounds] = {v.name: {p: [] for p in PASSES} for v in todo}
+    for _ in range(PROBE_ROUNDS):
+        for v in todo:
+            for p, how in PASSES.items():
+                rounds[v.name][p].append(run_roles(g, v, **how))    # type: ignore[arg-type]
+    for t in todo:
+        m = machinery_of(g, rounds[t.name], keys[t.name], bias_in, bias_out, delay)
+        mach.store(m)
+        out.update({v.name: m for v in variants if keys[v.name] == keys[t.name]})
+    return out
+
+
+def machinery_of(g: GroupState, rounds: Rounds, key: str, bias_in: float, bias_out: float,
+                 delay: int) -> mach.Machinery:
+    plain, timed, waiting = (least_disturbed(rounds[p]) for p in PASSES)
     roles = {}
     for role in timed:
         plain_span = mach.span(plain[role], role)
         roles[role] = mach.role_machinery(timed[role], role, bias_in, bias_out, plain_span)
         roles[role].wait_overhead = mach.wait_overhead(waiting[role], role, plain_span)
-    m = mach.Machinery(roles, g.host_ticks_per_ns, bias_in, bias_out, key, delay)
-    mach.store(m)
-    return m
+    return mach.Machinery(roles, g.host_ticks_per_ns, bias_in, bias_out, key, delay)
 
 
-def least_disturbed(run: Callable[[], dict[str, list[np.ndarray]]]
-                    ) -> dict[str, list[np.ndarray]]:
-    """PROBE_ROUNDS runs of a pass; per role the rows of the one with the shortest span. On a
-    shared host a neighbour only ever adds time, so the fastest round is the least disturbed
-    (the reasoning behind timeit's advice to take the minimum)."""
-    rounds = [run() for _ in range(PROBE_ROUNDS)]
+def least_disturbed(rounds: list[dict[str, list[np.ndarray]]]) -> dict[str, list[np.ndarray]]:
+    """Per role, the rows of the round with the shortest span: on a shared host a neighbour
+    only ever adds time, so the fastest round is the least disturbed (the reasoning behind
+    timeit's advice to take the minimum)."""
     return {role: min((r[role] for r in rounds), key=lambda rows: mach.span(rows, role) or 0)
             for role in rounds[0]}
 

@@ -102,6 +102,7 @@ COST_DECOMPRESS_KIB = COST_INDEX["decompress_kib"]
 COST_FAULT = COST_INDEX["fault"]
 COST_WAKE_UP = COST_INDEX["wake_up"]
 COST_SLOT_FREE_COLD = COST_INDEX["slot_free_cold"]
+COST_POOL_READ_LOCK = COST_INDEX["pool_read_lock"]
 
 
 @njit(cache=True, _nrt=False, inline="always")

@@ -38,6 +38,7 @@ from emul.kernel.atomics import atomic_fetch_add, atomic_load
 from emul.kernel.context import (
     COST_ALLOC_ZSPAGE_PAGE,
     COST_FREE_ZSPAGE_PAGE,
+    COST_POOL_READ_LOCK,
     COST_ZS_FREE,
     COST_ZS_MALLOC,
     Ctx,
@@ -478,9 +479,12 @@ def obj_class(pool: Pool, ctx: Ctx, obj: int) -> int:
     z = pool.obj_zspage[obj]
     if pool.consts[PC_FLAGS] & ZS_CLASS_IN_HANDLE:
         return zspage_class(pool, z)
+    step_enter(ctx, COST_POOL_READ_LOCK)
     read_lock(pool.lock, 0, ctx, LOCK_POOL)
     cls = zspage_class(pool, z)
     read_unlock(pool.lock, 0, ctx, LOCK_POOL)
+    model_cost(ctx, COST_POOL_READ_LOCK)
+    step_exit(ctx)
     return cls
 
 
@@ -565,12 +569,16 @@ def free_handle(pool: Pool, ctx: Ctx, obj: int) -> None:
         ci = cls * CLASS_LOCK_STRIDE
         spin_lock(pool.class_lock, ci, ctx, LOCK_CLASS)
     else:
-        # the class lock is taken before pool->lock is dropped, as the kernel does
+        # the class lock is taken before pool->lock is dropped, as the kernel does; the
+        # read lock pair is a step of its own (class_in_handle is what saves it)
+        step_enter(ctx, COST_POOL_READ_LOCK)
         read_lock(pool.lock, 0, ctx, LOCK_POOL)
         cls = zspage_class(pool, pool.obj_zspage[obj])
         ci = cls * CLASS_LOCK_STRIDE
         spin_lock(pool.class_lock, ci, ctx, LOCK_CLASS)
         read_unlock(pool.lock, 0, ctx, LOCK_POOL)
+        model_cost(ctx, COST_POOL_READ_LOCK)
+        step_exit(ctx)
     z = __free_obj_locked(pool, ctx, cls, obj)
     spin_unlock(pool.class_lock, ci, ctx, LOCK_CLASS)
     if z >= 0:

@@ -20,11 +20,14 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from emul.config.profiles import Profile
 from emul.config.spec import Scenario
 from emul.report.summary import summarize
+
+if TYPE_CHECKING:
+    from emul.harness.group import GroupState
 
 SCHEMA = "emul-results"
 SCHEMA_VERSION = 2
@@ -69,6 +72,14 @@ def build(groups: Scenario | Sequence[Scenario], profiles: Profile | Sequence[Pr
         "profiles": {p.name: p.to_json() for p in profiles}, "ticks_per_ns": ticks_per_ns,
         "repeats": rows, "summary": summarize(rows, variants),
     }
+
+
+def timing_doc(groups: Sequence["GroupState"]) -> dict:
+    """What results.json says of the timing model: the dilation, the host's clock, and the
+    machinery figures each variant's costs were reduced by."""
+    return {"dilation": groups[0].sc.dilate,
+            "host_ticks_per_ns": max(g.host_ticks_per_ns for g in groups),
+            "machinery": {v: m.to_report() for g in groups for v, m in g.machinery.items()}}
 
 
 def write(outdir: Path, doc: dict) -> Path:

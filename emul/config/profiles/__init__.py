@@ -6,7 +6,9 @@ cost names (emul/config/costs.py) to nanoseconds: what each kernel step costs on
 hardware, its *target* (emul subtracts its own machinery at run time: emul/harness/machinery.py).
 Missing names cost 0. A board with cores of several kinds names the class ``costs_ns`` describes
 (``core_class``, e.g. little) and gives the others under ``classes`` (e.g. big), each a full
-mapping like ``costs_ns``. Each built-in file says, in comments, how its numbers were derived.
+mapping like ``costs_ns``. Each built-in file says, in comments, how its numbers were derived,
+and lists in ``derived_from`` the published figures it used (emul/validate/record.py's keys):
+those are in-sample for ``emul validate``, every other figure out-of-sample.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ class Profile:
     source: str = ""
     core_class: str = "default"        # the core class costs_ns describes
     classes: dict[str, dict[str, float]] = field(default_factory=dict)   # the other classes
+    derived_from: tuple[str, ...] = ()   # the published figures (emul validate's keys) it used
 
     @property
     def class_names(self) -> list[str]:
@@ -60,7 +63,8 @@ class Profile:
         return {"name": self.name, "description": self.description,
                 "costs_ns": dict(self.costs_ns), "source": self.source,
                 "core_class": self.core_class, "classes": {k: dict(v) for k, v in
-                                                           self.classes.items()}}
+                                                           self.classes.items()},
+                "derived_from": list(self.derived_from)}
 
 
 def builtin_names() -> list[str]:
@@ -90,9 +94,13 @@ def load_profile(name_or_path: str) -> Profile:
         raise InputError(where, "core_class", f"expected a class name, got {core_class!r}")
     if not isinstance(classes, dict):
         raise InputError(where, "classes", "expected a mapping of class name to costs")
+    derived = data.get("derived_from") or []
+    if not isinstance(derived, list) or not all(isinstance(k, str) for k in derived):
+        raise InputError(where, "derived_from", "expected a list of published figures' keys "
+                         "(emul validate --list names them)")
     return Profile(name=str(data.get("name", path.stem)),
                    description=str(data.get("description", "")), costs_ns=costs, source=where,
-                   core_class=core_class,
+                   core_class=core_class, derived_from=tuple(derived),
                    classes={str(k): check_costs(v, where, f"classes.{k}")
                             for k, v in classes.items()})
 

@@ -1,0 +1,1 @@
+"""emul validate: the published record re-run by mechanism (command.py lists the modules)."""

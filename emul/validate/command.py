@@ -1,0 +1,88 @@
+"""``emul validate``: every published figure emul can re-run on this machine, side by side.
+
+    record.py    the figures, their sources, the scenario and variant each is compared with
+    runs.py      one scenario run as ``emul run`` runs it, at the dilation its paths need
+    outcome.py   a figure's outcome: emul / published, in- or out-of-sample, the mechanism
+    report.py    the table, results.json, validate.png
+
+It is a report, not a test: it exits 0 whatever the figures say; a figure whose run failed is
+shown as an error, one that needs more CPUs than this machine has as skipped, with the reason.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from emul.errors import EXIT_OK, EmulError, InputError
+from emul.validate import report
+from emul.validate.outcome import Outcome, from_run, not_run
+from emul.validate.record import SCENARIOS, UNRUN, Figure, select
+from emul.validate.runs import run_scenario, scenario_of
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+QUICK_REPEATS = 3
+
+
+def parse_rows(text: str | None) -> set[int] | None:
+    if not text:
+        return None
+    try:
+        rows = {int(x) for x in text.split(",") if x.strip()}
+    except ValueError:
+        raise InputError("--rows", None, f"expected row numbers like 1,3,6, got {text!r}") from None
+    known = {f.row for f in select(None)}
+    if not rows or not rows <= known:
+        raise InputError("--rows", None, f"expected rows among {sorted(known)}, got {text!r}")
+    return rows
+
+
+def cases(figures: list[Figure]) -> dict[tuple[str, str | None], list[Figure]]:
+    """The figures grouped by the run that gives them (scenario, VMA), in the record's order."""
+    out: dict[tuple[str, str | None], list[Figure]] = {}
+    for f in figures:
+        out.setdefault((f.scenario, f.vma), []).append(f)
+    return out
+
+
+def run_case(scenario: str, vma: str | None, figures: list[Figure], repeats: int | None,
+             outdir: Path, progress: Callable[[str], None]) -> list[Outcome]:
+    cpus = len(os.sched_getaffinity(0))
+    if f := next((f for f in figures if f.note or not f.scenario or f.cpus > cpus), None):
+        reason = f.note or f"needs {f.cpus} CPUs (this machine has {cpus})"
+        return [not_run(x, "skipped", reason) for x in figures]
+    path = f"{SCENARIOS}/{scenario}"
+    progress(f"{', '.join(x.key for x in figures)}: {path}" + (f" with {vma}iB" if vma else ""))
+    try:
+        doc = run_scenario(scenario_of(path, vma, repeats), progress)
+    except EmulError as exc:
+        return [not_run(x, "error", str(exc)) for x in figures]
+    name = Path(scenario).stem + (f"-{vma}" if vma else "")
+    from emul.report import results
+    results.write(outdir / "runs" / name, doc)
+    return [from_run(x, doc) for x in figures]
+
+
+def run_validate(args: argparse.Namespace, console: "Console", outdir: Path,
+                 progress: Callable[[str], None]) -> int:
+    rows = parse_rows(args.rows)
+    figures = select(rows)
+    repeats = QUICK_REPEATS if args.quick else None
+    outcomes: list[Outcome] = []
+    status = "aborted"
+    try:
+        for (scenario, vma), group in cases([f for f in figures if f not in UNRUN]).items():
+            outcomes += run_case(scenario, vma, group, repeats, outdir, progress)
+        outcomes += [not_run(f, "skipped", f.note) for f in figures if f in UNRUN]
+        status = "ok"
+    finally:
+        report.write(outdir, outcomes, status, args.quick)
+    written = [outdir / "results.json", report.plot(outdir, outcomes)]
+    console.print(report.table(outcomes))
+    console.print(report.headline(outcomes), highlight=False)
+    console.print("results: " + ", ".join(str(p) for p in written if p), highlight=False)
+    return EXIT_OK

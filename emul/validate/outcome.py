@@ -1,0 +1,99 @@
+"""One figure's outcome: emul's time beside the published one, labelled in- or out-of-sample,
+and the mechanism that decides it, read from the run's results document."""
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from emul.validate.record import Figure
+
+# another variant of the same run worth naming beside a figure: (variant, what it is)
+ALSO = {"1.bitmap": ("bitmap GC-A76", "GC on an A76"),
+        "3.1p.base": ("base-65", "zs_free 65 % of slot_free"),
+        "4.1p.base": ("base-65", "zs_free 65 % of slot_free")}
+BAND = 0.15           # the goal: every out-of-sample figure within ±15 % of the published one
+
+
+@dataclass
+class Outcome:
+    key: str
+    row: int
+    board: str
+    experiment: str
+    published_ms: float
+    status: str                  # ran, skipped, error
+    emul_ms: float | None = None
+    spread_pct: float | None = None
+    sample: str = ""             # in-sample, out-of-sample
+    profile: str = ""
+    dilation: float = 1.0
+    mechanism: str = ""
+    reason: str = ""             # why it was skipped, or the error
+
+    @property
+    def ratio(self) -> float | None:
+        return self.emul_ms / self.published_ms if self.emul_ms and self.published_ms else None
+
+    @property
+    def in_band(self) -> bool | None:
+        r = self.ratio
+        return None if r is None else abs(r - 1) <= BAND
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "ratio": self.ratio, "in_band": self.in_band}
+
+
+def not_run(f: Figure, status: str, reason: str) -> Outcome:
+    return Outcome(f.key, f.row, f.board, f.experiment, f.published_ms, status, reason=reason)
+
+
+def from_run(f: Figure, doc: dict[str, Any]) -> Outcome:
+    """The figure's outcome in a finished run's document."""
+    by = {s["variant"]: s for s in doc["summary"]}
+    s = by.get(f.variant)
+    if s is None:
+        return not_run(f, "error", f"the run has no variant {f.variant!r}")
+    profile = doc["profile"]
+    sample = "in-sample" if f.key in profile.get("derived_from", []) else "out-of-sample"
+    dil = float(doc.get("dilation", 1.0))
+    return Outcome(f.key, f.row, f.board, f.experiment, f.published_ms, "ran",
+                   s["time_ms_median"], s["spread_pct"], sample, profile["name"], dil,
+                   mechanism(f, s, doc, sample, by))
+
+
+def mechanism(f: Figure, s: dict, doc: dict, sample: str, by: dict[str, dict]) -> str:
+    """What decides the figure, in the run's own numbers."""
+    parts = []
+    if sample == "in-sample":
+        parts.append(f"{doc['profile']['name']} was derived from it")
+    if s["lazy"]:
+        rate = s.get("gc_slots_per_s") or 0.0
+        cap = (f"cap binds: {s['fallback']:,} fallbacks" if s["fallback"]
+               else "cap never binds")
+        parts.append(f"{s['lazy']:,} lazy / {s['in_place']:,} in place, {cap}"
+                     + (f", GC {rate / 1e6:.2f} M slots/s" if rate else ""))
+    parts += lock_contention(doc, f.variant)
+    also = ALSO.get(f.key)
+    if also and also[0] in by:
+        parts.append(f"{also[1]}: {by[also[0]]['time_ms_median']:.1f} ms")
+    if float(doc.get("dilation", 1.0)) > 1:
+        parts.append(f"dilated x{float(doc['dilation']):g} (contention shrinks by it)")
+    return "; ".join(parts)
+
+
+def lock_contention(doc: dict, variant: str) -> list[str]:
+    """The contended lock classes of the variant, medians over its repeats."""
+    rows = [r for r in doc["repeats"] if r["variant"] == variant and r.get("lock_stat")]
+    if not rows:
+        return []
+    out = []
+    for cls in ("zs_pool_lock", "zs_class_lock", "zone_lock"):
+        con = [next((x["contentions"] for x in r["lock_stat"] if x["class name"] == cls), 0)
+               for r in rows]
+        wait = [next((x["waittime-total"] for x in r["lock_stat"] if x["class name"] == cls),
+                     0.0) for r in rows]
+        if statistics.median(con) > 0:
+            out.append(f"{cls}: {int(statistics.median(con)):,} contentions, "
+                       f"{statistics.median(wait) / 1e6:.1f} ms waited")
+    return out
