@@ -104,6 +104,11 @@ def add_validate(sub: Subparsers) -> None:
     v.add_argument("--rows", metavar="1,3,...", help="only these rows of the record")
     v.add_argument("--quick", action="store_true",
                    help="3 repeats per run instead of the scenarios' 5")
+    v.add_argument("--scale", type=float, default=1.0, metavar="F",
+                   help="run every workload at F of its size and scale the times back (a smoke "
+                   "test: the published figures are for the full size; default 1)")
+    v.add_argument("--real", action="store_true", help="add row 8: this machine's real "
+                   "kernel against emul (runs emul calibrate --setup: root, a free zram device)")
     v.add_argument("-o", "--output", help="output directory (default results/validate-<time>)")
     v.set_defaults(fn="emul.cli.validate:cmd_validate")
 

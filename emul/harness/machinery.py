@@ -15,7 +15,9 @@ A wait between two steps costs more than its length: its clock reads, and the ov
 away (out of order, one step's cache misses hide behind the next step's work; a spin in
 between ends that). The probe measures this per role too: the same path once more with every
 step waiting PROBE_WAIT_NS, untimed; what that span has beyond the plain span and the waits
-themselves, per step event, is the role's ``wait_overhead``, which each wait then leaves out.
+themselves, per step event, is the role's ``wait_overhead``, which each wait then leaves out
+(probe.py: per round against the plain pass just before it, the median of the rounds, never
+less than a wait's own clock reads).
 
 Figures are ticks per step event; the probe's own cost (an enter/exit pair) is measured on empty
 regions and taken off. Results are cached per host, CPU model, emul source version, scenario
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
     from emul.config.scenario import Scenario, VariantSpec
 
 CALIBRATE_N = 200_000      # empty regions timed for the probe's own cost
-PROBE_VERSION = 4
+PROBE_VERSION = 5
 PROBE_WAIT_NS = 200        # the wait after every step in the probe's third pass
 
 

@@ -9,6 +9,7 @@ each PROBE_ROUNDS times, the least disturbed round counting.
 """
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Sequence
 
@@ -88,13 +89,23 @@ def probe_variants(g: GroupState, variants: Sequence[VariantSpec]) -> dict[str, 
 
 def machinery_of(g: GroupState, rounds: Rounds, key: str, bias_in: float, bias_out: float,
                  delay: int) -> mach.Machinery:
-    plain, timed, waiting = (least_disturbed(rounds[p]) for p in PASSES)
+    plain, timed = least_disturbed(rounds["plain"]), least_disturbed(rounds["timed"])
     roles = {}
     for role in timed:
         plain_span = mach.span(plain[role], role)
         roles[role] = mach.role_machinery(timed[role], role, bias_in, bias_out, plain_span)
-        roles[role].wait_overhead = mach.wait_overhead(waiting[role], role, plain_span)
+        roles[role].wait_overhead = wait_overhead(rounds, role, delay)
     return mach.Machinery(roles, g.host_ticks_per_ns, bias_in, bias_out, key, delay)
+
+
+def wait_overhead(rounds: Rounds, role: str, delay: int) -> float:
+    """What a wait costs in this role's path: per round, the waiting pass against the plain
+    pass run just before it (the same moment of a shared host), the median over the rounds;
+    never less than a wait's own clock reads (``delay``, measured back to back)."""
+    each = [mach.wait_overhead(w[role], role, mach.span(p[role], role))
+            for p, w in zip(rounds["plain"], rounds["waiting"])]
+    each = [e for e in each if e >= 0]
+    return max(float(delay), statistics.median(each)) if each else -1.0
 
 
 def least_disturbed(rounds: list[dict[str, list[np.ndarray]]]) -> dict[str, list[np.ndarray]]:

@@ -41,6 +41,15 @@ def parse_rows(text: str | None) -> set[int] | None:
     return rows
 
 
+def check_args(args: argparse.Namespace) -> tuple[set[int] | None, float]:
+    """--rows and --scale, checked before anything is created."""
+    scale = float(args.scale)
+    if not 0 < scale <= 1:
+        raise InputError("--scale", None, f"expected a fraction of the size, 0 < F <= 1, got "
+                         f"{args.scale}")
+    return parse_rows(args.rows), scale
+
+
 def cases(figures: list[Figure]) -> dict[tuple[str, str | None], list[Figure]]:
     """The figures grouped by the run that gives them (scenario, VMA), in the record's order."""
     out: dict[tuple[str, str | None], list[Figure]] = {}
@@ -50,36 +59,41 @@ def cases(figures: list[Figure]) -> dict[tuple[str, str | None], list[Figure]]:
 
 
 def run_case(scenario: str, vma: str | None, figures: list[Figure], repeats: int | None,
-             outdir: Path, progress: Callable[[str], None]) -> list[Outcome]:
+             scale: float, outdir: Path, progress: Callable[[str], None]) -> list[Outcome]:
     cpus = len(os.sched_getaffinity(0))
-    if f := next((f for f in figures if f.note or not f.scenario or f.cpus > cpus), None):
-        reason = f.note or f"needs {f.cpus} CPUs (this machine has {cpus})"
-        return [not_run(x, "skipped", reason) for x in figures]
+    if any(f.note or not f.scenario or f.cpus > cpus for f in figures):
+        return [not_run(x, "skipped", x.note or f"needs {x.cpus} CPUs (this machine has "
+                        f"{cpus})") for x in figures]
     path = f"{SCENARIOS}/{scenario}"
     progress(f"{', '.join(x.key for x in figures)}: {path}" + (f" with {vma}iB" if vma else ""))
     try:
-        doc = run_scenario(scenario_of(path, vma, repeats), progress)
+        doc = run_scenario(scenario_of(path, vma, repeats, scale), progress)
     except EmulError as exc:
         return [not_run(x, "error", str(exc)) for x in figures]
     name = Path(scenario).stem + (f"-{vma}" if vma else "")
     from emul.report import results
     results.write(outdir / "runs" / name, doc)
-    return [from_run(x, doc) for x in figures]
+    return [from_run(x, doc, scale) for x in figures]
 
 
 def run_validate(args: argparse.Namespace, console: "Console", outdir: Path,
-                 progress: Callable[[str], None]) -> int:
-    rows = parse_rows(args.rows)
+                 progress: Callable[[str], None],
+                 real: Callable[[], list[Outcome]] | None = None) -> int:
+    rows, scale = check_args(args)
     figures = select(rows)
     repeats = QUICK_REPEATS if args.quick else None
     outcomes: list[Outcome] = []
     status = "aborted"
     try:
         for (scenario, vma), group in cases([f for f in figures if f not in UNRUN]).items():
-            outcomes += run_case(scenario, vma, group, repeats, outdir, progress)
+            outcomes += run_case(scenario, vma, group, repeats, scale, outdir, progress)
         outcomes += [not_run(f, "skipped", f.note) for f in figures if f in UNRUN]
+        if real is not None:
+            outcomes += real()
         status = "ok"
     finally:
+        order = {f.key: k for k, f in enumerate(figures)}
+        outcomes.sort(key=lambda o: order.get(o.key, len(order)))
         report.write(outdir, outcomes, status, args.quick)
     written = [outdir / "results.json", report.plot(outdir, outcomes)]
     console.print(report.table(outcomes))

@@ -30,6 +30,7 @@ class Outcome:
     dilation: float = 1.0
     mechanism: str = ""
     reason: str = ""             # why it was skipped, or the error
+    unit: str = "ms"             # ms, or x for a ratio (row 8: k exits at once against one)
 
     @property
     def ratio(self) -> float | None:
@@ -48,21 +49,31 @@ def not_run(f: Figure, status: str, reason: str) -> Outcome:
     return Outcome(f.key, f.row, f.board, f.experiment, f.published_ms, status, reason=reason)
 
 
-def from_run(f: Figure, doc: dict[str, Any]) -> Outcome:
-    """The figure's outcome in a finished run's document."""
+def sample_of(key: str, derived_from: list[str] | tuple[str, ...]) -> str:
+    """In-sample: the profile the figure runs with was derived from it."""
+    return "in-sample" if key in derived_from else "out-of-sample"
+
+
+def from_run(f: Figure, doc: dict[str, Any], scale: float = 1.0) -> Outcome:
+    """The figure's outcome in a finished run's document (run at ``scale`` of its size: the
+    time is scaled back, per page it is the same)."""
     by = {s["variant"]: s for s in doc["summary"]}
     s = by.get(f.variant)
     if s is None:
         return not_run(f, "error", f"the run has no variant {f.variant!r}")
     profile = doc["profile"]
-    sample = "in-sample" if f.key in profile.get("derived_from", []) else "out-of-sample"
+    sample = sample_of(f.key, profile.get("derived_from", []))
     dil = float(doc.get("dilation", 1.0))
+    why = mechanism(f, s, doc, sample, by, scale)
+    if scale != 1.0:
+        why = f"run at {scale:g} of the size, time scaled back; " + why
     return Outcome(f.key, f.row, f.board, f.experiment, f.published_ms, "ran",
-                   s["time_ms_median"], s["spread_pct"], sample, profile["name"], dil,
-                   mechanism(f, s, doc, sample, by))
+                   s["time_ms_median"] / scale, s["spread_pct"], sample, profile["name"], dil,
+                   why)
 
 
-def mechanism(f: Figure, s: dict, doc: dict, sample: str, by: dict[str, dict]) -> str:
+def mechanism(f: Figure, s: dict, doc: dict, sample: str, by: dict[str, dict],
+              scale: float = 1.0) -> str:
     """What decides the figure, in the run's own numbers."""
     parts = []
     if sample == "in-sample":
@@ -71,12 +82,15 @@ def mechanism(f: Figure, s: dict, doc: dict, sample: str, by: dict[str, dict]) -
         rate = s.get("gc_slots_per_s") or 0.0
         cap = (f"cap binds: {s['fallback']:,} fallbacks" if s["fallback"]
                else "cap never binds")
+        wakes = statistics.median(r.get("gc_wakeups", 0) + r.get("gc_wake_polled", 0)
+                                  for r in doc["repeats"] if r["variant"] == f.variant)
         parts.append(f"{s['lazy']:,} lazy / {s['in_place']:,} in place, {cap}"
-                     + (f", GC {rate / 1e6:.2f} M slots/s" if rate else ""))
+                     + (f", GC {rate / 1e6:.2f} M slots/s" if rate else "")
+                     + f", {int(wakes):,} GC wake-ups")
     parts += lock_contention(doc, f.variant)
     also = ALSO.get(f.key)
     if also and also[0] in by:
-        parts.append(f"{also[1]}: {by[also[0]]['time_ms_median']:.1f} ms")
+        parts.append(f"{also[1]}: {by[also[0]]['time_ms_median'] / scale:.1f} ms")
     if float(doc.get("dilation", 1.0)) > 1:
         parts.append(f"dilated x{float(doc['dilation']):g} (contention shrinks by it)")
     return "; ".join(parts)

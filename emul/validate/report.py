@@ -28,9 +28,11 @@ def table(outcomes: list[Outcome]) -> "Table":
         t.add_column(col, justify="right" if col in ("published", "emul", "emul / pub.")
                      else "left", overflow="fold")
     for o in outcomes:
-        pub = f"{o.published_ms:,.1f} ms" if o.published_ms else "-"
+        pub = (("-" if not o.published_ms else f"{o.published_ms:,.1f} ms") if o.unit == "ms"
+               else f"{o.published_ms:.2f}x")
         if o.status == "ran":
-            emul = f"{o.emul_ms:,.1f} ms ±{o.spread_pct:.0f}%"
+            emul = (f"{o.emul_ms:,.1f} ms ±{o.spread_pct:.0f}%" if o.unit == "ms"
+                    else f"{o.emul_ms:.2f}x")
             ratio = f"{o.ratio:.2f}" + ("" if o.in_band or o.sample == "in-sample" else " !")
             why = o.mechanism
         else:
@@ -64,7 +66,7 @@ def write(outdir: Path, outcomes: list[Outcome], status: str, quick: bool) -> Pa
 
 def plot(outdir: Path, outcomes: list[Outcome]) -> Path | None:
     """Published against emulated, one point per figure, the ±15 % band drawn."""
-    ran = [o for o in outcomes if o.status == "ran" and o.emul_ms]
+    ran = [o for o in outcomes if o.status == "ran" and o.emul_ms and o.unit == "ms"]
     if not ran:
         return None
     import matplotlib

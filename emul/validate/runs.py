@@ -32,15 +32,18 @@ from emul.strategies import strategy_names
 ROOM = 1.15          # dilation beyond the bare need: the probe's figures are medians of noise
 
 
-def scenario_of(path: str, vma: str | None, repeats: int | None) -> Scenario:
-    """The scenario file, with row 6's VMA size (the device grown to hold it) and repeats."""
+def scenario_of(path: str, vma: str | None, repeats: int | None, scale: float = 1.0) -> Scenario:
+    """The scenario file, with row 6's VMA size (the device grown to hold it), every VMA and
+    the device scaled by ``scale`` (whole MiB), and repeats."""
     raw = copy.deepcopy(read_yaml(path, path))
-    if vma is not None and isinstance(raw, dict):
-        for proc in raw.get("processes") or []:
-            proc["vma"] = vma
-        need = 2 * size_bytes(vma) * len(raw.get("processes") or [])
-        if size_bytes(raw.get("zram", {}).get("disksize", "1")) < need:
-            raw.setdefault("zram", {})["disksize"] = f"{need >> 20}M"
+    if isinstance(raw, dict) and (vma is not None or scale != 1.0):
+        procs = raw.get("processes") or []
+        for proc in procs:
+            size = size_bytes(vma if vma is not None else proc.get("vma", "1M"))
+            proc["vma"] = f"{max(1, int(size * scale) >> 20)}M"
+        need = 2 * sum(size_bytes(p["vma"]) for p in procs)
+        zram = raw.setdefault("zram", {})
+        zram["disksize"] = f"{max(need, int(size_bytes(zram.get('disksize', '1M')) * scale)) >> 20}M"
     sc = scenario_from_dict(raw, where=path, cpus=os.sched_getaffinity(0),
                             strategies=strategy_names(), profiles=builtin_names())
     if repeats is not None:
