@@ -4,8 +4,9 @@ everywhere.
 A profile's cost is what the kernel step costs on the target hardware (its *target*). emul does
 part of every step physically (the real atomics, zsmalloc's bookkeeping, the page-table walk in
 the arena) and that part costs what this host makes it cost. The probe measures it: once per
-group and variant, before the first repeat, each measured role runs its path alone (the killers,
-then the swap-in worker, then the GC draining what they queued, then reclaim for a moment),
+group and variant, before the first repeat, each measured worker runs its path alone (each
+killer in turn, then the swap-in worker, then the GC draining what they queued, then reclaim
+for a moment),
 with every modelled cost at zero and every step timed exclusively (kernel/context.py:
 step_enter / step_exit). A step's cost then pays only ``target - machinery`` (pay_target);
 contention (lock waits, cache lines that another CPU holds) comes on top, as it would on the
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from emul.config.scenario import Scenario, VariantSpec
 
 CALIBRATE_N = 200_000      # empty regions timed for the probe's own cost
-PROBE_VERSION = 5
+PROBE_VERSION = 7
 PROBE_WAIT_NS = 200        # the wait after every step in the probe's third pass
 
 
