@@ -141,6 +141,25 @@ def test_a_gc_that_starts_after_the_actors_drains_alone(tmp_path: Path, no_lefto
     assert r["gc_passes"] >= 1 and r["audit"]["ok"]
 
 
+def test_class_in_handle_saves_the_pool_read_lock(tmp_path: Path, no_leftovers) -> None:
+    """pool_read_lock is paid by zs_free finding the class under pool->lock; the class index
+    in the object skips it, so with it dominant the variant is much faster."""
+    doc = tiny_scenario(repeats=2, variants=[
+        {"name": "base", "strategy": "sync"},
+        {"name": "cih", "strategy": "sync", "zsmalloc": ["class_in_handle"]}])
+    path = flat_profile(tmp_path, 100.0)
+    profile = yaml.safe_load(path.read_text())
+    profile["costs_ns"]["pool_read_lock"] = BIG_TARGET_NS
+    path.write_text(yaml.safe_dump(profile))
+    res, _ = run_doc(tmp_path, doc, "--profile", str(path))
+    by = {s["variant"]: s for s in res["summary"]}
+    assert by["base"]["ns_per_page"] > 2 * by["cih"]["ns_per_page"]
+    base = next(r for r in res["repeats"] if r["variant"] == "base")
+    cih = next(r for r in res["repeats"] if r["variant"] == "cih")
+    assert "pool_read_lock" in base["time_split"]["killer"]["costs_ns"]
+    assert "pool_read_lock" not in cih["time_split"]["killer"]["costs_ns"]
+
+
 def test_dilation_scales_the_emulated_clock(tmp_path: Path, no_leftovers) -> None:
     res, _ = run_doc(tmp_path, tiny_scenario(repeats=1), "--dilate", "3")
     assert res["dilation"] == 3

@@ -240,7 +240,7 @@ RK_EXPECT = {
 
 
 # scenarios that emulate the board's core classes on any machine (pinned by CPU number)
-RK_EMULATED = {"seed-unmap-emulated.yaml"}
+RK_EMULATED = {"seed-unmap-emulated.yaml", "gc-drain-alone.yaml"}
 
 
 def test_every_rk3588_scenario_is_listed() -> None:

@@ -109,5 +109,5 @@ def lock_contention(doc: dict, variant: str) -> list[str]:
                      0.0) for r in rows]
         if statistics.median(con) > 0:
             out.append(f"{cls}: {int(statistics.median(con)):,} contentions, "
-                       f"{statistics.median(wait) / 1e6:.1f} ms waited")
+                       f"{statistics.median(wait) / 1e3:,.0f} us waited")
     return out
