@@ -25,7 +25,7 @@ from emul.kernel.gc_worker import gc_worker_reset, gc_worker_stop
 from emul.kernel.layout import Geometry
 from emul.kernel.mm import CTL_RECLAIM_STOP, populate_vma
 from emul.kernel.replay import CTL_REPLAY_NEXT, K_DUE, K_SLOTS
-from emul.kernel.workqueue import GC_PENDING
+from emul.kernel.workqueue import GC_PENDING, flush_work
 from emul.kernel.zram import K_SLOTS_LEFT, KILL_WORDS
 from emul.strategies import get_strategy
 
@@ -166,6 +166,8 @@ def drain(g: GroupState, r: Repeat) -> None:
     r.marks["GC drain"] = clock_now()
     g.sup.phase = f"{r.title}: GC drain"
     gcs = g.gcs(r.variant)
+    if gcs and getattr(get_strategy(r.variant.strategy), "FLUSH_AT_END", False):
+        flush_work(g.views.zram)     # the last partial page (zs_free_deferred_flush)
     if gcs and g.sc.workers.gc.start == "after":
         # gc.start: after: the kworker runs only now, on the backlog the actors left
         g.arena["gc_ctl"][GC_PENDING] = 1

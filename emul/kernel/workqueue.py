@@ -41,6 +41,16 @@ def queue_work(zram: Zram, ctx: Ctx) -> None:
     ctx.stat[W_WAKEUPS] += 1
 
 
+@njit(cache=True, _nrt=False)
+def flush_work(zram: Zram) -> None:
+    """Queue the work item once more from the controller once the actors are done (the
+    kernel's zs_free_deferred_flush): a strategy that queues its worker only per full page
+    leaves the last partial one otherwise. No worker's wake-up count is charged."""
+    ctl = zram.gc_ctl
+    atomic_xchg(ctl, GC_PENDING, 1)
+    futex_wake(ctl, GC_PENDING, 1)
+
+
 @njit(cache=True, _nrt=False, inline="always")
 def cond_resched(ctx: Ctx) -> None:
     """A voluntary yield point in a long kernel loop; emul's GC marks progress here."""

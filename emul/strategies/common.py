@@ -287,9 +287,12 @@ def queue_slot_in_buf(zram: Zram, ctx: Ctx, index: int, buf: int) -> int:
 
 
 @njit(cache=True, _nrt=False)
-def drain_bufs(zram: Zram, ctx: Ctx, handles: bool, batch_by_class: bool) -> int:
+def drain_bufs(zram: Zram, ctx: Ctx, handles: bool, batch_by_class: bool,
+               one_sweep: bool) -> int:
     """One GC pass over double buffers: flip each buffer with entries and empty the half it
-    took, until every buffer is empty. Returns the slots (or handles) freed."""
+    took, until every buffer is empty, or (``one_sweep``, RFC v3's bound on one invocation)
+    once over the buffers, queueing the work again if entries are left. Returns the slots (or
+    handles) freed."""
     q = zram.gc_queue
     if not gc_drain_begin(zram, ctx):
         return 0
@@ -310,8 +313,10 @@ def drain_bufs(zram: Zram, ctx: Ctx, handles: bool, batch_by_class: bool) -> int
             else:
                 freed += free_slot_entries(zram, ctx, start, n)
             dbuf_emptied(q, base, half)
-            again = True
+            again = not one_sweep
     spin_unlock(q, QH_DRAIN_LOCK, ctx, LOCK_GC_QUEUE)
+    if one_sweep and handles_held(q)[0] > 0:
+        queue_work(zram, ctx)
     return freed
 
 
@@ -333,7 +338,7 @@ def free_slot_entries(zram: Zram, ctx: Ctx, start: int, n: int) -> int:
 @njit(cache=True, _nrt=False)
 def drain_slot_bufs(zram: Zram, ctx: Ctx) -> int:
     """The GC pass of the slot queues (array, percpu)."""
-    return drain_bufs(zram, ctx, False, False)
+    return drain_bufs(zram, ctx, False, False, False)
 
 
 # --- handle queues (deferred-zsfree, percpu-zsfree) -----------------------------------------------
@@ -380,12 +385,15 @@ def handle_room(q, base: int, size: int) -> bool:
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def defer_handle(zram: Zram, ctx: Ctx, index: int, buf: int, cls_key: bool, wait: bool) -> int:
+def defer_handle(zram: Zram, ctx: Ctx, index: int, buf: int, cls_key: bool, wait: bool,
+                 page: int) -> int:
     """Free the slot's metadata now and park its object's handle in buffer buf for the GC.
 
     Caller holds the slot lock. ``wait`` false: the buffer lock is only tried (RFC v2: a
     contended buffer means free synchronously). Same-filled slots have no object: LAZY_NO.
     The cap is this buffer's count and bytes, kept under its lock: no zram-wide atomic.
+    ``page``: queue the worker only when that many entries have filled (RFC v3: per full page;
+    0: on every push).
     """
     if test_slot_flag(zram, index, ZRAM_SAME) or get_slot_handle(zram, index) == 0:
         return LAZY_NO
@@ -396,6 +404,7 @@ def defer_handle(zram: Zram, ctx: Ctx, index: int, buf: int, cls_key: bool, wait
     elif not spin_trylock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE):
         return LAZY_REFUSED
     lazy = LAZY_REFUSED
+    wake = False
     size = get_slot_size(zram, index)
     if handle_room(q, base, size):
         handle = slot_free_extract(zram, ctx, index)
@@ -406,8 +415,9 @@ def defer_handle(zram: Zram, ctx: Ctx, index: int, buf: int, cls_key: bool, wait
         n, b = dbuf_held(q, base)
         note_peak_backlog(ctx, n, b)
         lazy = LAZY_QUEUED
+        wake = page == 0 or q[base + DB_COUNT + half] % page == 0
     spin_unlock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
-    if lazy > 0:
+    if wake:
         queue_work(zram, ctx)
     return lazy
 
@@ -486,7 +496,7 @@ def free_handle_entries(zram: Zram, ctx: Ctx, base: int, half: int, start: int, 
 
 
 @njit(cache=True, _nrt=False)
-def drain_handle_bufs(zram: Zram, ctx: Ctx, batch_by_class: bool) -> int:
+def drain_handle_bufs(zram: Zram, ctx: Ctx, batch_by_class: bool, one_sweep: bool) -> int:
     """The GC pass of the handle queues (deferred-zsfree, percpu-zsfree)."""
-    return drain_bufs(zram, ctx, True, batch_by_class)
+    return drain_bufs(zram, ctx, True, batch_by_class, one_sweep)
 

@@ -31,9 +31,9 @@ queue_words, setup_queue = dbuf_queue(cap_or_device, handles=True)
 
 @njit(cache=True, _nrt=False, inline="always")   # per slot: see gc_hooks.gc_try_lazy_free
 def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
-    return defer_handle(zram, ctx, index, 0, False, False)
+    return defer_handle(zram, ctx, index, 0, False, False, 0)
 
 
 @njit(cache=True, _nrt=False)
 def drain(zram: Zram, mm: Mm, ctx: Ctx) -> int:
-    return drain_handle_bufs(zram, ctx, False)
+    return drain_handle_bufs(zram, ctx, False, False)

@@ -9,11 +9,20 @@ worker drains full pages, and with no spare page the free is synchronous. The dr
 by class and frees each run of one class under one class-lock hold; W_BATCH_SAVED counts the
 class-lock acquisitions that saves.
 
-emul's buffer per CPU is two pages (the one being filled and the spare being drained); the push
-queues the worker every time, not only when a page fills, so the last partial page of an exit is
-not stranded (the kernel would need a flush for it). v3 has no global cap; emul's scenario cap
-is split over the buffers of the CPUs whose workers free, each counted under its own lock, so
-no free touches a zram-wide counter and a CPU whose share is used up frees synchronously.
+The series' page pool (docs/kernel-model.md, "RFC v3"): ZS_DEFERRED_POOL_SIZE, 256 KiB of
+pages (64 of 4 KiB, 512 handles each), shared by the CPUs; a full page is swapped for a pool
+page and queued for the worker; the worker drains at most half the pool's pages per
+invocation, then queues itself again. emul keeps each CPU's handles in a double buffer whose
+halves hold half the pool plus the current page (POOL_HALF entries): the producer fills one
+half while the worker drains the other, so at most the pool and the current page are in
+flight, the worker takes at most half the pool per sweep (one sweep per invocation, queued
+again while entries are left), and a push that finds no room frees synchronously, as v3 does
+with no free page. The worker is queued when a page's worth (PAGE_ENTRIES) has filled, not on
+every push; the controller flushes the last partial page once the actors are done
+(FLUSH_AT_END, the kernel's zs_free_deferred_flush). Where emul differs: the pool is per CPU
+here (two killers on two CPUs get a pool each, the kernel's share one), and a sweep takes a
+half as it is, not page by page. v3 has no other cap: a scenario's cap is split over the
+buffers of the CPUs whose workers free, each counted under its own lock.
 """
 from __future__ import annotations
 
@@ -25,25 +34,29 @@ from emul.kernel.zram import Zram
 from emul.strategies.common import dbuf_queue, defer_handle, drain_handle_bufs, this_cpu_buf
 
 NAME = "percpu-zsfree"
-SUMMARY = "RFC v3: per-CPU one-page handle buffers, freed in same-class runs under one class lock"
+SUMMARY = "RFC v3: per-CPU handle pages from a 64-page pool, drained in same-class runs"
 FAMILY = "handle queue"
 NEEDS_GC = True
 BACKLOG_IN_BUFFERS = True   # its queued handles and bytes are counted per buffer, not in gc_slots
-DEFAULT_CAP_SLOTS = 30000
+DEFAULT_CAP_SLOTS = 0          # the page pool is the bound
+FLUSH_AT_END = True            # the worker is queued per full page: flush the last one
 
 
-PAGE_ENTRIES = 512   # one 4 KiB page of 8-byte handles
+PAGE_ENTRIES = 512             # one 4 KiB page of 8-byte handles
+POOL_PAGES = 64                # ZS_DEFERRED_POOL_SIZE: 256 KiB of 4 KiB pages
+POOL_HALF = (POOL_PAGES + 1) * PAGE_ENTRIES // 2
 
 
-queue_words, setup_queue = dbuf_queue(lambda nr_slots, cap_slots: PAGE_ENTRIES, per_cpu=True,
+queue_words, setup_queue = dbuf_queue(lambda nr_slots, cap_slots: POOL_HALF, per_cpu=True,
                                        handles=True)
 
 
 @njit(cache=True, _nrt=False, inline="always")   # per slot: see gc_hooks.gc_try_lazy_free
 def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
-    return defer_handle(zram, ctx, index, this_cpu_buf(zram.gc_queue, ctx), True, True)
+    return defer_handle(zram, ctx, index, this_cpu_buf(zram.gc_queue, ctx), True, True,
+                        PAGE_ENTRIES)
 
 
 @njit(cache=True, _nrt=False)
 def drain(zram: Zram, mm: Mm, ctx: Ctx) -> int:
-    return drain_handle_bufs(zram, ctx, True)
+    return drain_handle_bufs(zram, ctx, True, True)
