@@ -20,6 +20,7 @@ from emul.kernel import layout as state
 from emul.kernel.context import W_CPU, W_PEAK_BACKLOG, note_cpu
 from emul.kernel.gc_hooks import gc_backlog, gc_drain
 from emul.kernel.zram import ST_GC_BYTES, ST_GC_SLOTS
+from emul.kernel.workqueue import GC_FLUSH
 from emul.strategies import backlog_in_buffers, gc_backlog_now, get_strategy, strategy_id
 from emul.strategies.common import (DB_BYTES, DB_COUNT, DB_HEADER, DB_SHARE_BYTES, DB_SHARE_SLOTS,
     HE_SIZE_BITS, HE_SIZE_SHIFT, HELD_UPDATE, NO_CAP, QH_BUF_CAP, QH_NR_BUFS, QH_WORDS,
@@ -65,7 +66,9 @@ class Device:
         return cpus
 
     def drain(self, max_passes: int = 1000) -> int:
-        """GC work items until nothing is queued, as the GC worker runs them (without sleeps)."""
+        """GC work items until nothing is queued, as the GC worker runs them (without sleeps),
+        once the actors are done (GC_FLUSH: a per-page strategy then takes its last page)."""
+        self.zram.gc_ctl[GC_FLUSH] = 1
         freed = passes = 0
         while gc_backlog(self.zram) > 0 and passes < max_passes:
             freed += int(gc_drain(self.zram, self.mm, self.ctx))
@@ -175,8 +178,8 @@ def test_the_gc_counts_its_half_down_as_it_frees(device: Device, name) -> None:
     d = device
     d.reset(name, 0, 0, "mine")
     q = d.arena["gc_queue"]
-    fill_slots(d.zram, d.ctx, 0, 600, d.page)
-    queued = int(loop_enqueue(d.zram, d.ctx, 0, 600))
+    fill_slots(d.zram, d.ctx, 0, 400, d.page)      # under a page: all in the active half
+    queued = int(loop_enqueue(d.zram, d.ctx, 0, 400))
     buf = int(d.ctx.stat[W_CPU]) % int(q[QH_NR_BUFS])
     base = d.base(buf)
     start, n, half = dbuf_take(q, base, d.ctx)
@@ -200,3 +203,17 @@ def test_the_gc_counts_its_half_down_as_it_frees(device: Device, name) -> None:
     assert gc_backlog_now(d.arena)[0] == left
     dbuf_emptied(q, base, half)
     assert gc_backlog_now(d.arena) == (0, 0)
+
+
+def test_percpu_hands_over_whole_pages_and_the_flush_the_rest(device: Device) -> None:
+    """RFC v3: the worker gets a CPU's handles a page at a time; what is left of the last page
+    waits for the flush at the end (zs_free_deferred_flush)."""
+    from emul.strategies.percpu_zsfree import PAGE_ENTRIES
+    d = device
+    d.reset("percpu-zsfree", 0, 0)
+    n = PAGE_ENTRIES + 100
+    fill_slots(d.zram, d.ctx, 0, n, d.page)
+    queued = int(loop_enqueue(d.zram, d.ctx, 0, n))
+    first = int(gc_drain(d.zram, d.mm, d.ctx))       # no flush yet: the full page only
+    assert 0 < first <= PAGE_ENTRIES and gc_backlog(d.zram) == queued - first
+    assert d.drain() == queued - first and gc_backlog(d.zram) == 0

@@ -36,7 +36,7 @@ from emul.kernel.context import (
 )
 from emul.kernel.gc_hooks import gc_backlog, gc_drain
 from emul.kernel.mm_types import Mm
-from emul.kernel.workqueue import GC_IDLE, GC_PENDING, GC_POLLING, GC_STOP
+from emul.kernel.workqueue import GC_FLUSH, GC_IDLE, GC_PENDING, GC_POLLING, GC_STOP
 from emul.kernel.zram import Zram, chaos_point
 
 
@@ -90,3 +90,4 @@ def gc_worker_reset(zram: Zram) -> None:
     atomic_store(zram.gc_ctl, GC_PENDING, 0)
     atomic_store(zram.gc_ctl, GC_IDLE, 0)
     atomic_store(zram.gc_ctl, GC_POLLING, 0)
+    atomic_store(zram.gc_ctl, GC_FLUSH, 0)

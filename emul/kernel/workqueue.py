@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from emul.kernel.atomics import atomic_load, atomic_xchg, futex_wake
+from emul.kernel.atomics import atomic_load, atomic_store, atomic_xchg, futex_wake
 from emul.kernel.context import COST_WAKE_UP, W_HEARTBEAT, W_WAKE_POLLED, W_WAKEUPS, Ctx, model_cost
 from emul.kernel.zram import Zram
 
@@ -18,6 +18,7 @@ GC_PENDING = 0     # WORK_STRUCT_PENDING: set by queue_work, cleared when the wo
 GC_IDLE = 1        # 1 while the worker sleeps (or is about to) on GC_PENDING
 GC_STOP = 2        # the controller asks the worker to leave its loop
 GC_POLLING = 3     # 1 while the idle worker polls PENDING before it sleeps (gc idle_poll)
+GC_FLUSH = 4       # 1 once the actors are done: the worker may take what producers still hold
 GC_CTL_WORDS = 16
 
 
@@ -47,6 +48,7 @@ def flush_work(zram: Zram) -> None:
     kernel's zs_free_deferred_flush): a strategy that queues its worker only per full page
     leaves the last partial one otherwise. No worker's wake-up count is charged."""
     ctl = zram.gc_ctl
+    atomic_store(ctl, GC_FLUSH, 1)
     atomic_xchg(ctl, GC_PENDING, 1)
     futex_wake(ctl, GC_PENDING, 1)
 

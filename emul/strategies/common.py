@@ -487,7 +487,9 @@ def free_handle_entries(zram: Zram, ctx: Ctx, base: int, half: int, start: int, 
             ctx.stat[W_BATCH_SAVED] += zs_free_run(zram.pool, ctx, q, k, run_end)
         left_bytes -= nbytes
         k = run_end
-        if k - start - published >= HELD_UPDATE:
+        # never 0 before dbuf_emptied: a lock-free producer (percpu-zsfree) takes a half
+        # whose count is 0 as free, and emptied would then wipe what it wrote
+        if k < start + n and k - start - published >= HELD_UPDATE:
             published = k - start
             atomic_store(q, base + DB_BYTES + half, left_bytes)
             atomic_store(q, base + DB_COUNT + half, n - published)
