@@ -29,8 +29,8 @@ def cmd_validate(args: Namespace, console: Console) -> int:
         profile = outdir / "calibrated.yaml"
         progress(f"row 8: emul {' '.join(REAL_ARGS)} (root, a free zram device; minutes)")
         try:
-            run_calibrate(build_parser().parse_args([*REAL_ARGS, "-o", str(profile)]), console,
-                          progress)
+            cal_args = build_parser().parse_args([*REAL_ARGS, "--output", str(profile)])
+            run_calibrate(cal_args, console, progress)
             record = json.loads(profile.with_suffix(".json").read_text())
         except (EmulError, OSError, ValueError) as exc:
             return [Outcome("8.real", 8, BOARD, "k exits at once vs 1 alone", 0.0, "error",

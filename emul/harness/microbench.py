@@ -12,10 +12,11 @@ import time
 import numpy as np
 from numba import njit
 
-from emul.kernel.atomics import atomic_fetch_add, read_clock
+from emul.kernel.atomics import atomic_fetch_add, atomic_store, read_clock
 from emul.kernel.context import Ctx, note_cpu
 from emul.kernel.gc_hooks import gc_backlog, gc_drain, gc_try_lazy_free
 from emul.kernel.mm_types import Mm
+from emul.kernel.workqueue import GC_FLUSH
 from emul.kernel.zram import (
     LAZY_QUEUED,
     Zram,
@@ -93,7 +94,9 @@ def loop_enqueue(zram: Zram, ctx: Ctx, start: int, end: int) -> int:
 
 @njit(cache=True, _nrt=False)
 def loop_drain(zram: Zram, mm: Mm, ctx: Ctx, max_passes: int) -> int:
-    """Run GC work items until nothing is queued (the GC worker's loop without the sleeps)."""
+    """Run GC work items until nothing is queued (the GC worker's loop without the sleeps),
+    as at the end of an exit: flushed (a per-page strategy gives up its last page too)."""
+    atomic_store(zram.gc_ctl, GC_FLUSH, 1)
     freed = 0
     passes = 0
     while gc_backlog(zram) > 0 and passes < max_passes:

@@ -24,7 +24,7 @@ from emul.harness.repeat import PHASE_TIMEOUT_S, actor_phases, reset, reset_rows
 from emul.kernel import context as C
 from emul.kernel.gc_worker import gc_worker_reset, gc_worker_stop
 from emul.kernel.mm import CTL_RECLAIM_STOP
-from emul.kernel.workqueue import GC_PENDING
+from emul.kernel.workqueue import GC_FLUSH, GC_PENDING
 
 PROBE_RECLAIM_S = 0.05
 PROBE_ROUNDS = 3            # runs of each pass; the median one counts
@@ -140,6 +140,7 @@ def run_roles(g: GroupState, variant: VariantSpec, timed: bool,
         g.sup.phase = f"{variant.name}: machinery probe (gc)"
         gc_worker_reset(g.views.zram)
         g.arena["gc_ctl"][GC_PENDING] = 1   # the work the killers queued (reset cleared it)
+        g.arena["gc_ctl"][GC_FLUSH] = 1     # the killers are done: their last pages too
 
         def drained() -> None:
             g.sup.wait_until(g.drained_or_stuck(), PHASE_TIMEOUT_S)

@@ -43,7 +43,8 @@ def scenario_of(path: str, vma: str | None, repeats: int | None, scale: float = 
             proc["vma"] = f"{max(1, int(size * scale) >> 20)}M"
         need = 2 * sum(size_bytes(p["vma"]) for p in procs)
         zram = raw.setdefault("zram", {})
-        zram["disksize"] = f"{max(need, int(size_bytes(zram.get('disksize', '1M')) * scale)) >> 20}M"
+        scaled = int(size_bytes(zram.get("disksize", "1M")) * scale)
+        zram["disksize"] = f"{max(need, scaled) >> 20}M"
     sc = scenario_from_dict(raw, where=path, cpus=os.sched_getaffinity(0),
                             strategies=strategy_names(), profiles=builtin_names())
     if repeats is not None:
