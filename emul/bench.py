@@ -243,7 +243,7 @@ class Bench:
         """Fill every slot, queue them all, drain until nothing is queued; per batch.
 
         A strategy whose queue holds fewer slots than the device without a GC emptying it
-        (it refuses the rest, as percpu-zsfree past one page of handles) is then run in chunks
+        (it refuses the rest, as percpu-zsfree past half its page pool) is then run in chunks
         of what it took, draining after each chunk, timed in compiled code with the cycle
         counter: timing each chunk from Python would measure Python's call overhead.
         """
