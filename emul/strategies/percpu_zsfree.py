@@ -14,12 +14,13 @@ pages (64 of 4 KiB, 512 handles each), shared by the CPUs; a full page is swappe
 page and queued for the worker; the worker drains at most half the pool's pages per
 invocation, then queues itself again. emul keeps each CPU's handles in a double buffer whose
 halves hold half the pool plus the current page (POOL_HALF entries). The producer fills its
-active half with no lock and no atomic read-modify-write (the CPU is its only writer) and, at
-each full page, hands the half to the worker if the worker is done with the other one; so at
+active half under its CPU's page lock (the kernel's local_lock; the worker never takes it) and,
+at each full page, hands the half to the worker if the worker is done with the other one; so at
 most the pool and the current page are in flight, the worker takes at most half the pool per
-invocation, and a push that finds no room frees synchronously, as v3 does with no free page. The worker is queued when a page's worth (PAGE_ENTRIES) has filled, not on
-every push; the controller flushes the last partial page once the actors are done
-(FLUSH_AT_END, the kernel's zs_free_deferred_flush). Where emul differs: the pool is per CPU
+invocation, and a push that finds no room frees synchronously, as v3 does with no free page.
+The worker is queued when a page's worth (PAGE_ENTRIES) has filled, not on every push; the
+controller flushes the last partial page once the actors are done (FLUSH_AT_END, the
+kernel's zs_free_deferred_flush). Where emul differs: the pool is per CPU
 here (two killers on two CPUs get a pool each, the kernel's share one), and a sweep takes a
 half as it is, not page by page. v3 has no other cap: a scenario's cap is split over the
 buffers of the CPUs whose workers free, each counted under its own lock.
@@ -30,16 +31,17 @@ from numba import njit
 
 from emul.kernel.atomics import atomic_load, atomic_store_release
 from emul.kernel.context import Ctx
-from emul.kernel.locking import spin_unlock
+from emul.kernel.locking import spin_lock, spin_unlock
 from emul.kernel.lockstat import LOCK_GC_QUEUE
 from emul.kernel.mm_types import Mm
 from emul.kernel.workqueue import GC_FLUSH, queue_work
-from emul.kernel.zram import (LAZY_NO, LAZY_QUEUED, LAZY_REFUSED, ZRAM_SAME, Zram, get_slot_handle,
-    get_slot_size, slot_free_extract, test_slot_flag)
+from emul.kernel.zram import (LAZY_NO, LAZY_QUEUED, LAZY_REFUSED, ZRAM_SAME, Zram,
+    get_slot_handle, get_slot_size, slot_free_extract, test_slot_flag)
 from emul.kernel.zsmalloc import zs_lookup_class_index
-from emul.strategies.common import (DB_ACTIVE, DB_BYTES, DB_COUNT, QH_DRAIN_LOCK, QH_NR_BUFS,
-    dbuf_base, dbuf_emptied, dbuf_half_start, dbuf_held, dbuf_queue, free_handle_entries,
-    gc_drain_begin, handle_entry, handle_room, handles_held, note_peak_backlog, this_cpu_buf)
+from emul.strategies.common import (DB_ACTIVE, DB_BYTES, DB_COUNT, DB_LOCK, QH_DRAIN_LOCK,
+    QH_NR_BUFS, dbuf_base, dbuf_emptied, dbuf_half_start, dbuf_held, dbuf_queue,
+    free_handle_entries, gc_drain_begin, handle_entry, handle_room, handles_held,
+    note_peak_backlog, this_cpu_buf)
 
 NAME = "percpu-zsfree"
 SUMMARY = "RFC v3: per-CPU handle pages from a 64-page pool, drained in same-class runs"
@@ -75,12 +77,23 @@ def hand_over(zram: Zram, ctx: Ctx, q, base: int) -> bool:
 @njit(cache=True, _nrt=False, inline="always")   # per slot: see gc_hooks.gc_try_lazy_free
 def enqueue(zram: Zram, ctx: Ctx, index: int) -> int:
     """zs_free_deferred() with preemption off: the slot's metadata freed now, its handle
-    appended to this CPU's page with no lock and no atomic read-modify-write (the CPU is the
-    half's only writer); a full page goes to the worker, and with no room a synchronous free."""
+    appended to this CPU's page; a full page goes to the worker, and with no room a
+    synchronous free. The worker never takes the page lock (it drains the half that is not
+    active); the lock is the kernel's local_lock: two emul workers pinned to one CPU can
+    preempt each other mid-push, which preemption off rules out on the board."""
     if test_slot_flag(zram, index, ZRAM_SAME) or get_slot_handle(zram, index) == 0:
         return LAZY_NO
     q = zram.gc_queue
     base = dbuf_base(q, this_cpu_buf(q, ctx))
+    spin_lock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
+    lazy = push_locked(zram, ctx, q, base, index)
+    spin_unlock(q, base + DB_LOCK, ctx, LOCK_GC_QUEUE)
+    return lazy
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def push_locked(zram: Zram, ctx: Ctx, q, base: int, index: int) -> int:
+    """The push under this CPU's page lock."""
     size = get_slot_size(zram, index)
     if not handle_room(q, base, size) and not hand_over(zram, ctx, q, base):
         return LAZY_REFUSED

@@ -1,12 +1,12 @@
 """emul validate's table, results.json and plot."""
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from emul.report import results
 from emul.report.results import machine_info
 from emul.validate.outcome import BAND, Outcome
 
@@ -56,12 +56,7 @@ def write(outdir: Path, outcomes: list[Outcome], status: str, quick: bool) -> Pa
                            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": quick,
                            "machine": machine_info(), "band": BAND,
                            "figures": [o.to_json() for o in outcomes]}
-    outdir.mkdir(parents=True, exist_ok=True)
-    path = outdir / "results.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
-    return path
+    return results.write(outdir, doc)
 
 
 def plot(outdir: Path, outcomes: list[Outcome]) -> Path | None:
