@@ -11,16 +11,33 @@ __version__ = "0.1.0"
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
+# the sources numba compiles or reads constants from; the rest of emul (cli, commands, report,
+# most of the harness) can change without a fresh compile (tests/test_cachedir.py checks that
+# every module with compiled code is here)
+COMPILED_SOURCES = ("kernel", "strategies", "config", "harness/entrypoints.py",
+                    "harness/microbench.py")
+
+
+def compiled_sources(root: Path) -> list[Path]:
+    """Every source file the numba cache depends on, in a fixed order."""
+    paths: list[Path] = []
+    for name in COMPILED_SOURCES:
+        p = root / name
+        paths.extend(sorted(p.rglob("*.py")) if p.is_dir() else [p])
+    return paths
+
+
 def _numba_cache_dir() -> str:
-    """One numba cache per version of emul's sources.
+    """One numba cache per version of emul's compiled sources.
 
     numba checks only the timestamp of the file a cached function lives in, not of the modules
-    it calls, so an edited strategy could run stale code. Keying the directory by a hash of every
-    source file makes any change a fresh cache; workers inherit the same directory.
+    it calls, so an edited strategy could run stale code. Keying the directory by a hash of
+    every compiled source file makes any change there a fresh cache; workers inherit the same
+    directory.
     """
     root = Path(__file__).parent
     h = hashlib.sha1()
-    for path in sorted(root.rglob("*.py")):
+    for path in compiled_sources(root):
         h.update(path.relative_to(root).as_posix().encode())
         h.update(path.read_bytes())
     return str(_numba_cache_base() / h.hexdigest()[:16])

@@ -9,6 +9,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1      # the run completed but its audit failed
 EXIT_USAGE = 2       # bad input: scenario, trace, command line, profile
 EXIT_ABORTED = 3     # the run was stopped: a worker died or hung, or a signal arrived
+EXIT_NOT_FIRED = 4   # emul run --chaos: the run ended before the fault was due (nothing tested)
 
 
 class EmulError(Exception):

@@ -57,3 +57,18 @@ def test_a_cache_directory_the_user_chose_is_left_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(mine))
     assert prune_numba_caches(keep=1, min_age_days=0) == 0
     assert len(list(tmp_path.iterdir())) == 12
+
+
+def test_every_module_with_compiled_code_keys_the_cache():
+    """The cache is keyed by COMPILED_SOURCES only: a module outside them that holds an njit
+    function would run stale machine code after an edit."""
+    import re
+    from pathlib import Path
+
+    import emul
+    root = Path(emul.__file__).parent
+    keyed = set(emul.compiled_sources(root))
+    compiled = {p for p in root.rglob("*.py") if re.search(r"@njit|\bnjit\(|@cfunc",
+                                                           p.read_text())}
+    assert compiled, "no compiled module found: the pattern is stale"
+    assert compiled <= keyed, sorted(str(p.relative_to(root)) for p in compiled - keyed)

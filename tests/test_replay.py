@@ -29,7 +29,7 @@ def test_burst_replays_against_three_strategies(tmp_path: Path, no_leftovers) ->
                  str(base_scenario(tmp_path)), "--strategies", "sync,bitmap,array",
                  "--target-mb", "50", "-o", str(out))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "kill → swap freed" in r.stdout and "time to 50 MB returned" in r.stdout
+    assert "kill → swap freed" in r.stdout and "time to 50 MiB returned" in r.stdout
     doc = json.loads((out / "results.json").read_text())
     assert doc["status"] == "ok" and doc["trace"]["format"] == "lmkd"
     assert doc["trace"]["kills"] == 5 and doc["trace"]["skipped_lines"] > 0

@@ -52,7 +52,7 @@ def test_tiny_run_end_to_end(tmp_path, no_leftovers):
     assert "ratio" in r.stdout and "bitmap" in r.stdout
     assert "verdict" in r.stdout and "everything freed first" in r.stdout
     doc = load(out)
-    assert doc["schema"] == "emul-results" and doc["version"] == 2 and doc["status"] == "ok"
+    assert doc["schema"] == "emul-results" and doc["version"] == 3 and doc["status"] == "ok"
     assert doc["machine"]["arch"] and doc["profile"]["name"] == "zero"
     assert len(doc["repeats"]) == 4
     for row in doc["repeats"]:
@@ -78,7 +78,7 @@ def test_bitmap_over_cap_falls_back_and_frees_every_slot_once(tmp_path, no_lefto
     place and counted, and the GC frees every queued slot exactly once (the audit checks the
     pool for double frees and the table for lost slots)."""
     prof = tmp_path / "slowgc.yaml"
-    prof.write_text("name: slowgc\ndescription: slow slot_free\ncosts_ns: {slot_free: 20000}\n")
+    prof.write_text("name: slowgc\ndescription: slow slot_free\ncosts_ns: {slot_free: 20000}\nunlisted_ns: 0\n")
     sc = write_yaml(tmp_path / "cap.yaml", tiny_scenario(
         repeats=1, variants=[{"name": "bitmap", "strategy": "bitmap", "cap": 100}]))
     out = tmp_path / "out"
@@ -191,7 +191,7 @@ def test_swapin_reads_back_what_was_written(tmp_path, no_leftovers):
         assert row["lazy"] + row["in_place"] + row["miss_free"] == PAGES
 
 
-RECLAIM_PROFILE = "name: slow\ndescription: slow zap, slow GC\ncosts_ns: {zap_pte: 20000, slot_free: 50000}\n"
+RECLAIM_PROFILE = "name: slow\ndescription: slow zap, slow GC\ncosts_ns: {zap_pte: 20000, slot_free: 50000}\nunlisted_ns: 0\n"
 
 
 def reclaim_scenario(tmp_path, **over):

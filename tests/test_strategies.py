@@ -106,14 +106,14 @@ MIB = 1024 * 1024
 MIXED_VICTIM, MIXED_APP, MIXED_BACKGROUND = 8 * MIB, 4 * MIB, 8 * MIB
 MIXED_REPEATS = 3
 REUSE_PROFILE = ("name: reuse\ndescription: slow zap and fault, slow GC\n"
-                 "costs_ns: {zap_pte: 20000, fault: 2000, slot_free: 10000}\n")
+                 "costs_ns: {zap_pte: 20000, fault: 2000, slot_free: 10000}\nunlisted_ns: 0\n")
 CAP = 64
 CAPPED = "-cap64"       # the variant of each strategy that runs with cap: CAP
 # cap (unmap): the GC on its own CPU, but every zs_free costs 20 us, so the GC frees at most 50
 # slots/ms while the killer queues one every ~0.2 us: the backlog reaches the cap however the
 # two are scheduled (the killer's queue path pays no modelled cost in any strategy)
 CAP_PROFILE = ("name: slowzsfree\ndescription: slow zs_free, so the GC lags\n"
-               "costs_ns: {zs_free: 20000}\n")
+               "costs_ns: {zs_free: 20000}\nunlisted_ns: 0\n")
 CAP_VICTIM = 8 * MIB
 CAP_REPEATS = 2
 # zsmalloc variants: mixed (no reclaim, so nothing is allocated in the measured phase), lock_stat

@@ -104,6 +104,9 @@ class Worker:
         from emul.harness.entrypoints import ROLE_ENTRY_POINTS, Views, compile_entry_points
         self.proc = psutil.Process()
         self.proc.cpu_affinity(setup["cpus"])
+        if setup.get("boost"):
+            from emul.harness.priority import boost
+            boost()
         self.index = int(setup["index"])
         self.ticks_per_ns = float(setup["ticks_per_ns"])
         self.arena = Arena.attach(setup["arena"], Layout.from_json(setup["layout"]))
@@ -118,7 +121,8 @@ class Worker:
         if setup is None or setup["type"] != "setup":
             return 1
         self._setup(setup)
-        self.client.send({"type": "ready"})
+        from emul.harness.priority import nice_now
+        self.client.send({"type": "ready", "nice": nice_now()})
         while True:
             msg = self.client.recv(1000)
             if msg is None:

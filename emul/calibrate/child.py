@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from emul.calibrate.data import check_data, check_same, fill_data, fill_same
 from emul.calibrate.host import libc
-from emul.calibrate.priority import boost
+from emul.harness.priority import boost
 from emul.errors import SystemNotReady
 
 if TYPE_CHECKING:

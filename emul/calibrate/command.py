@@ -35,7 +35,7 @@ from emul.calibrate.fit import MACHINERY_WORKLOADS, Fit, derive_profile
 from emul.calibrate.host import Host, damon_pageout, swap_state, this_host
 from emul.calibrate.measure import ATTEMPTS, MAX_CONCURRENT, measure
 from emul.calibrate.plan import SETUP_PRIORITY, DevicePlan, plan_device
-from emul.calibrate.priority import BOOST_NICE, can_boost
+from emul.harness.priority import BOOST_NICE, can_boost
 from emul.calibrate.profile import default_output, profile_yaml
 from emul.errors import EXIT_ABORTED, EXIT_OK, InputError, SystemNotReady
 

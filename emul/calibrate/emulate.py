@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from emul.calibrate.priority import boost
+from emul.harness.priority import boost
 from emul.errors import RunAborted, SystemNotReady
 
 MACHINERY_COSTS = ("zap_pte", "free_folio", "swap_entry_free", "slot_free", "zs_free",
@@ -61,7 +61,8 @@ def write_machinery_profile(path: Path) -> Path:
     import yaml
     path.write_text(yaml.safe_dump({
         "name": "machinery", "description": "emul calibrate: every fitted cost at 1 ns",
-        "page_size": "4K", "costs_ns": {k: 1 for k in MACHINERY_COSTS}}, sort_keys=False))
+        "page_size": "4K", "costs_ns": {k: 1 for k in MACHINERY_COSTS},
+        "unlisted_ns": 0}, sort_keys=False))
     return path
 
 

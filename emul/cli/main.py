@@ -10,7 +10,8 @@ from rich.console import Console
 
 from emul import prune_numba_caches
 from emul.cli.parser import build_parser
-from emul.errors import EXIT_ABORTED, EmulError
+from emul.cli.stdout import protect_stdout
+from emul.errors import EXIT_ABORTED, EXIT_OK, EmulError
 
 
 def command(spec: str) -> Callable[[Namespace, Console], int]:
@@ -20,14 +21,15 @@ def command(spec: str) -> Callable[[Namespace, Console], int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rich.console import Console
+    protect_stdout()
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
-    if not getattr(args, "fn", None):
-        args = build_parser().parse_args(["run", *argv])
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)   # logs and pipes get the whole table, not 80 columns
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "fn", None):       # bare `emul`: what it can do, not a run
+        parser.print_help()
+        return EXIT_OK
+    from emul.report.textout import make_console
+    console = make_console(getattr(args, "format", None))
     prune_numba_caches()
     try:
         return command(args.fn)(args, console)

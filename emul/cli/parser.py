@@ -9,6 +9,22 @@ import argparse
 from argparse import _SubParsersAction as Subparsers
 
 from emul.harness.chaos import KINDS as CHAOS_KINDS
+from emul.report.textout import FORMATS
+
+
+def add_measuring(p: argparse.ArgumentParser) -> None:
+    """How the repeats are measured: shared by run, replay and soak."""
+    p.add_argument("--warmup", type=int, default=1, metavar="N",
+                   help="unmeasured warm-up repeats per variant before the first (default 1)")
+    p.add_argument("--no-boost", action="store_true",
+                   help="leave the workers at normal priority (default: nice -20 in a session of "
+                   "their own where allowed, so other tasks take little of their CPUs)")
+
+
+def add_format(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=FORMATS, help="rich: box tables (default on a terminal); "
+                   "plain: ASCII at most 100 columns, wide tables in blocks (default in a pipe); "
+                   "json: the summary as JSON on stdout, the rest on stderr")
 
 
 def add_run(sub: Subparsers) -> None:
@@ -26,6 +42,8 @@ def add_run(sub: Subparsers) -> None:
                    help="inject one fault at a random moment (testing: the run must end cleanly)")
     r.add_argument("--chaos-kind", choices=CHAOS_KINDS, help="the fault --chaos injects "
                    "(default: chosen by the seed)")
+    add_measuring(r)
+    add_format(r)
     r.set_defaults(fn="emul.cli.run:cmd_run")
 
 
@@ -50,6 +68,8 @@ def add_replay(sub: Subparsers) -> None:
     rp.add_argument("--repeats", type=int, help="override the base scenario's repeats")
     rp.add_argument("-o", "--output",
                     help="output directory (default results/replay-<trace>-<time>)")
+    add_measuring(rp)
+    add_format(rp)
     rp.set_defaults(fn="emul.cli.replay:cmd_replay")
 
 
@@ -62,6 +82,8 @@ def add_soak(sub: Subparsers) -> None:
     sk.add_argument("--strategies", help="comma-separated (default: all)")
     sk.add_argument("--profile", help="cost profile (overrides the scenario's)")
     sk.add_argument("-o", "--output", help="output directory (default results/soak-<name>-<time>)")
+    add_measuring(sk)
+    add_format(sk)
     sk.set_defaults(fn="emul.cli.run:cmd_soak")
 
 
@@ -136,11 +158,16 @@ def add_results(sub: Subparsers) -> None:
     c = sub.add_parser("compare", help="the same figures of several runs side by side")
     c.add_argument("runs", nargs="+", metavar="RUN",
                    help="a results directory or results.json; the first is the reference")
+    c.add_argument("--floor", type=float, metavar="PCT", help="the A/A floor: the difference "
+                   "in %% identical runs of this scenario show on this host (default: estimated "
+                   "from the runs' spread); smaller differences are never marked")
+    add_format(c)
     c.set_defaults(fn="emul.cli.tools:cmd_compare")
     rr = sub.add_parser("report", help="re-render a run's summary.txt and plots from results.json")
     rr.add_argument("run", metavar="RUN", help="a results directory or results.json")
     rr.add_argument("-o", "--output", help="write here instead of next to the results")
     rr.add_argument("--csv", action="store_true", help="also write the figures as CSV files")
+    add_format(rr)
     rr.set_defaults(fn="emul.cli.tools:cmd_report")
 
 
@@ -148,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="emul", description="A multiprocess concurrency emulator of the Linux zram "
         "swap-slot freeing path.")
+    from emul import __version__
+    from emul.harness.hoststate import emul_version
+    rev = emul_version().get("git")
+    ap.add_argument("--version", action="version",
+                    version=f"emul {__version__}" + (f" (git {rev})" if rev else ""))
     sub = ap.add_subparsers(dest="command")
     for add in (add_run, add_replay, add_soak, add_info, add_bench, add_machinery, add_validate,
                 add_calibrate, add_results):

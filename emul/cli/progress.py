@@ -1,6 +1,7 @@
 """Progress on long work: a live status line on a terminal, timestamped lines elsewhere."""
 from __future__ import annotations
 
+import textwrap
 import time
 from typing import Any
 
@@ -23,7 +24,13 @@ class Progress:
         if self.tty:
             self.console.print(f"[dim]{elapsed:7.1f}s[/dim] {text}")
         else:
-            print(f"[{elapsed:7.1f}s] {text}", flush=True)
+            # wrapped at the console's width (a pipe, a log, a mail: --format plain)
+            lines = textwrap.wrap(text, max(40, self.console.width - 12),
+                                  subsequent_indent="    ", drop_whitespace=False) or [""]
+            stamp = f"[{elapsed:7.1f}s] "
+            print("\n".join([stamp + lines[0].rstrip()]
+                            + [" " * len(stamp) + x.rstrip() for x in lines[1:]]),
+                  file=self.console.file, flush=True)
 
     def expect(self, total: int) -> None:
         self.total = total
@@ -45,7 +52,7 @@ class Progress:
         if self.total and self.done:
             left = (elapsed / self.done) * (self.total - self.done)
             eta = f", ETA {left:.0f} s"
-        self.status.update(f"{text} — repeat {min(self.done + 1, self.total)}/{self.total}, "
+        self.status.update(f"{text} — {self.done} of {self.total} repeats done, "
                            f"{elapsed:.0f} s elapsed{eta}")
 
     def stop(self) -> None:

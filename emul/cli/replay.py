@@ -54,6 +54,7 @@ def replay_scenario(args: Namespace, trace: Trace, strategies: list[str]) -> tup
 
 def cmd_replay(args: Namespace, console: Console) -> int:
     check_args(args)
+    measuring = sk.measuring(args)
     strategies = sk.parse_strategies(args.strategies, strategy_names(), [])
     trace = read_trace(args.trace, oom_swap_ratio=args.oom_swap_ratio)
     sc, base_path = replay_scenario(args, trace, strategies)
@@ -68,10 +69,11 @@ def cmd_replay(args: Namespace, console: Console) -> int:
     swap = sum(k.swap_kb for k in trace.kills) * args.size_scale / 1024
     span = max(k.t_ms for k in trace.kills)
     progress(f"trace {args.trace} ({trace.format}): {len(trace.kills)} kills over {span:.0f} ms, "
-             f"{rss:.0f} MB rss + {swap:.0f} MB swap, {trace.skipped} other lines skipped; "
+             f"{rss:.0f} MiB rss + {swap:.0f} MiB swap, {trace.skipped} other lines skipped; "
              + ("back to back" if time_scale is None else f"time scale {time_scale:g}")
              + f"; {sc.repeats} repeats of {', '.join(strategies)}; profile {profile.name}")
-    group = Group(sc, profile, progress, log_path=str(outdir / "run.log"), replay=plan)
+    group = Group(sc, profile, progress, log_path=str(outdir / "run.log"), replay=plan,
+                  **measuring)
     options = {"strategies": strategies, "time_scale": time_scale, "size_scale": args.size_scale,
                "target_mb": args.target_mb, "oom_swap_ratio": args.oom_swap_ratio,
                "base_scenario": base_path}

@@ -3,6 +3,8 @@ minutes, an audit after each)."""
 from __future__ import annotations
 
 import dataclasses
+import sys
+import textwrap
 import time
 from argparse import Namespace
 from collections.abc import Callable
@@ -16,7 +18,7 @@ from emul.config.profiles import Profile, builtin_names, load_profile
 from emul.config.scenario import Scenario, VariantSpec, load_scenario
 from emul.config.topology import oversubscription_warning
 from emul.config.vary import load_matrix
-from emul.errors import InputError
+from emul.errors import EXIT_NOT_FIRED, InputError
 from emul.harness.chaos import Chaos
 from emul.harness.controller import Group
 from emul.harness.plan import debug_bits
@@ -27,6 +29,8 @@ from emul.report.results import timing_doc
 from emul.report.export import write_csv
 from emul.report.io import render_plots
 from emul.report.tables import summary_tables
+from emul.report.stability import measurement_doc, stability_warnings
+from emul.report.textout import PLAIN_WIDTH
 from emul.report.timesplit import overrun_warning
 from emul.strategies import strategy_names
 
@@ -49,11 +53,16 @@ def load_groups(path: str, profile: str | None, repeats: int | None,
         groups = [dataclasses.replace(sc, dilate=dilate) for sc in groups]
     for sc in groups:
         debug_bits(sc)
+        if sc.base_for:
+            raise InputError(path, "base_for", f"a base scenario for emul {sc.base_for} (its "
+                             f"victims are placeholders the trace replaces), not a run of its "
+                             f"own; use: emul {sc.base_for} TRACE --scenario {path}")
     return groups
 
 
 def cmd_run(args: Namespace, console: Console) -> int:
     path = sk.resolve_scenario(args.scenario, DEFAULT_SCENARIO)
+    measuring = sk.measuring(args)
     scenarios = load_groups(path, args.profile, args.repeats, args.dilate)
     profiles = [load_profile(args.profile or sc.profile) for sc in scenarios]
     sc = scenarios[0]
@@ -65,7 +74,7 @@ def cmd_run(args: Namespace, console: Console) -> int:
              f"{len(variants)} variants: {', '.join(variants)}")
     trace = TraceRecorder()
     groups = [Group(g, p, progress, log_path=str(outdir / "run.log"), trace=trace, trace_pid=k,
-                    on_phase=progress.phase)
+                    on_phase=progress.phase, **measuring)
               for k, (g, p) in enumerate(zip(scenarios, profiles), start=1)]
     progress.expect(sum(len(g.variants) * g.repeats for g in scenarios))
     chaos = Chaos(args.chaos, args.chaos_kind) if args.chaos is not None else None
@@ -84,6 +93,7 @@ def cmd_run(args: Namespace, console: Console) -> int:
         doc = results.build(scenarios, profiles, sk.ticks_per_ns(groups), rows, status, reason)
         doc["control"] = {"dropped_messages": sum(g.dropped_messages for g in groups)}
         doc.update(timing_doc(groups))
+        doc.update(measurement_doc(groups, rows))
         if chaos is not None:
             doc["chaos"] = chaos.fired or {"seed": chaos.seed, "kind": chaos.kind,
                                            "fired": False}
@@ -97,17 +107,25 @@ def cmd_run(args: Namespace, console: Console) -> int:
                  on_repeat=on_repeat, extras=extras,
                  partial=lambda doc: [trace.write(outdir / "trace.json")],
                  on_ready=(lambda: chaos.arm(groups)) if chaos else None)
-    return sk.execute(job, console)
+    code = sk.execute(job, console)
+    if chaos is not None and not chaos.fired:
+        print(f"emul: --chaos {args.chaos}: the fault ({chaos.kind}, due after "
+              f"{chaos.delay_s:.2f} s) never fired: the run ended first, so nothing was tested",
+              file=sys.stderr)
+        return EXIT_NOT_FIRED
+    return code
 
 
 def run_footer(console: Console, outdir: Path) -> Callable[[dict, list[Path]], str]:
     def footer(doc: dict, written: list[Path]) -> str:
-        for warning in (oversubscription_warning(doc), overrun_warning(doc)):
+        for warning in (oversubscription_warning(doc), overrun_warning(doc),
+                        *stability_warnings(doc)):
             if warning:
                 console.print(f"[yellow]warning:[/yellow] {warning}", markup=True,
                               highlight=False)
                 with open(outdir / "summary.txt", "a") as f:
-                    f.write(f"warning: {warning}\n")
+                    f.write("\n".join(textwrap.wrap(f"warning: {warning}", PLAIN_WIDTH,
+                                                     subsequent_indent="  ")) + "\n")
         pngs = [p.name for p in written if p.suffix == ".png"]
         csv = any(p.suffix == ".csv" for p in written)
         return (f"results: {outdir / 'results.json'}; trace: {outdir / 'trace.json'} "
@@ -121,6 +139,7 @@ def cmd_soak(args: Namespace, console: Console) -> int:
         raise InputError("--minutes", None,
                          f"expected minutes > 0 (at most a week), got {args.minutes}")
     names = sk.parse_strategies(args.strategies, strategy_names(), strategy_names())
+    measuring = sk.measuring(args)
     path = sk.resolve_scenario(args.scenario, SOAK_SCENARIO)
     sc = load_scenario(path, cpus=sk.cpus(), strategies=strategy_names(),
                        profiles=builtin_names() + ([args.profile] if args.profile else []))
@@ -132,7 +151,7 @@ def cmd_soak(args: Namespace, console: Console) -> int:
     progress = Progress(console)
     progress(f"soak: {path} for {args.minutes:g} min, strategies {', '.join(names)}, "
              f"profile {profile.name}; an audit after every cycle")
-    group = Group(sc, profile, quiet, log_path=str(outdir / "run.log"))
+    group = Group(sc, profile, quiet, log_path=str(outdir / "run.log"), **measuring)
     soak = Soak(progress, names)
     job = sk.Job("soak", [group], outdir, soak.build(sc, profile, group, args.minutes),
                  soak.tables(sc, args.minutes),
@@ -157,7 +176,7 @@ class Soak:
         row = rec.to_json()
         self.rows.append(row)
         if not rec.audit_ok:
-            self.progress(f"  AUDIT FAILED: {rec.variant} cycle {rec.repeat + 1}: "
+            self.progress(f"  AUDIT FAILED: {rec.variant} cycle {rec.repeat}: "
                           + "; ".join(rec.audit["problems"]))
         if rec.variant == self.names[-1] or len(self.rows) % len(self.names) == 0:
             clean = sum(r["audit"]["ok"] for r in self.rows)
@@ -167,7 +186,7 @@ class Soak:
     def build(self, sc: Scenario, profile: Profile, group: Group,
               minutes: float) -> Callable[[list[dict], str, str], dict]:
         def build(rows: list[dict], status: str, reason: str) -> dict:
-            done = dataclasses.replace(sc, repeats=max([r["repeat"] + 1 for r in rows] or [0]))
+            done = dataclasses.replace(sc, repeats=max([r["repeat"] for r in rows] or [0]))
             doc = results.build(done, profile, group.ticks_per_ns, rows, status, reason)
             bad = sum(not r["audit"]["ok"] for r in rows)
             doc["soak"] = {"minutes": minutes, "cycles": len(rows),

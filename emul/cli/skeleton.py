@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from argparse import Namespace
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from emul.harness.controller import Group, run_groups
 from emul.harness.record import RepeatRecord
 from emul.report import results
 from emul.report.io import write_summary
+from emul.report.textout import output_format
 
 Tables = list   # of rich renderables
 
@@ -72,10 +74,21 @@ def execute(job: Job, console: Console) -> int:
     written = [results.write(job.outdir, doc), *job.extras(doc)]
     write_summary(job.outdir, job.tables(doc), console)
     console.print(job.footer(doc, written))
+    if output_format(console) == "json":
+        print_json(doc, job.outdir)
     if bad:
         raise AuditFailed(f"the audit failed in {len(bad)} of {len(job.rows)} repeats: "
                           + "; ".join(bad[0]["audit"]["problems"]))
     return EXIT_OK
+
+
+def print_json(doc: dict, outdir: Path) -> None:
+    """--format json: the run's summary on stdout, one document."""
+    import json
+    from emul.report.stability import stability_warnings
+    print(json.dumps({"status": doc["status"], "results": str(outdir / "results.json"),
+                      "scenario": doc["scenario"]["name"], "summary": doc["summary"],
+                      "warnings": stability_warnings(doc)}, indent=1))
 
 
 def ticks_per_ns(groups: list[Group]) -> float:
@@ -122,6 +135,13 @@ def parse_strategies(arg: str | None, known: list[str], default: list[str]) -> l
         raise InputError("--strategies", None, f"expected a comma-separated list of: "
                          f"{', '.join(known)}; got {arg!r}")
     return list(dict.fromkeys(names))
+
+
+def measuring(args: Namespace) -> dict:
+    """Group keywords from --warmup and --no-boost (checked)."""
+    if not 0 <= args.warmup <= 100:
+        raise InputError("--warmup", None, f"expected a count from 0 to 100, got {args.warmup}")
+    return {"warmup": args.warmup, "boost": not args.no_boost}
 
 
 def check_repeats(n: int | None) -> None:

@@ -10,7 +10,7 @@ from emul.bench import run_bench
 from emul.calibrate.command import run_calibrate
 from emul.cli.progress import Progress
 from emul.cli.skeleton import output_dir
-from emul.errors import EXIT_OK
+from emul.errors import EXIT_OK, InputError
 from emul.report.compare import load_runs, print_comparison
 from emul.report.export import write_csv
 from emul.report.io import load_results, render_plots, results_path, write_summary
@@ -26,7 +26,10 @@ def cmd_calibrate(args: Namespace, console: Console) -> int:
 
 
 def cmd_compare(args: Namespace, console: Console) -> int:
-    print_comparison(load_runs(args.runs), console)
+    if args.floor is not None and not 0 <= args.floor < 100:
+        raise InputError("--floor", None, f"expected a percentage from 0 to 100, got "
+                         f"{args.floor:g}")
+    print_comparison(load_runs(args.runs), console, args.floor)
     return EXIT_OK
 
 

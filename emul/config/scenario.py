@@ -53,6 +53,8 @@ in this example, which is the default scenario ``scenarios/seed-unmap.yaml``::
                                      # instead of being refused
     lockstat: false                  # collect per-lock statistics
     debug: {}                        # test switches: name -> true/false or a whole number
+    base_for: null                   # replay: a base for `emul replay` (its victims are
+                                     # placeholders the trace replaces); emul run refuses it
 
 Sizes are written ``256M``, ``1G``, ``4K``, ``64MiB``, ``1.5G`` (binary units) or as a number of
 bytes; ``zram.disksize`` and ``vma`` may be at most 1T. Unknown keys are errors. A bad file
@@ -244,6 +246,7 @@ class _ScenarioIn(_In):
     lockstat: Flag = False
     debug: dict[DebugKey, DebugValue] = Field(default_factory=dict)
     dilate: Dilation = 1.0
+    base_for: Literal["replay"] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -591,6 +594,7 @@ def _build_scenario(model: _ScenarioIn, processes: tuple[ProcessSpec, ...], work
         raw=raw,
         fallback=model.fallback,
         dilate=model.dilate,
+        base_for=model.base_for,
     )
 
 

@@ -130,6 +130,7 @@ class Scenario:
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
     fallback: str = "error"            # "any": little/big on a machine of equal CPUs mean any CPU
     dilate: float = 1.0                # every target x dilate, every reported time / dilate
+    base_for: str | None = None        # "replay": a base scenario emul replay fills in
 
     def core_of(self, role: str, variant: VariantSpec | None = None) -> str | None:
         """The emulated core class a role's workers run as (None: the CPU's own class)."""
@@ -200,5 +201,6 @@ class Scenario:
             "debug": dict(self.debug),
             "fallback": self.fallback,
             "dilate": self.dilate,
+            "base_for": self.base_for,
             "source": self.source,
         }

@@ -10,6 +10,7 @@ from typing import Any
 
 from emul.config.costs import COST_NAMES
 from emul.harness.group import GroupState, Repeat
+from emul.harness.hoststate import CLK_TCK, cpu_ticks
 from emul.harness.record import WORKER_COUNTERS, RepeatRecord, WorkerUse
 from emul.harness.sampler import ReplaySampler
 from emul.harness.supervisor import PhaseDone, WorkerProc
@@ -52,7 +53,7 @@ def record(g: GroupState, r: Repeat) -> RepeatRecord:
     # every buffer
     peak = max([int(ws[w.index, C.W_PEAK_BACKLOG]) for w in workers] + timeline["gc_backlog"])
     return RepeatRecord(
-        variant=r.variant.name, strategy=r.variant.strategy, repeat=r.repeat,
+        variant=r.variant.name, strategy=r.variant.strategy, repeat=r.repeat + 1,
         group=r.variant.group, profile=g.profile.name, experiment=g.sc.experiment.value,
         time_ns=(t_end - t_start) / tpn,
         other_actors_ns={w.name: float(ws[w.index, C.W_T_END] - ws[w.index, C.W_T_START]) / tpn
@@ -71,7 +72,16 @@ def record(g: GroupState, r: Repeat) -> RepeatRecord:
         workers={w.name: worker_use(w, r.done[w.name], int(ws[w.index, C.W_CPUMASK]))
                  for w in workers if w.name in r.done},
         audit=r.audit, timeline=timeline, time_split=time_splits(g, r),
+        steal_s=steal_since(r), dilation=g.sc.dilate,
         replay=r.sampler.result() if isinstance(r.sampler, ReplaySampler) else None)
+
+
+def steal_since(r: Repeat) -> dict[str, float]:
+    """Seconds the hypervisor took from each measured CPU since the measured phase began."""
+    cpus = {c for d in r.done.values() for c in d.cpus_allowed}
+    now = cpu_ticks()
+    return {str(c): (now[c][1] - r.steal_before[c][1]) / CLK_TCK for c in sorted(cpus)
+            if c in now and c in r.steal_before}
 
 
 def time_split(g: GroupState, r: Repeat, w: WorkerProc, span_ticks: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from emul.config.scenario import Scenario, VariantSpec
 from emul.errors import RunAborted
 from emul.harness import plan as planning
 from emul.harness.arena import Arena
+from emul.harness.disturbance import REDO_LIMIT
 from emul.harness.entrypoints import Views
 from emul.harness.machinery import Machinery
 from emul.harness.plan import ReplayPlan
@@ -40,11 +41,16 @@ class GroupState:
     def __init__(self, scenario: Scenario, profile: Profile, progress: Callable[[str], None],
                  log_path: str | None = None, replay: ReplayPlan | None = None,
                  trace: TraceRecorder | None = None, trace_pid: int = 1,
-                 on_phase: Callable[[str], None] | None = None) -> None:
+                 on_phase: Callable[[str], None] | None = None, boost: bool = True,
+                 warmup: int = 1, redo_limit: int = REDO_LIMIT) -> None:
         self.sc, self.profile, self.progress = scenario, profile, progress
         self.replay, self.trace, self.trace_pid = replay, trace, trace_pid
         self.plan = planning.plan_workers(scenario)
-        self.sup = Supervisor(self.plan.workers, log_path, on_phase)
+        # boost: the workers at nice -20 where allowed (emul/harness/priority.py)
+        self.sup = Supervisor(self.plan.workers, log_path, on_phase, boost=boost)
+        self.warmup = warmup              # unmeasured repeats per variant before the first
+        self.redo_limit = redo_limit      # a disturbed repeat is run again up to this often
+        self.host_state: dict | None = None   # the machine over the run (hoststate.py)
         self.reclaim_pages = planning.reclaim_pages(scenario)
         self.chaos_raise: tuple[str, int] | None = None   # emul run --chaos: (kind, worker)
         # the host's clock, and the emulated one: every target and every reported time is in
@@ -142,7 +148,7 @@ class Repeat:
     """What one repeat carries from step to step."""
 
     variant: VariantSpec
-    repeat: int                                  # 0-based
+    repeat: int                                  # 0-based; -1: the warm-up
     geo: Geometry
     ranges: list[tuple[int, int, int, str]]      # per process: pte start, end, swapped ppm, role
     background: tuple[int, int]                  # the reclaim worker's pages
@@ -152,9 +158,11 @@ class Repeat:
     pool_before: int = 0
     sampler: PhaseSampler = field(init=False)
     backlog_at_end: int = 0
+    steal_before: dict[int, tuple[int, int]] = field(default_factory=dict)  # hoststate.cpu_ticks
     done: dict[str, PhaseDone] = field(default_factory=dict)
     audit: dict = field(default_factory=dict)
 
     @property
     def title(self) -> str:
-        return f"{self.variant.name} #{self.repeat + 1}"
+        which = "warm-up" if self.repeat < 0 else f"#{self.repeat + 1}"
+        return f"{self.variant.name} {which}"

@@ -42,7 +42,7 @@ class RepeatRecord:
 
     variant: str
     strategy: str
-    repeat: int
+    repeat: int                        # 1-based, as in every table and message
     group: str
     profile: str
     experiment: str
@@ -63,6 +63,11 @@ class RepeatRecord:
     lock_stat: list[dict[str, Any]]
     workers: dict[str, WorkerUse]
     audit: dict[str, Any]
+    steal_s: dict[str, float] = field(default_factory=dict)  # measured CPU -> hypervisor's time
+    dilation: float = 1.0              # emulated times are host times / this
+    tries: int = 1                     # runs of this repeat: 1 + the disturbed ones redone
+    disturbed: list[dict[str, Any]] = field(default_factory=list)  # of the kept run (disturbance.py)
+    redone_for: list[str] = field(default_factory=list)   # each redone try's cause(s)
     timeline: dict[str, list] = field(default_factory=dict)
     time_split: dict[str, dict[str, Any]] = field(default_factory=dict)   # worker -> where it went
     replay: dict[str, Any] | None = None

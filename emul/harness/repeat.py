@@ -15,6 +15,7 @@ from emul.harness import collect
 from emul.harness import plan as planning
 from emul.harness.arena import Arena
 from emul.harness.group import GroupState, Repeat
+from emul.harness.hoststate import cpu_ticks
 from emul.harness.record import RepeatRecord
 from emul.harness.sampler import SAMPLE_MS, PhaseSampler, ReplaySampler
 from emul.harness.trace import record_kills, record_repeat
@@ -151,6 +152,7 @@ def prepare_replay(g: GroupState, r: Repeat) -> list[tuple[int, int]]:
 def measured(g: GroupState, r: Repeat) -> None:
     plan = arm_measured(g, r)
     g.sup.phase = f"{r.title}: {g.sc.experiment.value}"
+    r.steal_before = cpu_ticks()
     r.marks[g.sc.experiment.value] = clock_now()
     g.sup.start_phase(g.arena["ctl"], plan, PHASE_TIMEOUT_S, r.sampler.start)
     actors = {w.name for ws in g.plan.actor_workers.values() for w in ws}
@@ -187,15 +189,17 @@ def audit_state(g: GroupState, r: Repeat) -> None:
     r.marks["end"] = clock_now()
 
 
-def run_repeat(g: GroupState, variant: VariantSpec, repeat: int) -> RepeatRecord:
-    """Every step of one repeat; the record it measured."""
+def run_repeat(g: GroupState, variant: VariantSpec, repeat: int,
+               warmup: bool = False) -> RepeatRecord:
+    """Every step of one repeat; the record it measured. A warm-up repeat (arena pages
+    faulted in, caches and branch predictors warm) is not traced; the caller drops it."""
     r = reset(g, variant, repeat)
     swap_out(g, r)
     measured(g, r)
     drain(g, r)
     audit_state(g, r)
     rec = collect.record(g, r)
-    if g.trace is not None:
+    if g.trace is not None and not warmup:
         g.trace.ticks_per_ns = g.ticks_per_ns
         record_repeat(g.trace, g.trace_pid, variant.name, repeat + 1, r.marks, g.plan.workers,
                       g.arena["wstat"], r.sampler.samples, g.sc.page_size)

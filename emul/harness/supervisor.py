@@ -99,8 +99,10 @@ class Supervisor:
     """The processes of one set of workers and their control socket."""
 
     def __init__(self, workers: list[WorkerProc], log_path: str | None = None,
-                 on_phase: Callable[[str], None] | None = None) -> None:
+                 on_phase: Callable[[str], None] | None = None, boost: bool = False) -> None:
         self.workers = workers
+        self.boost = boost          # each worker runs at nice -20 in a session of its own
+        self.nice: dict[str, int] = {}      # worker -> the nice it runs at
         self.by_name = {w.name: w for w in workers}
         self.log_path = log_path
         self.on_phase = on_phase
@@ -143,7 +145,7 @@ class Supervisor:
         for w in self.workers:
             w.popen = self._spawn(w)
         setup = {"type": "setup", "arena": arena.name, "layout": arena.layout.to_json(),
-                 "ticks_per_ns": ticks_per_ns}
+                 "ticks_per_ns": ticks_per_ns, "boost": self.boost}
         ready: set[str] = set()
         deadline = time.monotonic() + timeout_s
         while len(ready) < len(self.workers):
@@ -153,6 +155,7 @@ class Supervisor:
                 self.send(name, dict(setup, index=w.index, cpus=w.cpus))
             else:
                 ready.add(name)
+                self.nice[name] = int(msg.get("nice", 0))
         arena.unlink()
 
     def _spawn(self, w: WorkerProc) -> subprocess.Popen:

@@ -110,7 +110,7 @@ def record_repeat(rec: TraceRecorder, pid: int, variant: str, repeat: int,
             rec.span(pid, w.index + 1, "GC pass", int(t0), int(t1), freed=int(freed))
     mib = page_size / 2**20
     for s in samples:
-        rec.counter(pid, "memory held (MB)", s.t, resident=s.resident * mib,
+        rec.counter(pid, "memory held (MiB)", s.t, resident=s.resident * mib,
                     compressed=s.pool * mib)
         rec.counter(pid, "GC backlog (slots)", s.t, slots=s.backlog)
 

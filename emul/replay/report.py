@@ -77,7 +77,7 @@ def plot_replay(doc: dict, path: Path) -> Path:
     for k in rows[0]["replay"]["kills"] if rows else []:
         ax_mem.axvline(k["start_ms"], color="0.85", lw=0.6, zorder=0)
     ax_mem.set(title="memory returned (resident freed + pool pages given back)",
-               xlabel="ms since the storm began", ylabel="MB")
+               xlabel="ms since the storm began", ylabel="MiB")
     ax_backlog.set(title="GC backlog (slots queued)", xlabel="ms since the storm began",
                    ylabel="slots")
     ax_kill.set(title="kill → all of its swap slots freed", ylabel="ms",

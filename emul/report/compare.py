@@ -7,6 +7,19 @@ between two runs of different scenarios is still printed, but never without sayi
 Every figure is computed per repeat and then summarized (median, spread), so the permutation
 test compares the repeats of one run with the repeats of the first: the same test `emul run`
 uses between variants (emul.report.summary.permutation_p).
+
+What the test assumes, and the A/A floor. A permutation test takes the repeats of the two
+runs as exchangeable. Within one run they nearly are (interleaved, minutes apart at most);
+between runs they are not: runs an hour apart see another host (other jobs, the page cache,
+the CPU's clock), so identical code can differ by more than either run's own spread, and the
+test alone calls that noise significant. A difference is therefore marked only when the test
+says so and it is beyond the A/A floor: what identical runs of this scenario differ by on this
+host. Without a measured floor (``--floor PCT``, e.g. from comparing two runs of the same code)
+it is estimated from the runs' spread: AA_K times the two runs' combined half-ranges (root sum
+of squares), never below AA_MIN.
+
+Runs of different experiments (an unmap against a swap-in) measure different things and are
+refused.
 """
 from __future__ import annotations
 
@@ -18,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from emul.errors import InputError
 from emul.report.io import load_results, results_path
 from emul.report.summary import SIGNIFICANCE, permutation_p
+from emul.report.textout import set_key_columns
 from emul.report.timeline import kill_freed_ms, time_to_returned
 
 if TYPE_CHECKING:
@@ -25,6 +39,9 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 Extract = Callable[[dict], "float | None"]
+
+AA_K = 2.0        # identical runs differ by up to about twice their combined spread
+AA_MIN = 0.05     # ... and never less than 5 %
 
 
 @dataclass
@@ -42,6 +59,7 @@ class Cell:
     spread_pct: float                 # half the range, in % of the median (as `emul run`)
     ratio: float | None = None        # this run's median / the first run's; None for the first
     p_value: float | None = None
+    floor_pct: float | None = None    # the A/A floor this difference was judged against
     significant: bool = False
 
 
@@ -62,11 +80,38 @@ class Metric:
 
 
 def load_runs(args: list[str]) -> list[Run]:
-    """The runs named on the command line, loaded and checked, labelled A, B, …"""
+    """The runs named on the command line, loaded and checked, labelled A, B, …; runs of
+    different experiments are refused."""
     if len(args) < 2:
         raise InputError("compare", None, f"expected at least two runs (results directories or "
                          f"results.json files), got {len(args)}")
-    return [Run(_label(i), results_path(a), load_results(a)) for i, a in enumerate(args)]
+    runs = [Run(_label(i), results_path(a), load_results(a)) for i, a in enumerate(args)]
+    first = runs[0]
+    for run in runs[1:]:
+        a, b = _experiment(first.doc), _experiment(run.doc)
+        if a != b:
+            raise InputError("compare", None, f"{first.label} ({first.path}) is {_an(a)} run and "
+                             f"{run.label} ({run.path}) {_an(b)} run: their times measure "
+                             f"different things; compare runs of one experiment")
+    return runs
+
+
+def _experiment(doc: dict) -> str:
+    kind = doc["scenario"].get("experiment", "unmap")
+    return "replay" if "replay_summary" in doc else kind
+
+
+def _an(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+def aa_floor(a: "Cell", b: "Cell", measured_pct: float | None = None) -> float:
+    """The relative difference identical runs may show (a fraction): measured, or estimated
+    from the two runs' own spreads."""
+    if measured_pct is not None:
+        return measured_pct / 100.0
+    spread = (a.spread_pct ** 2 + b.spread_pct ** 2) ** 0.5 / 100.0
+    return max(AA_MIN, AA_K * spread)
 
 
 def _label(i: int) -> str:
@@ -126,9 +171,9 @@ def _replay_metrics(target_mb: float) -> list[Metric]:
         Metric("swap_freed_ms_max", "kill → swap freed (max of kills)", "ms",
                lambda r: max([k["swap_freed_ms"] for k in _kills(r)
                               if k["swap_freed_ms"] is not None], default=None)),
-        Metric("time_to_target_ms", f"time to {target_mb:g} MB returned", "ms", to_target),
+        Metric("time_to_target_ms", f"time to {target_mb:g} MiB returned", "ms", to_target),
         Metric("all_freed_ms", "all freed", "ms", all_freed),
-        Metric("returned_mb_max", "memory returned", "MB", returned),
+        Metric("returned_mb_max", "memory returned", "MiB", returned),
     ]
 
 
@@ -147,7 +192,7 @@ def metrics_for(runs: list[Run]) -> list[Metric]:
             for c in _lock_classes(runs)]
     replays = [r for r in runs if "replay_summary" in r.doc]
     if replays:
-        # one target for every run, so "time to N MB" is the same question in each
+        # one target for every run, so "time to N MiB" is the same question in each
         target = (replays[0].doc.get("replay_options") or {}).get("target_mb", 100.0)
         out += _replay_metrics(float(target))
     return out
@@ -172,8 +217,10 @@ def _cell(samples: list[float]) -> Cell:
     return Cell(samples, med, spread)
 
 
-def compare(runs: list[Run]) -> list[MetricRow]:
-    """Per variant and metric, each run's cell and its ratio / significance against the first."""
+def compare(runs: list[Run], floor_pct: float | None = None) -> list[MetricRow]:
+    """Per variant and metric, each run's cell and its ratio / significance against the first:
+    significant when the permutation test says so and the difference is beyond the A/A floor
+    (aa_floor; floor_pct: a measured one)."""
     out = []
     metrics = metrics_for(runs)
     for v in variants_of(runs):
@@ -194,7 +241,10 @@ def compare(runs: list[Run]) -> list[MetricRow]:
                 c.ratio = (c.median / first.median if first.median
                            else (1.0 if c.median == 0 else None))
                 c.p_value = permutation_p(c.samples, first.samples)
-                c.significant = c.p_value < SIGNIFICANCE
+                floor = aa_floor(first, c, floor_pct)
+                c.floor_pct = 100.0 * floor
+                beyond = c.ratio is None or abs(c.ratio - 1.0) > floor
+                c.significant = c.p_value < SIGNIFICANCE and beyond
             out.append(row)
     return out
 
@@ -292,7 +342,11 @@ def _value(c: Cell | None, unit: str) -> str:
         return "-"
     shown = unit if unit not in ("count", "slots") else ""
     text = f"{_num(c.median, unit)} {shown}".rstrip()
-    return text + (f" (±{c.spread_pct:.1f}%)" if len(c.samples) > 1 else "")
+    if len(c.samples) < 2:
+        return text
+    if c.spread_pct > 100:     # around a near-zero median a percentage says nothing: the range
+        return text + f" ({_num(min(c.samples), unit)}-{_num(max(c.samples), unit)})"
+    return text + f" (±{c.spread_pct:.1f}%)"
 
 
 def _ratio(c: Cell | None) -> str:
@@ -300,7 +354,7 @@ def _ratio(c: Cell | None) -> str:
         return "-"
     r = ("n/a" if c.ratio is None else f"{c.ratio:.2f}×" if c.ratio >= 0.1 or c.ratio == 0
          else f"{c.ratio:.2g}×")
-    return f"{r}{'*' if c.significant else ' '} p {c.p_value:.3f}"
+    return f"{r}{'*' if c.significant else ' '} p {c.p_value:.3f}, floor {c.floor_pct:.0f}%"
 
 
 def metrics_table(runs: list[Run], rows: list[MetricRow]) -> Table:
@@ -311,9 +365,12 @@ def metrics_table(runs: list[Run], rows: list[MetricRow]) -> Table:
               + ")",
               caption=f"median over repeats (±half the range, % of the median); "
                       f"X / {first}: X's median over {first}'s, above 1 is larger (for times: "
-                      f"slower); * the repeats differ significantly (two-sided permutation test, "
-                      f"p < {SIGNIFICANCE}; with 3 repeats a side nothing can be); a metric zero "
-                      f"in every run is left out; - : not in that run")
+                      f"slower); * a real difference: the repeats differ (two-sided permutation "
+                      f"test, p < {SIGNIFICANCE}; with 3 repeats a side nothing can) and by more "
+                      f"than the A/A floor, what identical runs differ by (estimated: "
+                      f"{AA_K:g} × the runs' combined spread, at least {AA_MIN:.0%}; or "
+                      f"--floor); a metric zero in every run is left out; - : not in that run")
+    set_key_columns(t, 2)   # the plain format repeats variant and the second key in blocks
     t.add_column("variant", no_wrap=True)
     t.add_column("metric", no_wrap=True)
     for i, run in enumerate(runs):
@@ -334,9 +391,10 @@ def metrics_table(runs: list[Run], rows: list[MetricRow]) -> Table:
     return t
 
 
-def print_comparison(runs: list[Run], console: Console) -> list[MetricRow]:
+def print_comparison(runs: list[Run], console: Console,
+                     floor_pct: float | None = None) -> list[MetricRow]:
     """`emul compare`'s output: the runs, the notes, the metrics; the rows compared."""
-    rows = compare(runs)
+    rows = compare(runs, floor_pct)
     console.print(header_table(runs))
     for n in notes(runs):
         console.print(n)

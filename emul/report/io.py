@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from emul.errors import InputError
 from emul.report.results import SCHEMA, SCHEMA_VERSION
+from emul.report.textout import PLAIN_WIDTH
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -69,13 +70,16 @@ def load_results(path: str | Path) -> dict[str, Any]:
 
 
 def write_summary(outdir: Path, tables: list[Table], console: Console | None = None) -> Path:
-    """summary.txt (wide, so no column wraps) in outdir; the tables also go to console."""
-    from rich.console import Console
+    """summary.txt in outdir, in the plain format (ASCII, at most 100 columns: what a mail can
+    carry, emul/report/textout.py); the tables also go to console, in its format (none for
+    --format json: the command prints its document instead)."""
+    from emul.report.textout import PlainConsole, output_format
     path = outdir / "summary.txt"
+    show = console is not None and output_format(console) != "json"
     with open(path, "w") as f:
-        file_console = Console(file=f, width=220)
+        file_console = PlainConsole(file=f, width=PLAIN_WIDTH)
         for tbl in tables:
-            if console is not None:
+            if show and console is not None:
                 console.print(tbl)
             file_console.print(tbl)
     return path

@@ -3,10 +3,12 @@
 ``figures(doc)`` builds the matplotlib figures (tests read their series back from the objects);
 ``render_all(doc, outdir)`` writes them as PNG files and returns the paths:
 
-  memory.png    memory held over time per variant: resident pages of the measured processes,
-                and zsmalloc's compressed pages (first repeat of each variant)
+  memory.png    memory held over time per variant: resident pages of the measured processes
+                (a panel only when any are resident), and zsmalloc's compressed pages; the
+                median repeat of each variant (by its measured time), a dashed line where its
+                measured phase ended and the GC's drain began
   latency.png   the measured time of every repeat per variant (and of the other actors)
-  backlog.png   the GC backlog over time per variant
+  backlog.png   the GC backlog over time per variant (median repeat), its cap as a dotted line
   locks.png     contentions and wait time per lock class and variant
   workers.png   where each worker ran: repeats in which it was seen on each CPU
 """
@@ -26,34 +28,62 @@ def _variants(doc: dict) -> list[str]:
 
 
 def _first_rows(doc: dict) -> dict[str, dict]:
-    out: dict[str, dict] = {}
+    """Per variant, its median repeat (by measured time) among those with a timeline."""
+    by: dict[str, list[dict]] = {}
     for r in doc["repeats"]:
         if "timeline" in r and r["timeline"]["t_ms"]:
-            out.setdefault(r["variant"], r)
-    return out
+            by.setdefault(r["variant"], []).append(r)
+    return {v: sorted(rs, key=lambda r: r["time_ns"])[(len(rs) - 1) // 2] for v, rs in by.items()}
 
 
 def _title(doc: dict, what: str) -> str:
+    """A title that wraps rather than running off the figure."""
+    import textwrap
     m = doc["machine"]
-    return (f"{doc['scenario']['name']}: {what} — {m['arch']}, "
+    text = (f"{doc['scenario']['name']}: {what} — {m['arch']}, "
             f"profile {', '.join(doc.get('profiles') or [doc['profile']['name']])}")
+    return "\n".join(textwrap.wrap(text, 90))
+
+
+def _colours(n: int) -> list:
+    """Distinct colours for n series: matplotlib's ten, then tab20 and beyond, a colormap."""
+    if n <= 10:
+        return [f"C{i}" for i in range(n)]
+    cmap = plt.get_cmap("tab20" if n <= 20 else "turbo")
+    return [cmap(i / max(1, n - 1)) if n > 20 else cmap(i) for i in range(n)]
+
+
+def _phase_end(ax, r: dict, colour) -> None:
+    """A dashed line where the repeat's measured phase ended (the GC drain goes on after)."""
+    ax.axvline(r["time_ns"] / 1e6, color=colour, linestyle="--", linewidth=0.8, alpha=0.7)
 
 
 def memory_figure(doc: dict) -> Figure:
     """memory.png: resident and compressed memory held over the phase, per variant."""
     rows = _first_rows(doc)
-    fig, (ax_r, ax_c) = plt.subplots(1, 2, figsize=(13, 4.5), sharex=True)
-    for v, r in rows.items():
+    resident = any(any(r["timeline"]["resident_mb"]) for r in rows.values())
+    if resident:
+        fig, (ax_r, ax_c) = plt.subplots(1, 2, figsize=(13, 4.8), sharex=True)
+        axes: tuple = (ax_r, ax_c)
+    else:       # every page was swapped out: the resident panel would be empty
+        fig, ax_c = plt.subplots(figsize=(9, 4.8))
+        axes = (ax_c,)
+    for (v, r), colour in zip(rows.items(), _colours(len(rows))):
         tl = r["timeline"]
-        ax_r.plot(tl["t_ms"], tl["resident_mb"], label=v)
-        ax_c.plot(tl["t_ms"], tl["compressed_mb"], label=v)
-    ax_r.set(title="resident memory held", xlabel="ms since the phase began", ylabel="MB")
+        if resident:
+            ax_r.plot(tl["t_ms"], tl["resident_mb"], label=v, color=colour)
+            _phase_end(ax_r, r, colour)
+        ax_c.plot(tl["t_ms"], tl["compressed_mb"], label=v, color=colour)
+        _phase_end(ax_c, r, colour)
+    if resident:
+        ax_r.set(title="resident memory held", xlabel="ms since the phase began", ylabel="MiB")
     ax_c.set(title="compressed memory held (zsmalloc pages)", xlabel="ms since the phase began",
-             ylabel="MB")
-    for ax in (ax_r, ax_c):
+             ylabel="MiB")
+    for ax in axes:
         ax.grid(alpha=0.3)
-    ax_r.legend(fontsize="small")
-    fig.suptitle(_title(doc, "memory held, first repeat of each variant"))
+    axes[0].legend(fontsize="small")
+    fig.suptitle(_title(doc, "memory held, median repeat of each variant; dashed: the measured "
+                        "phase ends, the GC drain goes on"))
     fig.tight_layout()
     return fig
 
@@ -63,9 +93,9 @@ def latency_figure(doc: dict) -> Figure:
     variants = _variants(doc)
     what = "swap-in" if doc["scenario"]["experiment"] == "swapin" else "unmap"
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(variants) + 3), 4.5))
-    for n, v in enumerate(variants):
+    for n, (v, colour) in enumerate(zip(variants, _colours(len(variants)))):
         times = [r["time_ns"] / 1e6 for r in doc["repeats"] if r["variant"] == v]
-        ax.scatter([n] * len(times), times, s=18, alpha=0.7, label=v)
+        ax.scatter([n] * len(times), times, s=18, alpha=0.7, label=v, color=colour)
     others = sorted({k for r in doc["repeats"] for k in r.get("other_actors_ns", {})})
     for k in others:
         for n, v in enumerate(variants):
@@ -81,11 +111,16 @@ def latency_figure(doc: dict) -> Figure:
 def backlog_figure(doc: dict) -> Figure:
     """backlog.png: slots queued for the GC over the phase, per variant."""
     rows = _first_rows(doc)
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    for v, r in rows.items():
-        ax.plot(r["timeline"]["t_ms"], r["timeline"]["gc_backlog"], label=v)
-    ax.set(title=_title(doc, "GC backlog, first repeat of each variant"),
-           xlabel="ms since the phase began", ylabel="slots queued")
+    caps = {v["name"]: v.get("cap_slots") for v in doc["scenario"].get("variants", [])}
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    for (v, r), colour in zip(rows.items(), _colours(len(rows))):
+        ax.plot(r["timeline"]["t_ms"], r["timeline"]["gc_backlog"], label=v, color=colour)
+        _phase_end(ax, r, colour)
+        if caps.get(v):
+            ax.axhline(caps[v], color=colour, linestyle=":", linewidth=1.0,
+                       label=f"{v} cap ({caps[v]:,} slots)")
+    ax.set(title=_title(doc, "GC backlog, median repeat of each variant; dashed: the measured "
+                        "phase ends"), xlabel="ms since the phase began", ylabel="slots queued")
     return _finish(fig, ax)
 
 
@@ -100,24 +135,31 @@ def _finish(fig: Figure, ax) -> Figure:
 def locks_figure(doc: dict) -> Figure:
     """locks.png: contentions and wait time per lock class and variant."""
     variants = _variants(doc)
-    classes = [c["class name"] for c in doc["repeats"][0]["lock_stat"]] if doc["repeats"] else []
-    fig, (ax_n, ax_w) = plt.subplots(1, 2, figsize=(14, 4.5))
+    names = [c["class name"] for c in doc["repeats"][0]["lock_stat"]] if doc["repeats"] else []
+    # a class no variant ever contended or waited on is left out
+    keep = [k for k in range(len(names)) if any(
+        r["lock_stat"][k]["contentions"] or r["lock_stat"][k]["waittime-total"]
+        for r in doc["repeats"])]
+    classes = [names[k] for k in keep]
+    fig, (ax_n, ax_w) = plt.subplots(1, 2, figsize=(14, 4.8))
     width = 0.8 / max(1, len(variants))
-    for n, v in enumerate(variants):
+    for n, (v, colour) in enumerate(zip(variants, _colours(len(variants)))):
         rs = [r for r in doc["repeats"] if r["variant"] == v]
-        cont = [sum(r["lock_stat"][k]["contentions"] for r in rs) / len(rs)
-                for k in range(len(classes))]
-        wait = [sum(r["lock_stat"][k]["waittime-total"] for r in rs) / len(rs)
-                for k in range(len(classes))]
-        xs = [k + n * width for k in range(len(classes))]
-        ax_n.bar(xs, cont, width, label=v)
-        ax_w.bar(xs, wait, width, label=v)
+        cont = [sum(r["lock_stat"][k]["contentions"] for r in rs) / len(rs) for k in keep]
+        wait = [sum(r["lock_stat"][k]["waittime-total"] for r in rs) / len(rs) for k in keep]
+        xs = [i + n * width for i in range(len(keep))]
+        ax_n.bar(xs, cont, width, label=v, color=colour)
+        ax_w.bar(xs, wait, width, label=v, color=colour)
     for ax, what in ((ax_n, "contentions per repeat"), (ax_w, "wait time per repeat (µs)")):
         ax.set_xticks([k + 0.4 - width / 2 for k in range(len(classes))], classes, rotation=20,
                       ha="right")
         ax.set(title=what)
         ax.grid(alpha=0.3, axis="y")
-    ax_n.legend(fontsize="small")
+    if classes:
+        ax_n.legend(fontsize="small")
+    else:
+        ax_n.text(0.5, 0.5, "no lock class was contended", ha="center", va="center",
+                  transform=ax_n.transAxes)
     fig.suptitle(_title(doc, "lock contention by lock class"))
     fig.tight_layout()
     return fig

@@ -9,6 +9,13 @@ Schema history (``version``):
      repeat and variant names its ``group``; the summary gives each variant's ``baseline`` (sync
      of its group), ``ratio`` and a permutation test's ``p_value`` / ``significant``, GC
      throughput, peak queued bytes, batch savings and class-lock acquisitions.
+  3  one convention and one statistic: a repeat's ``repeat`` is 1-based (as every table and
+     message); the summary's ``peak_backlog`` and ``peak_backlog_bytes`` are medians over the
+     repeats like every other summary figure (``*_max`` beside them), with ``fallback_repeats``
+     / ``fallback_min`` / ``fallback_max``; each repeat has ``tries`` and ``disturbed``; the
+     document has ``measurement`` (warm-up, priority, redone repeats) and ``host`` (load,
+     steal, other tasks' CPU, governors, emul's version and git revision), and the run's
+     ``dilation``, ``host_ticks_per_ns``, ``machinery`` (emul/report/results.py timing_doc).
 
 Reading a document back is emul/report/io.py; its tables are emul/report/tables.py.
 """
@@ -30,7 +37,7 @@ if TYPE_CHECKING:
     from emul.harness.group import GroupState
 
 SCHEMA = "emul-results"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def machine_info() -> dict:

@@ -92,8 +92,16 @@ def summarize(rows: list[dict], variants: list[str]) -> list[dict]:
             "fallback": int(statistics.median(r["fallback"] for r in rs)),
             "gc_drain_ms": statistics.median(r["gc_drain_ns"] for r in rs) / 1e6,
             "gc_slots_per_s": (sum(r["gc_freed"] for r in rs) / busy * 1e9) if busy else 0.0,
-            "peak_backlog": max(r["peak_backlog"] for r in rs),
-            "peak_backlog_bytes": max(r.get("peak_backlog_bytes", 0) for r in rs),
+            # medians, as every other figure here and the verdict; the max beside them
+            "peak_backlog": int(statistics.median(r["peak_backlog"] for r in rs)),
+            "peak_backlog_max": max(r["peak_backlog"] for r in rs),
+            "peak_backlog_bytes": int(statistics.median(r.get("peak_backlog_bytes", 0)
+                                                        for r in rs)),
+            "peak_backlog_bytes_max": max(r.get("peak_backlog_bytes", 0) for r in rs),
+            # fallbacks are bimodal (the cap binds in some repeats only): say in how many
+            "fallback_repeats": sum(1 for r in rs if r["fallback"]),
+            "fallback_min": min(r["fallback"] for r in rs),
+            "fallback_max": max(r["fallback"] for r in rs),
             "batch_saved": int(statistics.median(r.get("batch_saved", 0) for r in rs)),
             "class_lock_acq": int(statistics.median(_class_lock_acq(r) for r in rs)),
             "miss_free": sum(r["miss_free"] for r in rs),

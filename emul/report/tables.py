@@ -47,9 +47,11 @@ def variant_table(doc: dict) -> Table:
     profiles = ", ".join(doc.get("profiles") or [doc["profile"]["name"]])
     t = Table(title=f"{doc['scenario']['name']} — profile {profiles}, "
                     f"{doc['machine']['arch']} ({doc['machine']['cpu_model'] or '?'})",
-              caption=f"ratio: median time of the baseline (sync of the same group) / the "
-                      f"variant's, above 1 is faster; * significant (permutation test over the "
-                      f"repeats, p < {SIGNIFICANCE})")
+              caption=f"medians over the repeats (±half their range); ratio: the baseline's "
+                      f"(sync of the same group) time / the variant's, above 1 is faster; * "
+                      f"significant (permutation test over the repeats, p < {SIGNIFICANCE}); "
+                      f"lazy / in place: k/n fell back: in k of n repeats the cap made some "
+                      f"frees fall back to in place (min-max)")
     what = "swap-in" if doc["scenario"]["experiment"] == "swapin" else "unmap"
     batch = any(s.get("batch_saved") for s in summary)
     locks = any(s.get("class_lock_acq") for s in summary)
@@ -68,7 +70,10 @@ def variant_table(doc: dict) -> Table:
         audit = ("clean" if s["audit_clean"] == s["repeats"]
                  else f"FAILED {s['repeats'] - s['audit_clean']}/{s['repeats']}")
         lazy = f"{s['lazy']:,} / {s['in_place']:,}"
-        if s["fallback"]:
+        if s.get("fallback_repeats"):
+            lazy += (f" ({s['fallback_repeats']}/{s['repeats']} fell back: "
+                     f"{s['fallback_min']:,}-{s['fallback_max']:,})")
+        elif s["fallback"]:
             lazy += f" ({s['fallback']:,} capped)"
         base = s.get("baseline", s.get("speedup_vs"))
         ratio = ("baseline" if base == s["variant"] else
@@ -153,7 +158,7 @@ def replay_table(summary: list[dict], title: str) -> Table:
     t = Table(title=title, caption="per kill, median / max over kills and repeats; "
               "times from the kill's start (swap: until the last of its slots was freed)")
     for col in ("strategy", "kills", "kill → anon freed", "kill → swap freed",
-                f"time to {summary[0]['target_mb']:g} MB returned" if summary else "to N MB",
+                f"time to {summary[0]['target_mb']:g} MiB returned" if summary else "to N MiB",
                 "all freed", "peak backlog", "zs_class_lock contentions", "audit"):
         t.add_column(col, justify="left" if col in ("strategy", "audit") else "right",
                      no_wrap=True)

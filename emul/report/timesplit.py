@@ -12,6 +12,8 @@ from __future__ import annotations
 import statistics
 from typing import TYPE_CHECKING, Any
 
+from emul.report.textout import set_key_columns
+
 if TYPE_CHECKING:
     from rich.table import Table
 
@@ -108,6 +110,7 @@ def split_table(doc: dict) -> "Table | None":
                       "overrun); design: the strategy's own work; loops: around the steps; "
                       "preempted: runnable while another task had the CPU; rest: what none "
                       "explains (cache lines other CPUs held, time the hypervisor took)")
+    set_key_columns(t, 2)   # the plain format repeats variant and the second key in blocks
     for col in ("variant", "worker", "measured", *PARTS, "overrun"):
         t.add_column(col, justify="left" if col in ("variant", "worker") else "right")
     for r in rows:

@@ -4,7 +4,9 @@ A profile is a YAML file in this folder (or a path given with --profile): ``name
 ``description``, ``page_size`` the figures were taken at, and ``costs_ns``, a mapping from the
 cost names (emul/config/costs.py) to nanoseconds: what each kernel step costs on the target
 hardware, its *target* (emul subtracts its own machinery at run time: emul/harness/machinery.py).
-Missing names cost 0. A board with cores of several kinds names the class ``costs_ns`` describes
+Every cost needs a figure (0 for a step the target does not pay): a profile that leaves one out
+is refused, naming it, unless it says ``unlisted_ns: 0`` (every cost it does not list is then
+that many ns; test profiles that slow one step use it). A board with cores of several kinds names the class ``costs_ns`` describes
 (``core_class``, e.g. little) and gives the others under ``classes`` (e.g. big), each a full
 mapping like ``costs_ns``. Each built-in file says, in comments, how its numbers were derived,
 and lists in ``derived_from`` the published figures it used (emul/validate/record.py's keys):
@@ -87,7 +89,13 @@ def load_profile(name_or_path: str) -> Profile:
         raise InputError(where, None, f"not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise InputError(where, None, "expected a mapping with name, description, costs_ns")
-    costs = check_costs(data.get("costs_ns") or {}, where, "costs_ns")
+    unlisted = data.get("unlisted_ns")
+    if unlisted is not None and (isinstance(unlisted, bool) or not isinstance(unlisted, (int, float))
+                                 or not 0 <= unlisted < 1e9):
+        raise InputError(where, "unlisted_ns", f"expected nanoseconds (a number >= 0), got "
+                         f"{unlisted!r}")
+    costs = complete(check_costs(data.get("costs_ns") or {}, where, "costs_ns"), unlisted,
+                     where, "costs_ns")
     core_class = data.get("core_class", "default")
     classes = data.get("classes") or {}
     if not isinstance(core_class, str) or not core_class:
@@ -101,8 +109,21 @@ def load_profile(name_or_path: str) -> Profile:
     return Profile(name=str(data.get("name", path.stem)),
                    description=str(data.get("description", "")), costs_ns=costs, source=where,
                    core_class=core_class, derived_from=tuple(derived),
-                   classes={str(k): check_costs(v, where, f"classes.{k}")
+                   classes={str(k): complete(check_costs(v, where, f"classes.{k}"), unlisted,
+                                             where, f"classes.{k}")
                             for k, v in classes.items()})
+
+
+def complete(costs: dict[str, float], unlisted: float | None, where: str,
+             key: str) -> dict[str, float]:
+    """Every cost named: the missing ones refused, or set to unlisted_ns when the profile
+    gives it."""
+    missing = [n for n in COST_INDEX if n not in costs]
+    if missing and unlisted is None:
+        raise InputError(where, key, f"lacks {', '.join(missing)}: give every cost a figure (0 "
+                         f"for a step the target does not pay), or set unlisted_ns: 0 to say "
+                         f"that the costs not listed are free")
+    return {**{n: float(unlisted or 0) for n in missing}, **costs}
 
 
 def check_costs(costs: object, where: str, key: str) -> dict[str, float]:

@@ -1,10 +1,11 @@
-"""Nice -20 in a session of its own, for the measuring children and the emulated runs.
+"""Nice -20 in a session of its own: every measured worker of a run, and calibrate's children.
 
-With root rights (or CAP_SYS_NICE) another CPU-bound task then takes about 1 % of their CPU
-rather than half. With autogroup scheduling (kernel.sched_autogroup_enabled) a process's nice
-only weighs within its session's group, so the process first starts a session of its own and
-sets that group's nice too. Still, calibrate on an otherwise idle machine: the emulated runs
-have no preemption filter.
+With root rights (or CAP_SYS_NICE) another CPU-bound task on the same CPU then takes about 1 %
+of the worker's CPU rather than half (CFS weights 88761 against 1024). With autogroup scheduling
+(kernel.sched_autogroup_enabled) a process's nice only weighs within its session's group, so
+the process first starts a session of its own and sets that group's nice too. Without the right
+nothing changes, and the run's disturbed-repeat check (emul/harness/disturbance.py) is what
+stands between another task and the figures.
 """
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ def boost() -> None:
         os.setpriority(os.PRIO_PROCESS, 0, BOOST_NICE)
     except OSError:
         pass
+
+
+def nice_now() -> int:
+    """This process's nice value (what boost() achieved, in the worker that called it)."""
+    return os.getpriority(os.PRIO_PROCESS, 0)
 
 
 def can_boost() -> bool:
