@@ -55,6 +55,20 @@ def shm_entries(prefix: str = "emul-") -> set[str]:
     return {n for n in os.listdir("/dev/shm") if n.startswith(prefix)}
 
 
+@pytest.fixture(autouse=True, scope="session")
+def own_history(tmp_path_factory):
+    """The tests' runs keep their A/A history (emul/report/history.py) in a file of their own,
+    never in the user's: compare's floor must not depend on what ran here before."""
+    path = tmp_path_factory.mktemp("history") / "history.jsonl"
+    old = os.environ.get("EMUL_HISTORY")
+    os.environ["EMUL_HISTORY"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("EMUL_HISTORY", None)
+    else:
+        os.environ["EMUL_HISTORY"] = old
+
+
 @pytest.fixture
 def no_leftovers(tmp_path_factory, monkeypatch):
     """Asserts that the test's runs left no arena in /dev/shm, no control-socket directory and

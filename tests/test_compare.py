@@ -74,6 +74,9 @@ def plant(doc: dict, variant: str, factor: float) -> dict:
     for row in out["repeats"]:
         if row["variant"] == variant:
             row["time_ns"] *= factor
+    # as if run with changed code: a copy with the same code hash would be an A/A pair
+    if (out.get("host") or {}).get("emul"):
+        out["host"]["emul"]["code"] = "planted"
     return out
 
 
@@ -109,7 +112,10 @@ def real_run(tmp_path_factory) -> Path:
 
 
 def test_compare_flags_a_planted_difference_and_not_an_equal_pair(real_run: Path,
-                                                                  tmp_path: Path) -> None:
+                                                                  tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    # no history of earlier runs: the floor is the estimate from these two runs alone
+    monkeypatch.setenv("EMUL_HISTORY", str(tmp_path / "none.jsonl"))
     doc = json.loads((real_run / "results.json").read_text())
     # B: bitmap 10x slower in every repeat (far beyond any noise); sync exactly as in A
     b = save(plant(doc, "bitmap", 10.0), tmp_path / "b")

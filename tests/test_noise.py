@@ -83,7 +83,9 @@ def test_a_hog_on_another_cpu_disturbs_nothing(tmp_path: Path, no_leftovers) -> 
     assert host["measured_cpus"] == [b] and host["load_before"] and host["emul"]["version"]
 
 
-def test_compare_of_identical_runs_marks_nothing(tmp_path: Path, no_leftovers) -> None:
+def test_compare_of_identical_runs_marks_nothing(tmp_path: Path, no_leftovers,
+                                                 monkeypatch) -> None:
+    monkeypatch.setenv("EMUL_HISTORY", str(tmp_path / "history.jsonl"))
     sc = write_yaml(tmp_path / "t.yaml", tiny_scenario(repeats=3))
     runs = []
     for k in range(3):
@@ -96,7 +98,7 @@ def test_compare_of_identical_runs_marks_nothing(tmp_path: Path, no_leftovers) -
     assert r.returncode == 0, r.stderr
     marked = [line for line in r.stdout.splitlines() if "*" in line and "p " in line]
     assert not marked, "\n".join(marked)
-    assert "floor" in r.stdout
+    assert "floor" in r.stdout and "A/A: every run ran identical code" in r.stdout
 
 
 def test_compare_refuses_different_experiments(tmp_path: Path, no_leftovers) -> None:
@@ -201,3 +203,32 @@ def test_columns_env_is_honoured() -> None:
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                        cwd=ROOT)
     assert r.stdout.strip() == "60"
+
+
+def test_the_history_of_identical_runs_sets_the_floor(tmp_path: Path, monkeypatch) -> None:
+    """Two designs (different code) 30 % apart over 4 + 4 repeats: the permutation test alone
+    marks it; this host's history says identical runs of the scenario differ by 50 %, so it is
+    not marked, while a 2x difference still is."""
+    from test_compare import make_doc
+
+    from emul.report import history
+    from emul.report.compare import Run, compare
+    monkeypatch.setenv("EMUL_HISTORY", str(tmp_path / "history.jsonl"))
+    host = {"hostname": "h", "arch": "x86_64", "cpu_model": "Test CPU", "cpus": 2}
+
+    def doc(times: dict, code: str) -> dict:
+        return make_doc(times, machine=host, host={"emul": {"code": code}})
+    a = doc({"sync": [1.00e6, 1.01e6, 0.99e6, 1.00e6]}, "old")
+    b = doc({"sync": [1.30e6, 1.31e6, 1.29e6, 1.30e6]}, "new")
+    c = doc({"sync": [2.00e6, 2.01e6, 1.99e6, 2.00e6]}, "new")
+
+    def marked(x: dict, y: dict) -> bool:
+        rows = compare([Run("A", Path("a"), x), Run("B", Path("b"), y)])
+        return next(r for r in rows if r.metric == "unmap time").cells[1].significant
+    assert marked(a, b), "without history the 30 % difference is marked"
+    for median_ms in (1.0, 1.5, 1.2):      # identical code, three runs: up to 50 % apart
+        history.record(doc({"sync": [median_ms * 1e6] * 4}, "aa"))
+    assert not marked(a, b)
+    assert marked(a, c)
+    assert not marked(b, doc({"sync": [1.8e6, 1.81e6, 1.79e6, 1.8e6]}, "new")), \
+        "identical code: an A/A pair is never marked"

@@ -24,7 +24,7 @@ from emul.harness.controller import Group
 from emul.harness.plan import debug_bits
 from emul.harness.record import RepeatRecord
 from emul.harness.trace import TraceRecorder
-from emul.report import results
+from emul.report import history, results
 from emul.report.results import timing_doc
 from emul.report.export import write_csv
 from emul.report.io import render_plots
@@ -100,6 +100,7 @@ def cmd_run(args: Namespace, console: Console) -> int:
         return doc
 
     def extras(doc: dict) -> list[Path]:
+        history.record(doc)       # this host's A/A history, for emul compare's floor
         files = [trace.write(outdir / "trace.json"), *render_plots(doc, outdir)]
         return files + (write_csv(outdir, doc) if args.csv else [])
 

@@ -68,7 +68,7 @@ def emul_version() -> dict[str, str]:
         v = version("emul")
     except PackageNotFoundError:
         v = "unknown"
-    out = {"version": v}
+    out = {"version": v, "code": code_hash()}
     if (PACKAGE_ROOT / ".git").exists():
         try:
             rev = subprocess.run(["git", "-C", str(PACKAGE_ROOT), "rev-parse", "--short=12",
@@ -81,6 +81,18 @@ def emul_version() -> dict[str, str]:
         except (OSError, subprocess.SubprocessError):
             pass
     return out
+
+
+def code_hash() -> str:
+    """A hash of every source file of emul and its workers: two runs with the same one ran
+    identical code (what `emul compare` needs to tell an A/A pair from a change)."""
+    import hashlib
+    h = hashlib.sha1()
+    for top in ("emul", "workers"):
+        for path in sorted((PACKAGE_ROOT / top).rglob("*.py")):
+            h.update(path.relative_to(PACKAGE_ROOT).as_posix().encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:12]
 
 
 @dataclass

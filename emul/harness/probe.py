@@ -10,6 +10,7 @@ each PROBE_ROUNDS times, the typical (median) round counting.
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from emul.config.costs import NR_COSTS
 from emul.config.scenario import VariantSpec
 from emul.harness import machinery as mach
 from emul.harness.group import GroupState
+from emul.harness.hoststate import HostState
 from emul.harness.repeat import PHASE_TIMEOUT_S, actor_phases, reset, reset_rows, swap_out
 from emul.kernel import context as C
 from emul.kernel.gc_worker import gc_worker_reset, gc_worker_stop
@@ -74,6 +76,9 @@ def probe_variants(g: GroupState, variants: Sequence[VariantSpec]) -> dict[str, 
         return out
     g.progress(f"measuring emul's machinery on this host: {', '.join(v.name for v in todo)} "
                f"({PROBE_ROUNDS} rounds; cached afterwards)")
+    host = HostState(sorted({c for w in g.plan.workers for c in w.cpus}))
+    pids = [os.getpid()] + [w.popen.pid for w in g.plan.workers if w.popen]
+    host.start(pids)
     bias_in, bias_out = mach.calibrate(g.views.ctx)     # row 0: the idle swap-out writer's
     delay = mach.delay_overhead(g.host_ticks_per_ns)
     rounds: dict[str, Rounds] = {v.name: {p: [] for p in PASSES} for v in todo}
@@ -81,9 +86,17 @@ def probe_variants(g: GroupState, variants: Sequence[VariantSpec]) -> dict[str, 
         for v in todo:
             for p, how in PASSES.items():
                 rounds[v.name][p].append(run_roles(g, v, **how))    # type: ignore[arg-type]
+    state = host.stop(pids)
+    if state["loaded"]:
+        # figures taken on a loaded host are too slow for a quiet one: every later run would
+        # wait too little (its actors faster than their targets); keep them for this run only
+        g.progress(f"the host was loaded while measuring (other tasks took "
+                   f"{state['others_share']:.0%} of the CPUs, the hypervisor "
+                   f"{state['steal_share']:.0%}): the figures serve this run and are not cached")
     for t in todo:
         m = machinery_of(g, rounds[t.name], keys[t.name], bias_in, bias_out, delay)
-        mach.store(m)
+        if not state["loaded"]:
+            mach.store(m)
         out.update({v.name: m for v in variants if keys[v.name] == keys[t.name]})
     return out
 

@@ -14,9 +14,11 @@ between runs they are not: runs an hour apart see another host (other jobs, the 
 the CPU's clock), so identical code can differ by more than either run's own spread, and the
 test alone calls that noise significant. A difference is therefore marked only when the test
 says so and it is beyond the A/A floor: what identical runs of this scenario differ by on this
-host. Without a measured floor (``--floor PCT``, e.g. from comparing two runs of the same code)
-it is estimated from the runs' spread: AA_K times the two runs' combined half-ranges (root sum
-of squares), never below AA_MIN.
+host. Given as ``--floor PCT``, it is that; else the larger of an estimate from the runs' spread
+(AA_K times the two runs' combined half-ranges, root sum of squares, never below AA_MIN) and
+what this host's history of identical runs of the scenario shows (emul/report/history.py: the
+largest max / min - 1 of their medians). Runs that all ran identical code on one scenario and
+host are themselves an A/A comparison: nothing in it is marked.
 
 Runs of different experiments (an unmap against a swap-in) measure different things and are
 refused.
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from emul.errors import InputError
+from emul.report import history
 from emul.report.io import load_results, results_path
 from emul.report.summary import SIGNIFICANCE, permutation_p
 from emul.report.textout import set_key_columns
@@ -217,12 +220,31 @@ def _cell(samples: list[float]) -> Cell:
     return Cell(samples, med, spread)
 
 
+# compare's metric keys -> the summary's (what emul/report/history.py keeps per run)
+HISTORY_METRIC = {"time": "time_ms_median", "ns_per_page": "ns_per_page",
+                  "gc_drain": "gc_drain_ms", "peak_backlog": "peak_backlog",
+                  "fallback": "fallback"}
+
+
+def identical_code(runs: list[Run]) -> bool:
+    """Every run ran the same code on the same scenario and host: an A/A comparison."""
+    codes = {history.code_of(r.doc) for r in runs}
+    return (None not in codes and len(codes) == 1
+            and len({history.scenario_key(r.doc) for r in runs}) == 1
+            and len({r.doc["machine"].get("hostname") for r in runs}) == 1)
+
+
 def compare(runs: list[Run], floor_pct: float | None = None) -> list[MetricRow]:
     """Per variant and metric, each run's cell and its ratio / significance against the first:
     significant when the permutation test says so and the difference is beyond the A/A floor
-    (aa_floor; floor_pct: a measured one)."""
+    (floor_pct: a measured one; else the larger of the estimate from the runs' spread and what
+    this host's history of identical runs shows). Runs of identical code are an A/A comparison:
+    nothing in it is significant."""
     out = []
     metrics = metrics_for(runs)
+    aa = identical_code(runs)
+    past = history.aa_runs(runs[0].doc["machine"].get("hostname"),
+                           history.scenario_key(runs[0].doc))
     for v in variants_of(runs):
         for m in metrics:
             row = MetricRow(v, m.label, m.unit)
@@ -242,9 +264,11 @@ def compare(runs: list[Run], floor_pct: float | None = None) -> list[MetricRow]:
                            else (1.0 if c.median == 0 else None))
                 c.p_value = permutation_p(c.samples, first.samples)
                 floor = aa_floor(first, c, floor_pct)
+                if floor_pct is None and m.key in HISTORY_METRIC:
+                    floor = max(floor, history.aa_spread(past, v, HISTORY_METRIC[m.key])[0])
                 c.floor_pct = 100.0 * floor
                 beyond = c.ratio is None or abs(c.ratio - 1.0) > floor
-                c.significant = c.p_value < SIGNIFICANCE and beyond
+                c.significant = c.p_value < SIGNIFICANCE and beyond and not aa
             out.append(row)
     return out
 
@@ -299,6 +323,15 @@ def notes(runs: list[Run]) -> list[str]:
                        f"differ in {', '.join(keys)}")
     if not any(scenario_diff(first.doc["scenario"], r.doc["scenario"]) for r in runs[1:]):
         out.append("same scenario in every run (ignoring the file it was read from)")
+    if identical_code(runs):
+        out.append("[bold]A/A[/]: every run ran identical code (code "
+                   f"{history.code_of(first.doc)}) on this scenario and host: their "
+                   "differences are the host's noise, and none is marked")
+    else:
+        note = history.history_note(history.aa_runs(first.doc["machine"].get("hostname"),
+                                                    history.scenario_key(first.doc)))
+        if note:
+            out.append(note)
     machines = {_machine(r.doc) for r in runs}
     if len(machines) > 1:
         out.append("[bold]different machines[/]: the ratios compare machines as well as designs")
@@ -367,9 +400,10 @@ def metrics_table(runs: list[Run], rows: list[MetricRow]) -> Table:
                       f"X / {first}: X's median over {first}'s, above 1 is larger (for times: "
                       f"slower); * a real difference: the repeats differ (two-sided permutation "
                       f"test, p < {SIGNIFICANCE}; with 3 repeats a side nothing can) and by more "
-                      f"than the A/A floor, what identical runs differ by (estimated: "
-                      f"{AA_K:g} × the runs' combined spread, at least {AA_MIN:.0%}; or "
-                      f"--floor); a metric zero in every run is left out; - : not in that run")
+                      f"than the A/A floor, what identical runs differ by (--floor, else "
+                      f"the larger of {AA_K:g} × the runs' combined spread, at least "
+                      f"{AA_MIN:.0%}, and this host's history of identical runs); a metric "
+                      f"zero in every run is left out; - : not in that run")
     set_key_columns(t, 2)   # the plain format repeats variant and the second key in blocks
     t.add_column("variant", no_wrap=True)
     t.add_column("metric", no_wrap=True)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from emul.config.costs import COST_NAMES, PER_UNIT
 from emul.harness.group import GroupState
+from emul.report.textout import set_key_columns
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -57,8 +58,10 @@ def machinery_table(rows: list[dict[str, Any]]) -> "Table":
               caption="target: the profile's figure for the role's core class x the dilation; "
                       "left: what a step busy-waits (target - machinery - the wait's own "
                       "overhead); per page / KiB: the target is per unit, the machinery per step")
-    for col in ("variant", "role", "step", "events", "target", "machinery", "left", ""):
-        t.add_column(col, justify="left" if col in ("variant", "role", "step", "") else "right")
+    set_key_columns(t, 3)      # a row is a variant's role's step
+    for col in ("variant", "role", "step", "events", "target", "machinery", "left", "note"):
+        t.add_column(col, justify="left" if col in ("variant", "role", "step", "note")
+                     else "right")
     for r in rows:
         per = "" if r["unit"] == "step" else f" per {r['unit']}"
         left = r["target_ns"] - r["machinery_ns"] - r["wait_overhead_ns"]

@@ -7,7 +7,10 @@ pyperf's rule: warn, never silently accept. Three checks, each one line after th
 - a variant whose times spread widely over its repeats: standard deviation above
   UNSTABLE_STDEV of the mean (pyperf's threshold, 10 %);
 - a loaded host: other tasks took more than 5 % of the measured CPUs, or the hypervisor did
-  (steal), over the run (emul/harness/hoststate.py).
+  (steal), over the run (emul/harness/hoststate.py);
+- actors faster than their targets: the time split's ``rest`` below -10 % of their time means
+  the machinery subtracted from the targets (measured once and cached) is more than what this
+  run's machinery took, so the host is faster now than when it was measured.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     from emul.harness.group import GroupState
 
 UNSTABLE_STDEV = 0.10
+STALE_REST = 0.10       # actors faster than their targets by more than this: stale machinery
 
 
 def measurement_doc(groups: Sequence["GroupState"], rows: list[dict]) -> dict[str, Any]:
@@ -50,6 +54,21 @@ def unstable(doc: dict) -> list[tuple[str, float]]:
     return out
 
 
+def faster_than_targets(doc: dict) -> list[tuple[str, float]]:
+    """(variant, -rest / measured) where the headline actors' median ``rest`` is below
+    -STALE_REST of their time: the probe's machinery (cached) is larger than this run's."""
+    out = []
+    for v in doc["summary"]:
+        shares = [split["rest_ns"] / split["measured_ns"]
+                  for r in doc["repeats"] if r["variant"] == v["variant"]
+                  for name, split in (r.get("time_split") or {}).items()
+                  if r["workers"].get(name, {}).get("role") not in ("gc", "reclaim")
+                  and split.get("measured_ns")]
+        if shares and statistics.median(shares) < -STALE_REST:
+            out.append((v["variant"], -statistics.median(shares)))
+    return out
+
+
 def stability_warnings(doc: dict) -> list[str]:
     """One line per problem; none when the run is steady."""
     out = []
@@ -71,6 +90,13 @@ def stability_warnings(doc: dict) -> list[str]:
         out.append(f"unstable: the times spread widely over the repeats ({names}; standard "
                    f"deviation / mean above {UNSTABLE_STDEV:.0%}); more repeats or a quieter "
                    f"host narrow it")
+    stale = faster_than_targets(doc)
+    if stale:
+        names = ", ".join(f"{v} {share:.0%}" for v, share in stale)
+        out.append(f"the measured actors ran faster than their targets ({names} of their time "
+                   f"unexplained below zero): the machinery figures subtracted from the "
+                   f"targets were measured when this host was slower; `emul machinery --fresh` "
+                   f"measures them again")
     host = doc.get("host") or {}
     if host.get("loaded"):
         out.append(f"the host was loaded: other tasks took {host['others_share']:.0%} of the "

@@ -41,7 +41,7 @@ def column_blocks(table: Table, width: int) -> list[list[int]]:
     """The table's columns cut into blocks that fit ``width``: each block lists column indexes
     and starts with the row's key columns (``table.key_columns``, set where a row's key is more
     than its first column, e.g. variant and metric; default 1)."""
-    keys = max(1, int(getattr(table, "key_columns", 1)))
+    keys = max(0, int(getattr(table, "key_columns", 1)))
     widths = []
     for col in table.columns:
         cells = [_plain(col.header), *(_plain(c) for c in col._cells)]
@@ -50,7 +50,8 @@ def column_blocks(table: Table, width: int) -> list[list[int]]:
     if sum(widths) + 1 <= width or len(widths) <= keys + 1:
         return [list(range(len(widths)))]
     key_width = sum(widths[:keys]) + 1
-    blocks, current, used = [], list(range(keys)), key_width
+    blocks: list[list[int]] = []
+    current, used = list(range(keys)), key_width
     for i in range(keys, len(widths)):
         if used + widths[i] > width and len(current) > keys:
             blocks.append(current)

@@ -11,6 +11,7 @@ import statistics
 from typing import TYPE_CHECKING
 
 from emul.report.summary import SIGNIFICANCE, permutation_p
+from emul.report.textout import set_key_columns
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -78,7 +79,9 @@ def verdict_table(doc: dict) -> Table:
                       f"contentions: all lock classes per repeat; ≈ X: not significantly ahead "
                       f"of X (p ≥ {SIGNIFICANCE})")
     groups = verdicts(doc)
-    if any(g["group"] != "-" for g in groups):
+    grouped = any(g["group"] != "-" for g in groups)
+    set_key_columns(t, 1 if grouped else 0)   # cut into blocks, each keeps the group's name
+    if grouped:
         t.add_column("group", no_wrap=True)
     for col in (f"{what} done first", "everything freed first", "least held back",
                 "fewest lock contentions"):
