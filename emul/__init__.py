@@ -9,6 +9,22 @@ __version__ = "0.1.0"
 # the directory that holds the emul and workers packages (a checkout, or site-packages): workers
 # are started as `python -m workers.<role>` with it on their path
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+# the shipped scenarios and traces: package data, so an installed emul has them too (in a
+# checkout, the top-level scenarios/ is a link to this directory)
+SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
+
+
+def shipped(path: str) -> str:
+    """A scenario or trace path as the user gave it: the file here if there is one, else, for a
+    path under scenarios/, emul's own shipped copy (so `emul run scenarios/seed-swapin.yaml`
+    works from any directory); else the path unchanged (the reader says it is missing)."""
+    p = Path(path)
+    if p.exists() or p.is_absolute():
+        return path
+    parts = p.parts
+    if parts and parts[0] == "scenarios" and (SCENARIOS_DIR.joinpath(*parts[1:])).exists():
+        return str(SCENARIOS_DIR.joinpath(*parts[1:]))
+    return path
 
 
 # the sources numba compiles or reads constants from; the rest of emul (cli, commands, report,

@@ -64,6 +64,8 @@ def add_replay(sub: Subparsers) -> None:
                     help="report the time until this much memory was returned (default 100)")
     rp.add_argument("--oom-swap-ratio", type=float, default=1.0,
                     help="kernel OOM lines carry no swap size: swap = anon-rss x this")
+    rp.add_argument("--strict", action="store_true", help="refuse the trace at its first "
+                    "malformed kill line (default: skip such lines, name them, replay the rest)")
     rp.add_argument("--profile", help="cost profile (overrides the base scenario's)")
     rp.add_argument("--repeats", type=int, help="override the base scenario's repeats")
     rp.add_argument("-o", "--output",

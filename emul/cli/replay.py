@@ -6,12 +6,14 @@ from pathlib import Path
 
 from rich.console import Console
 
+from emul import shipped
 from emul.cli import skeleton as sk
 from emul.cli.progress import Progress
 from emul.config.profiles import builtin_names, load_profile
 from emul.config.scenario import Scenario, load_scenario, read_yaml, scenario_from_dict
 from emul.errors import InputError
 from emul.harness.controller import Group
+from emul.harness.trace import TraceRecorder
 from emul.harness.plan import ReplayPlan, debug_bits
 from emul.harness.record import RepeatRecord
 from emul.replay import plan as rp
@@ -36,7 +38,7 @@ def check_args(args: Namespace) -> None:
 
 def replay_scenario(args: Namespace, trace: Trace, strategies: list[str]) -> tuple[Scenario, str]:
     """The base scenario with the trace's victims as its processes, checked to fit."""
-    base_path = args.scenario or sk.resolve_scenario(None, rp.DEFAULT_BASE)
+    base_path = sk.resolve_scenario(args.scenario, rp.DEFAULT_BASE)
     profiles = builtin_names() + ([args.profile] if args.profile else [])
     base = load_scenario(base_path, cpus=sk.cpus(), strategies=strategy_names(),
                          profiles=profiles)
@@ -56,7 +58,8 @@ def cmd_replay(args: Namespace, console: Console) -> int:
     check_args(args)
     measuring = sk.measuring(args)
     strategies = sk.parse_strategies(args.strategies, strategy_names(), [])
-    trace = read_trace(args.trace, oom_swap_ratio=args.oom_swap_ratio)
+    trace = read_trace(shipped(args.trace), oom_swap_ratio=args.oom_swap_ratio,
+                       strict=args.strict)
     sc, base_path = replay_scenario(args, trace, strategies)
     profile = load_profile(args.profile or sc.profile)
     time_scale = None if args.back_to_back else (args.time_scale or 1.0)
@@ -68,12 +71,19 @@ def cmd_replay(args: Namespace, console: Console) -> int:
     rss = sum(k.rss_kb for k in trace.kills) * args.size_scale / 1024
     swap = sum(k.swap_kb for k in trace.kills) * args.size_scale / 1024
     span = max(k.t_ms for k in trace.kills)
+    if trace.malformed:
+        shown = "; ".join(f"{m.describe()} ({m.text})" for m in trace.malformed[:10])
+        more = f"; and {len(trace.malformed) - 10} more" if len(trace.malformed) > 10 else ""
+        console.print(f"warning: {args.trace}: skipped {len(trace.malformed)} malformed kill "
+                      f"line{'s' if len(trace.malformed) > 1 else ''} (--strict refuses the "
+                      f"file): {shown}{more}", markup=False, highlight=False)
     progress(f"trace {args.trace} ({trace.format}): {len(trace.kills)} kills over {span:.0f} ms, "
              f"{rss:.0f} MiB rss + {swap:.0f} MiB swap, {trace.skipped} other lines skipped; "
              + ("back to back" if time_scale is None else f"time scale {time_scale:g}")
              + f"; {sc.repeats} repeats of {', '.join(strategies)}; profile {profile.name}")
+    trace_rec = TraceRecorder()
     group = Group(sc, profile, progress, log_path=str(outdir / "run.log"), replay=plan,
-                  **measuring)
+                  trace=trace_rec, **measuring)
     options = {"strategies": strategies, "time_scale": time_scale, "size_scale": args.size_scale,
                "target_mb": args.target_mb, "oom_swap_ratio": args.oom_swap_ratio,
                "base_scenario": base_path}
@@ -96,8 +106,11 @@ def cmd_replay(args: Namespace, console: Console) -> int:
         return [replay_table(doc["replay_summary"], title), worker_table(doc), lock_table(doc)]
 
     job = sk.Job("replay", [group], outdir, build, tables,
-                 footer=lambda doc, written: (f"results: {outdir / 'results.json'}  "
+                 footer=lambda doc, written: (f"results: {outdir / 'results.json'}; trace: "
+                                              f"{outdir / 'trace.json'} (ui.perfetto.dev); "
                                               f"plot: {written[-1]}"),
                  on_repeat=on_repeat,
-                 extras=lambda doc: [plot_replay(doc, outdir / "replay.png")])
+                 extras=lambda doc: [trace_rec.write(outdir / "trace.json"),
+                                     plot_replay(doc, outdir / "replay.png")],
+                 partial=lambda doc: [trace_rec.write(outdir / "trace.json")])
     return sk.execute(job, console)

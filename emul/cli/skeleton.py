@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from emul import PACKAGE_ROOT
+from emul import shipped
 from emul.errors import EXIT_ABORTED, EXIT_OK, AuditFailed, EmulError, InputError
 from emul.harness.controller import Group, run_groups
 from emul.harness.record import RepeatRecord
@@ -121,11 +121,8 @@ def stamp() -> str:
 
 
 def resolve_scenario(arg: str | None, default: str) -> str:
-    """The scenario given, else the default one, here or in emul's own checkout."""
-    if arg:
-        return arg
-    here = Path(default)
-    return str(here if here.exists() else PACKAGE_ROOT / default)
+    """The scenario given, else the default one: here, or emul's shipped copy (emul.shipped)."""
+    return shipped(arg or default)
 
 
 def parse_strategies(arg: str | None, known: list[str], default: list[str]) -> list[str]:

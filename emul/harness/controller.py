@@ -23,7 +23,7 @@ from emul.harness.group import GroupState
 from emul.harness.probe import probe_variants
 from emul.harness.record import RepeatRecord
 from emul.harness.repeat import run_repeat
-from emul.harness.trace import name_tracks
+from emul.harness.trace import TraceRecorder, name_tracks
 from emul.kernel import layout
 from emul.kernel.clock import measure_ticks_per_ns
 from emul.kernel.gc_worker import gc_worker_stop
@@ -56,8 +56,12 @@ class Group(GroupState):
         """One repeat, run again while another task disturbed it (emul/harness/disturbance.py),
         up to redo_limit more times; the record says how many tries it took."""
         tries: list[tuple[RepeatRecord, list[Disturbance]]] = []
+        traces: dict[int, TraceRecorder] = {}     # id(record) -> its try's trace events
         while True:
-            rec = run_repeat(self, variant, repeat)
+            sub = TraceRecorder() if self.trace is not None else None
+            rec = run_repeat(self, variant, repeat, sub)
+            if sub is not None:
+                traces[id(rec)] = sub
             found = disturbances(rec)
             tries.append((rec, found))
             if not found or len(tries) > self.redo_limit or not rec.audit_ok:
@@ -68,6 +72,8 @@ class Group(GroupState):
         rec, found = tries[-1] if not found else least_disturbed(tries)
         rec.tries, rec.disturbed = len(tries), [d.to_json() for d in found]
         rec.redone_for = causes[:len(tries) - 1]
+        if self.trace is not None:
+            self.trace.take(traces[id(rec)])       # the kept try's spans only
         return rec
 
     def warm_up(self) -> list[RepeatRecord]:
@@ -78,7 +84,7 @@ class Group(GroupState):
         for _ in range(self.warmup):
             for v in self.sc.variants:
                 self.progress(f"warm-up: {v.name}")
-                rec = run_repeat(self, v, -1, warmup=True)
+                rec = run_repeat(self, v, -1)
                 if not rec.audit_ok:
                     failed.append(rec)
         return failed

@@ -18,7 +18,7 @@ from emul.harness.group import GroupState, Repeat
 from emul.harness.hoststate import cpu_ticks
 from emul.harness.record import RepeatRecord
 from emul.harness.sampler import SAMPLE_MS, PhaseSampler, ReplaySampler
-from emul.harness.trace import record_kills, record_repeat
+from emul.harness.trace import TraceRecorder, record_kills, record_repeat
 from emul.kernel import audit, layout, lockstat
 from emul.kernel import context as C
 from emul.kernel.clock import clock_now
@@ -190,20 +190,20 @@ def audit_state(g: GroupState, r: Repeat) -> None:
 
 
 def run_repeat(g: GroupState, variant: VariantSpec, repeat: int,
-               warmup: bool = False) -> RepeatRecord:
-    """Every step of one repeat; the record it measured. A warm-up repeat (arena pages
-    faulted in, caches and branch predictors warm) is not traced; the caller drops it."""
+               trace: TraceRecorder | None = None) -> RepeatRecord:
+    """Every step of one repeat; the record it measured, its spans and counters added to
+    ``trace`` (None: not traced, as a warm-up repeat, which the caller drops)."""
     r = reset(g, variant, repeat)
     swap_out(g, r)
     measured(g, r)
     drain(g, r)
     audit_state(g, r)
     rec = collect.record(g, r)
-    if g.trace is not None and not warmup:
-        g.trace.ticks_per_ns = g.ticks_per_ns
-        record_repeat(g.trace, g.trace_pid, variant.name, repeat + 1, r.marks, g.plan.workers,
+    if trace is not None:
+        trace.ticks_per_ns = g.ticks_per_ns
+        record_repeat(trace, g.trace_pid, variant.name, repeat + 1, r.marks, g.plan.workers,
                       g.arena["wstat"], r.sampler.samples, g.sc.page_size)
         if rec.replay is not None:
-            record_kills(g.trace, g.trace_pid, g.plan.actor_workers["killer"],
+            record_kills(trace, g.trace_pid, g.plan.actor_workers["killer"],
                          rec.replay["kills"])
     return rec

@@ -3,7 +3,9 @@
 One process per group of workers (one unless the scenario varies structural keys), one thread
 track per worker named by role and CPU, plus the controller's track with the phases of every
 repeat. Spans ("X" events): the phases, each worker's measured work, GC passes (work items) and,
-in replays, each kill on its reaper's track. Counter tracks ("C"): memory held (resident and
+in replays, each kill on its reaper's track until its anon memory is freed, and as an async span
+("b"/"e") until its swap is freed. A repeat that was run again (disturbed) shows its kept try
+only. Counter tracks ("C"): memory held (resident and
 compressed) and the GC backlog, as the controller sampled them. Timestamps are the emulator's own
 clock (the cycle counter every worker reads), in microseconds since the run's first tick.
 """
@@ -29,6 +31,12 @@ class TraceRecorder:
         self.origin: int | None = None
         self.ticks_per_ns = 1.0
 
+    def take(self, other: "TraceRecorder") -> None:
+        """Add another recorder's events (a repeat's kept try) to this one."""
+        self.events.extend(other.events)
+        if other.origin is not None:
+            self._origin(other.origin)
+
     def name_process(self, pid: int, name: str) -> None:
         self.process_names[pid] = name
 
@@ -41,6 +49,17 @@ class TraceRecorder:
         self._origin(t0)
         self.events.append({"ph": "X", "name": name, "pid": pid, "tid": tid, "t": t0,
                             "d": t1 - t0, "args": args})
+
+    def async_span(self, pid: int, name: str, t0: int, t1: int, ident: int, **args) -> None:
+        """A span that may overlap others (Trace Event async "b"/"e" with an id): a kill's
+        swap being freed goes on while the reaper takes the next kill."""
+        if t0 <= 0 or t1 < t0:
+            return
+        self._origin(t0)
+        self.events.append({"ph": "b", "name": name, "pid": pid, "t": t0, "id": ident,
+                            "args": args})
+        self.events.append({"ph": "e", "name": name, "pid": pid, "t": t1, "id": ident,
+                            "args": {}})
 
     def counter(self, pid: int, name: str, t: int, **values) -> None:
         self._origin(t)
@@ -68,6 +87,8 @@ class TraceRecorder:
             if e["ph"] == "X":
                 ev["tid"] = e["tid"]
                 ev["dur"] = round(e["d"] * us, 3)
+            elif e["ph"] in ("b", "e"):
+                ev.update(cat="kill", id=e["id"], tid=0)
             out.append(ev)
         return {"traceEvents": out, "displayTimeUnit": "ms",
                 "otherData": {"clock": "emul cycle counter", "ticks_per_ns": self.ticks_per_ns}}
@@ -117,9 +138,15 @@ def record_repeat(rec: TraceRecorder, pid: int, variant: str, repeat: int,
 
 def record_kills(rec: TraceRecorder, pid: int, reapers: list[WorkerProc],
                  kills: list[dict]) -> None:
-    """A replay's kills, each on the track of the reaper whose CPU took it."""
-    for k in kills:
+    """A replay's kills: on the track of the reaper whose CPU took it, a span from the kill to
+    all of its anon memory freed; and, as an async span (the reaper is on to its next kill by
+    then), one from the kill to all of its swap slots freed."""
+    for i, k in enumerate(kills):
         tid = next((w.index + 1 for w in reapers if k["reaper_cpu"] in w.cpus),
                    min(w.index for w in reapers) + 1)
-        rec.span(pid, tid, f"kill {k['name']}", k["t_start"], k["t_anon_done"],
-                 swap_freed_ms=k["swap_freed_ms"])
+        rec.span(pid, tid, f"kill {k['name']}: anon freed", k["t_start"], k["t_anon_done"],
+                 anon_freed_ms=k["anon_freed_ms"])
+        if k.get("t_swap_done"):
+            rec.async_span(pid, f"kill {k['name']}: swap freed", k["t_start"],
+                           k["t_swap_done"], pid * 100_000 + len(rec.events) + i,
+                           swap_freed_ms=k["swap_freed_ms"])

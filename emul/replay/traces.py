@@ -150,13 +150,27 @@ class Kill:
 
 
 @dataclass(frozen=True)
+class Malformed:
+    """A kill line (or record) that did not parse, skipped by a lenient read."""
+
+    line: int             # 1-based
+    reason: str           # what was expected
+    text: str             # the line's first characters
+
+    def describe(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class Trace:
-    """The kills of one trace, sorted by time, and how many unrelated lines were skipped."""
+    """The kills of one trace, sorted by time, how many unrelated lines were skipped, and (read
+    leniently) the kill lines that did not parse."""
 
     format: TraceFormat
     kills: tuple[Kill, ...]
     skipped: int
     where: str
+    malformed: tuple[Malformed, ...] = ()
 
     @property
     def total_rss_kb(self) -> int:
@@ -176,22 +190,29 @@ class Trace:
 # Entry points
 
 
-def read_trace(path: str | Path, oom_swap_ratio: float = 1.0) -> Trace:
-    """Read and parse the trace file at ``path`` (see the module docstring for the formats)."""
+def read_trace(path: str | Path, oom_swap_ratio: float = 1.0, strict: bool = True) -> Trace:
+    """Read and parse the trace file at ``path`` (see the module docstring for the formats;
+    ``strict``: as parse_trace)."""
     where = str(path)
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_TRACE_BYTES + 1)   # never read more than the cap, whatever the file
     except OSError as e:
         raise InputError(where, None, f"cannot read the trace: {e.strerror or e}") from None
-    return parse_trace(data, where, oom_swap_ratio)
+    return parse_trace(data, where, oom_swap_ratio, strict)
 
 
-def parse_trace(data: str | bytes, where: str, oom_swap_ratio: float = 1.0) -> Trace:
+def parse_trace(data: str | bytes, where: str, oom_swap_ratio: float = 1.0,
+                strict: bool = True) -> Trace:
     """Parse a trace held in memory; ``where`` names it in errors (usually the file's path).
 
     ``oom_swap_ratio`` sets the swap of kernel OOM kills, which the kernel does not print:
     swap_kb = round(anon-rss x ratio). It must be a finite number >= 0.
+
+    ``strict=False`` (emul replay's default): a kill line or record that does not parse (a line
+    cut off when logcat's buffer wrapped, a hand-edited row) is skipped and listed in
+    ``Trace.malformed`` instead of refusing the file; a trace whose every kill is malformed,
+    and a bad CSV header, are still refused.
     """
     if (isinstance(oom_swap_ratio, bool) or not isinstance(oom_swap_ratio, (int, float))
             or not math.isfinite(oom_swap_ratio) or oom_swap_ratio < 0):
@@ -204,12 +225,13 @@ def parse_trace(data: str | bytes, where: str, oom_swap_ratio: float = 1.0) -> T
     lines = text.removeprefix("\ufeff").split("\n")
     lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
+    bad: list[Malformed] | None = None if strict else []
     first = next((ln.strip() for ln in lines if ln.strip() and not _is_comment(ln)), "")
     if first.startswith("{"):
-        return _finish_table("jsonl", _parse_jsonl(lines, where), where)
+        return _finish_table("jsonl", _parse_jsonl(lines, where, bad), where, bad)
     if _looks_like_csv_header(first):
-        return _finish_table("csv", _parse_csv(lines, where), where)
-    return _parse_log(lines, where, float(oom_swap_ratio))
+        return _finish_table("csv", _parse_csv(lines, where, bad), where, bad)
+    return _parse_log(lines, where, float(oom_swap_ratio), bad)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,6 +252,21 @@ class _Raw:
     kind: str                                  # "lmkd", "oom" or "table"
     stamps: dict[str, int] | None = None       # logs
     t_ms: float = 0.0                          # CSV and JSON Lines
+
+
+def _skip_or_raise(e: InputError, bad: list[Malformed] | None, n: int, line: str) -> None:
+    """Strict (bad is None): raise the line's error; lenient: note it and go on."""
+    if bad is None:
+        raise e
+    reason = e.expected.removeprefix(f"line {n}: ")
+    bad.append(Malformed(n, reason, _show(line, 60)))
+
+
+def _all_malformed(where: str, bad: list[Malformed] | None) -> None:
+    """A lenient read that kept no kill: the trace is refused, naming the first bad line."""
+    if bad:
+        raise InputError(where, None, f"every kill line is malformed ({len(bad)}); the first, "
+                                      f"{bad[0].describe()}")
 
 
 def _err(where: str, line: int, expected: str) -> InputError:
@@ -500,7 +537,8 @@ def _log_kill(line: str, n: int, where: str, ratio: float) -> _Raw | None:
     return _Raw(line=n, kind=kind, stamps=stamps, **fields)
 
 
-def _parse_log(lines: list[str], where: str, ratio: float) -> Trace:
+def _parse_log(lines: list[str], where: str, ratio: float,
+               bad: list[Malformed] | None = None) -> Trace:
     raws: list[_Raw] = []
     skipped = 0
     for n, line in enumerate(lines, start=1):
@@ -513,12 +551,17 @@ def _parse_log(lines: list[str], where: str, ratio: float) -> Trace:
         if "Kill '" not in line and "Reclaim '" not in line and "Killed process" not in line:
             skipped += 1
             continue
-        raw = _log_kill(line, n, where, ratio)
+        try:
+            raw = _log_kill(line, n, where, ratio)
+        except InputError as e:
+            _skip_or_raise(e, bad, n, line)
+            continue
         if raw is None:
             skipped += 1
         else:
             raws.append(raw)
     if not raws:
+        _all_malformed(where, bad)
         raise InputError(where, None, f"no kill lines found; skipped {skipped} unrelated lines; "
                                       f"{NO_KILLS}")
     times = _log_times(raws)
@@ -527,7 +570,8 @@ def _parse_log(lines: list[str], where: str, ratio: float) -> Trace:
                        pid=r.pid, oom_score_adj=r.adj, reason=r.reason, line=r.line)
                   for r, t in zip(raws, times))
     fmt: TraceFormat = "lmkd" if any(r.kind == "lmkd" for r in raws) else "oom"
-    return Trace(format=fmt, kills=kills, skipped=skipped, where=where)
+    return Trace(format=fmt, kills=kills, skipped=skipped, where=where,
+                 malformed=tuple(bad or ()))
 
 
 def _log_times(raws: list[_Raw]) -> list[int]:
@@ -592,7 +636,7 @@ def _data_lines(lines: list[str], seen: list[int]) -> Iterator[str]:
             yield line
 
 
-def _parse_csv(lines: list[str], where: str) -> list[_Raw]:
+def _parse_csv(lines: list[str], where: str, bad: list[Malformed] | None = None) -> list[_Raw]:
     seen: list[int] = []
     reader = csv.reader(_data_lines(lines, seen), skipinitialspace=True, strict=True)
 
@@ -628,12 +672,14 @@ def _parse_csv(lines: list[str], where: str) -> list[_Raw]:
     while (item := next_row()) is not None:
         n, row = item
         if len(row) != len(columns):
-            raise _err(where, n, f"expected {len(columns)} cells as in the header, got {len(row)}")
+            _skip_or_raise(_err(where, n, f"expected {len(columns)} cells as in the header, got "
+                                          f"{len(row)}"), bad, n, ",".join(row))
+            continue
         cell = {c: row[i].strip() for c, i in index.items()}
         try:
             raws.append(_csv_record(cell, times[0], n))
         except ValueError as e:
-            raise _err(where, n, str(e)) from None
+            _skip_or_raise(_err(where, n, str(e)), bad, n, ",".join(row))
     return raws
 
 
@@ -662,25 +708,34 @@ def _csv_record(cell: dict[str, str], tkey: str, n: int) -> _Raw:
                 reason=cell.get("reason") or None, kind="table", t_ms=_time_ms(float(t), tkey))
 
 
-def _parse_jsonl(lines: list[str], where: str) -> list[_Raw]:
+def _parse_jsonl(lines: list[str], where: str,
+                 bad: list[Malformed] | None = None) -> list[_Raw]:
     raws: list[_Raw] = []
     for n, line in enumerate(lines, start=1):
         if not line.strip() or _is_comment(line):
             continue
         try:
-            rec = json.loads(line)
-        except RecursionError:                 # "[[[[..." deeper than the interpreter's stack
-            raise _err(where, n, "expected one JSON object per line, got nesting too deep"
-                       ) from None
-        except ValueError as e:                # JSONDecodeError, or an int of > 4300 digits
-            raise _err(where, n, f"expected one JSON object per line: {e}") from None
-        if not isinstance(rec, dict):
-            raise _err(where, n, f"expected a JSON object, got {type(rec).__name__}")
-        try:
-            raws.append(_json_record(rec, n))
-        except ValueError as e:
-            raise _err(where, n, str(e)) from None
+            raws.append(_jsonl_line(line, n, where))
+        except InputError as e:
+            _skip_or_raise(e, bad, n, line)
     return raws
+
+
+def _jsonl_line(line: str, n: int, where: str) -> _Raw:
+    """One JSON Lines record, or its InputError."""
+    try:
+        rec = json.loads(line)
+    except RecursionError:                 # "[[[[..." deeper than the interpreter's stack
+        raise _err(where, n, "expected one JSON object per line, got nesting too deep"
+                   ) from None
+    except ValueError as e:                # JSONDecodeError, or an int of > 4300 digits
+        raise _err(where, n, f"expected one JSON object per line: {e}") from None
+    if not isinstance(rec, dict):
+        raise _err(where, n, f"expected a JSON object, got {type(rec).__name__}")
+    try:
+        return _json_record(rec, n)
+    except ValueError as e:
+        raise _err(where, n, str(e)) from None
 
 
 def _json_record(rec: dict[str, Any], n: int) -> _Raw:
@@ -720,8 +775,10 @@ def _json_record(rec: dict[str, Any], n: int) -> _Raw:
                 reason=reason or None, kind="table", t_ms=_time_ms(float(t), tkeys[0]))
 
 
-def _finish_table(fmt: TraceFormat, raws: list[_Raw], where: str) -> Trace:
+def _finish_table(fmt: TraceFormat, raws: list[_Raw], where: str,
+                  bad: list[Malformed] | None = None) -> Trace:
     if not raws:
+        _all_malformed(where, bad)
         kind = "rows after the CSV header" if fmt == "csv" else "records in the JSON Lines trace"
         raise InputError(where, None, f"no kill {kind}; expected one kill per line")
     ordered = sorted(raws, key=lambda r: r.t_ms)      # stable: equal times keep file order
@@ -729,4 +786,4 @@ def _finish_table(fmt: TraceFormat, raws: list[_Raw], where: str) -> Trace:
     kills = tuple(Kill(t_ms=r.t_ms - t0, name=r.name, rss_kb=r.rss_kb, swap_kb=r.swap_kb,
                        pid=r.pid, oom_score_adj=r.adj, reason=r.reason, line=r.line)
                   for r in ordered)
-    return Trace(format=fmt, kills=kills, skipped=0, where=where)
+    return Trace(format=fmt, kills=kills, skipped=0, where=where, malformed=tuple(bad or ()))

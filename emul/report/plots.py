@@ -221,7 +221,11 @@ def figures(doc: dict) -> dict[str, Figure]:
 
 
 def render_all(doc: dict, outdir: Path) -> list[Path]:
-    """Write every figure of the document as outdir/<name>.png; the paths written."""
+    """Write every figure of the document as outdir/<name>.png; the paths written. A replay's
+    document has one figure of its own, replay.png (emul/report/replayplot.py)."""
+    if "replay_summary" in doc:
+        from emul.report.replayplot import plot_replay
+        return [plot_replay(doc, Path(outdir) / "replay.png")]
     paths = []
     for name, fig in figures(doc).items():
         path = Path(outdir) / f"{name}.png"

@@ -152,28 +152,38 @@ def lock_table(doc: dict) -> Table:
     return t
 
 
+def _tail(s: dict, what: str) -> str:
+    """p50 / p90 / p99 of a latency (older results: median / max)."""
+    if s.get(f"{what}_freed_ms_p50") is None:
+        med, mx = s.get(f"{what}_freed_ms_median"), s.get(f"{what}_freed_ms_max")
+        return "-" if med is None else f"{med:.2f} / {mx:.2f} ms"
+    return " / ".join(f"{s[f'{what}_freed_ms_p{q}']:.2f}" for q in (50, 90, 99)) + " ms"
+
+
 def replay_table(summary: list[dict], title: str) -> Table:
     """A replay's summary (results.json's "replay_summary"), one row per strategy."""
     from rich.table import Table
-    t = Table(title=title, caption="per kill, median / max over kills and repeats; "
-              "times from the kill's start (swap: until the last of its slots was freed)")
+    t = Table(title=title, caption="per kill, p50 / p90 / p99 over every kill and repeat; times "
+              "from the kill's start (swap: until the last of its slots was freed); lazy / "
+              "fallback: slots handed to the GC / refused by the strategy (over its cap, a full "
+              "or busy queue) and freed in place, median per repeat; peak backlog: median")
     for col in ("strategy", "kills", "kill → anon freed", "kill → swap freed",
                 f"time to {summary[0]['target_mb']:g} MiB returned" if summary else "to N MiB",
-                "all freed", "peak backlog", "zs_class_lock contentions", "audit"):
+                "all freed", "lazy / fallback", "peak backlog", "zs_class_lock contentions",
+                "audit"):
         t.add_column(col, justify="left" if col in ("strategy", "audit") else "right",
                      no_wrap=True)
     for s in summary:
-        swap = ("-" if s["swap_freed_ms_median"] is None else
-                f"{s['swap_freed_ms_median']:.2f} / {s['swap_freed_ms_max']:.2f} ms")
+        swap = _tail(s, "swap")
         if s["swap_never_freed"]:
             swap += f" ({s['swap_never_freed']} never)"
         target = ("never" if s["time_to_target_ms"] is None
                   else f"{s['time_to_target_ms']:.1f} ms")
         audit = ("clean" if s["audit_clean"] == s["repeats"]
                  else f"FAILED {s['repeats'] - s['audit_clean']}/{s['repeats']}")
-        t.add_row(s["strategy"], str(s["kills"]),
-                  f"{s['anon_freed_ms_median']:.2f} / {s['anon_freed_ms_max']:.2f} ms", swap,
-                  target, f"{s['all_freed_ms']:.1f} ms", f"{s['peak_backlog']:,}",
+        lazy = (f"{s['lazy']:,} / {s['fallback']:,}" if "fallback" in s else "-")
+        t.add_row(s["strategy"], str(s["kills"]), _tail(s, "anon"), swap, target,
+                  f"{s['all_freed_ms']:.1f} ms", lazy, f"{s['peak_backlog']:,}",
                   f"{s['class_lock_contentions']:,}", audit)
     return t
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from emul import shipped
 from emul.errors import EXIT_OK, EmulError, InputError
 from emul.validate import report
 from emul.validate.outcome import Outcome, from_run, not_run
@@ -64,7 +65,7 @@ def run_case(scenario: str, vma: str | None, figures: list[Figure], repeats: int
     if any(f.note or not f.scenario or f.cpus > cpus for f in figures):
         return [not_run(x, "skipped", x.note or f"needs {x.cpus} CPUs (this machine has "
                         f"{cpus})") for x in figures]
-    path = f"{SCENARIOS}/{scenario}"
+    path = shipped(f"{SCENARIOS}/{scenario}")
     progress(f"{', '.join(x.key for x in figures)}: {path}" + (f" with {vma}iB" if vma else ""))
     try:
         doc = run_scenario(scenario_of(path, vma, repeats, scale), progress)
