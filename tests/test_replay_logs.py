@@ -84,3 +84,66 @@ def test_a_replay_writes_trace_json_and_report_redraws_replay_png(tmp_path: Path
     assert img.shape[0] > 500 and img.shape[1] > 800
     assert not (out / "memory.png").exists(), "a replay's report draws the run plots"
     assert "kill → anon freed" in rep.stdout and "lazy / fallback" in rep.stdout
+
+
+KILL = ("Kill 'com.example.news' (9102), uid 10123, oom_score_adj 925 to free 48712kB rss, "
+        "61200kB swap; reason: low watermark is breached")
+OOM = ("Out of memory: Killed process 1234 (chrome) total-vm:123456kB, anon-rss:65432kB, "
+       "file-rss:1234kB, shmem-rss:0kB, UID:1000 pgtables:512kB oom_score_adj:300")
+# 38 values (Android 15): rss 48712 kB (5th), MemFree 1000 (7th), SwapFree 1000000 (14th),
+# TaskSwapSize 61200 (30th)
+KILLINFO = ("[9102,10123,925,900,48712,2,1000,2000,300,40,50,0,4000000,1000000,100,200,300,400,"
+            "50,60,70,80,0,0,0,12,34,5,0,61200,0,0,0,0.5,0.1,0.2,0.0,1.5]")
+
+
+def kills_of(text: str) -> list[tuple]:
+    return [(k.name, k.rss_kb, k.swap_kb, k.t_ms) for k in parse_trace(text, "t.log").kills]
+
+
+def test_logcat_long_format_keeps_its_times() -> None:
+    text = (f"[ 03-14 10:02:11.417   612:  612 I/lowmemorykiller ]\n{KILL}\n\n"
+            f"[ 03-14 10:02:11.517   612:  612 I/lowmemorykiller ]\n{KILL.replace('9102', '9103')}\n")
+    assert kills_of(text) == [("com.example.news", 48712, 61200, 0.0),
+                              ("com.example.news", 48712, 61200, 100.0)]
+
+
+def test_logcat_epoch_uid_year_and_monotonic_stamps() -> None:
+    for prefix in ("1710410531.417   612   612 I lowmemorykiller: ",
+                   "03-14 10:02:11.417  lmkd   612   612 I lowmemorykiller: ",
+                   "2024-03-14 10:02:11.417   612   612 I lowmemorykiller: ",
+                   "    12345.678   612   612 I lowmemorykiller: "):
+        assert kills_of(prefix + KILL) == [("com.example.news", 48712, 61200, 0.0)], prefix
+
+
+def test_a_bugreport_s_lmkd_lines() -> None:
+    text = ("== dumpstate: 2024-03-14 10:05:00\n"
+            "------ SYSTEM LOG (logcat -v threadtime -v printable -v uid -d *:v) ------\n"
+            "--------- beginning of main\n"
+            f"03-14 10:02:11.417  1000   612   612 I lowmemorykiller: {KILL}\n"
+            "03-14 10:02:11.420  1000  1234  1250 I ActivityManager: Process x died\n"
+            f"03-14 10:02:11.517  1000   612   612 I lowmemorykiller: {KILL}\n")
+    assert [k[3] for k in kills_of(text)] == [0.0, 100.0]
+
+
+def test_journal_short_iso_and_short_monotonic_and_memcg() -> None:
+    assert kills_of(f"2024-03-14T10:02:11+0000 myhost kernel: {OOM}\n"
+                    f"2024-03-14T10:02:11.25+00:00 myhost kernel: {OOM}\n") == [
+        ("chrome", 65432, 65432, 0.0), ("chrome", 65432, 65432, 250.0)]
+    assert kills_of(f"[12345.678901] myhost kernel: {OOM}\n"
+                    f"[12345.778901] myhost kernel: {OOM}\n")[1][3] == 100.0
+    memcg = OOM.replace("Out of memory", "Memory cgroup out of memory")
+    trace = parse_trace(f"[12345.678901] {memcg}\n", "m.log")
+    assert trace.kills[0].reason == "Memory cgroup out of memory"
+
+
+def test_killinfo_events_alone_and_beside_kill_lines() -> None:
+    alone = parse_trace(f"03-14 10:02:11.417   612   612 I killinfo: {KILLINFO}\n", "e.log")
+    k = alone.kills[0]
+    assert (k.pid, k.rss_kb, k.swap_kb, k.mem_free_kb, k.swap_free_kb) == (
+        9102, 48712, 61200, 1000, 1000000)
+    both = parse_trace(f"03-14 10:02:11.417   612   612 I lowmemorykiller: {KILL}\n"
+                       f"03-14 10:02:11.418   612   612 I killinfo: {KILLINFO}\n", "b.log")
+    assert len(both.kills) == 1 and both.kills[0].name == "com.example.news"
+    assert both.kills[0].swap_free_kb == 1000000
+    short = KILLINFO[:KILLINFO.index(",12,34")] + "]"          # 25 values: no TaskSwapSize
+    assert parse_trace(f"I/killinfo(  612): {short}\n", "s.log").kills[0].swap_kb == 0

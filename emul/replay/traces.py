@@ -56,7 +56,22 @@ may each be missing (``kB`` in any case). The message may carry any of these pre
 
 A logcat time may have a year (``2024-03-14 10:02:11.417``, -v year), up to 9 fractional digits
 (-v usec, -v nsec) and a zone (``+0000``, -v zone), or be seconds (``12345.678``, -v monotonic
-or -v epoch). Other tags' lines (``ActivityManager: Kill ...``) are not lmkd kills.
+or -v epoch). Other tags' lines (``ActivityManager: Kill ...``) are not lmkd kills. An ``adb
+bugreport``'s text holds its logcat sections in these forms and is read like any log.
+
+``logcat -v long`` puts the prefix on a header line of its own and the message on the next::
+
+    [ 03-14 10:02:11.417   612:  612 I/lowmemorykiller ]
+    Kill 'NAME' (PID), uid UID, oom_score_adj ADJ to free RSSkB rss, SWAPkB swap; reason: TEXT
+
+**lmkd's killinfo event** (``logcat -b events``, tag ``killinfo``: docs/workloads.md, "The
+killinfo event") carries ``[Pid,Uid,OomAdj,MinOomAdj,TaskSize,kill_reason,MemFree,Cached,
+SwapCached,Buffers,Shmem,Unevictable,SwapTotal,SwapFree,...,TaskSwapSize,...]``; releases logged
+25, 29 or 38 values and any length from 6 on is read: rss is TaskSize, swap TaskSwapSize (the
+30th value, 0 where the event is shorter), and MemFree and SwapFree are kept as the kill's
+memory state. An event and an lmkd kill line of the same pid are one kill (the line's name,
+the event's memory state); an event with no line (the events buffer alone) is a kill named
+``pid PID``.
 
 **Kernel OOM-killer lines** (mm/oom_kill.c), current and older kernels::
 
@@ -70,8 +85,9 @@ the kill's ``reason``. ``shmem-rss`` and ``UID/pgtables/oom_score_adj`` may be m
 kernels). The prefix may be dmesg's ``[12345.678901]``
 (optionally ``<3>`` before it and a caller id ``[T123]``/``[C3]`` after it), ``dmesg -T``'s
 ``[Thu Mar 14 10:02:11 2024]``, a syslog or journal line ``Mar 14 10:02:11 host kernel: ...``
-(or ``2024-03-14T10:02:11.123456+0000 host kernel: ...``, with or without a dmesg stamp after
-``kernel:``), a logcat line from the kernel buffer (tag ``kernel`` or ``Out of memory``), or none.
+(or ``2024-03-14T10:02:11.123456+0000 host kernel: ...``, journalctl -o short-iso, with or
+without a dmesg stamp after ``kernel:``), journalctl -o short-monotonic's ``[12345.678901] host
+kernel: ...``, a logcat line from the kernel buffer (tag ``kernel`` or ``Out of memory``), or none.
 Only ``kernel`` lines of a journal count: another program quoting the text is not a kill.
 ``oom-kill:constraint=...``, ``oom_reaper: reaped process ...``, ``... invoked oom-killer`` and
 the task table are ordinary lines.
@@ -87,8 +103,9 @@ numbers match ``grep -n``. ANSI colour codes (logcat -v color) are removed. A li
 kill line is skipped and counted in ``skipped``; so is a comment line (``#`` first, after
 optional blanks), even one that quotes a kill line. Blank lines are not counted. A line that
 *is* a kill line, i.e. its message starts with ``Kill '``/``Reclaim '`` under an lmkd tag (or no
-tag) or with ``Killed process`` (after an out-of-memory prefix, or none), must parse in full, or
-the trace is refused; so is a line that holds ``lowmemorykiller: Kill '`` or ``out of memory:
+tag) or with ``Killed process`` (after an out-of-memory prefix, or none), or a killinfo event,
+must parse in full, or the trace is refused (``strict``) or the line is skipped and listed in
+``Trace.malformed`` (``strict=False``, emul replay's default); so is a line that holds ``lowmemorykiller: Kill '`` or ``out of memory:
 Killed process`` behind a prefix emul does not recognise. A log may mix lmkd and OOM kills; its
 ``format`` is then ``lmkd``.
 
@@ -147,6 +164,8 @@ class Kill:
     oom_score_adj: int | None
     reason: str | None
     line: int             # 1-based line of the file it came from
+    mem_free_kb: int | None = None    # the system's MemFree / SwapFree at the kill, where the
+    swap_free_kb: int | None = None   # log has lmkd's killinfo event for it
 
 
 @dataclass(frozen=True)
@@ -249,9 +268,11 @@ class _Raw:
     pid: int | None
     adj: int | None
     reason: str | None
-    kind: str                                  # "lmkd", "oom" or "table"
+    kind: str                                  # "lmkd", "oom", "killinfo" or "table"
     stamps: dict[str, int] | None = None       # logs
     t_ms: float = 0.0                          # CSV and JSON Lines
+    mem_free_kb: int | None = None             # killinfo's memory state
+    swap_free_kb: int | None = None
 
 
 def _skip_or_raise(e: InputError, bad: list[Malformed] | None, n: int, line: str) -> None:
@@ -335,6 +356,9 @@ _PREFIXES: list[tuple[re.Pattern[str], str | None]] = [
     (re.compile(r"\s*" + _PRIO + r"/(?P<tag>[^(:]{0,128}?)\s*\(\s*[0-9]{1,10}\s*\): ?(?P<msg>.*)$",
                 _A), None),
     (re.compile(r"\s*" + _PRIO + r"/(?P<tag>[^(:]{0,128}?)\s*: ?(?P<msg>.*)$", _A), None),
+    # journalctl -o short-monotonic: "[12345.678901] host kernel: ..."
+    (re.compile(r"\s*\[\s*(?P<secs>[0-9]{1,12})\.(?P<sfrac>[0-9]{1,9})\]\s+" + _IDENT, _A),
+     "secs"),
     (re.compile(r"\s*" + _DMESG_TS + r" ?(?P<msg>.*)$", _A), "secs"),
     (re.compile(r"\s*\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+" + _MON + r"\s+(?P<day>[0-9]{1,2})\s+"
                 + _HMS + r"\s+(?P<year>[0-9]{4})\] ?(?P<msg>.*)$", _A), "dmesg_t"),
@@ -344,6 +368,12 @@ _PREFIXES: list[tuple[re.Pattern[str], str | None]] = [
                 + r"(?:[.,](?P<frac>[0-9]{1,9}))?(?:Z|[+-][0-9]{2}:?[0-9]{2})?\s+" + _IDENT, _A),
      "iso"),
 ]
+# logcat -v long: a header line "[ 03-14 10:02:11.417   612:  612 I/lowmemorykiller ]", the
+# message on the next line
+_LONG_HEAD = re.compile(r"\[\s+(?P<ts>" + _LOGCAT_TS + r")\s+[0-9]{1,10}:\s*(?:0x)?[0-9a-f]{1,10}"
+                        r"\s+(?P<prio2>[VDIWEFSA])/(?P<tag2>[^\]]{1,128}?)\s*\]$", _A)
+# lmkd's killinfo event (logcat -b events): "killinfo: [pid,uid,adj,min_adj,rss,reason,...]"
+_KILLINFO = re.compile(r"\[(?P<vals>[-0-9., ]{1,2000})\]$", _A)
 _INNER_DMESG = re.compile(r"\s*" + _DMESG_TS + r" ?(?P<msg>.*)$", _A)   # after "kernel: "
 _BARE_TAG = re.compile(r"\s*(?P<tag>lowmemorykiller|lmkd)(?:\(\s*[0-9]{1,10}\s*\))?\s*: ?"
                        r"(?P<msg>.*)$", _A)
@@ -521,6 +551,13 @@ def _log_kill(line: str, n: int, where: str, ratio: float) -> _Raw | None:
     if "\x1b" in line:
         line = _ANSI.sub("", line)
     stamps_m, tag, msg = _split_prefix(line)
+    if tag is not None and tag.strip() == "killinfo":
+        try:
+            fields = _killinfo(msg.strip())
+            stamps = dict(_stamp(k, m) for k, m in stamps_m)
+        except ValueError as e:
+            raise _err(where, n, str(e)) from None
+        return _Raw(line=n, kind="killinfo", stamps=stamps, **fields)
     found = _classify(tag, msg)
     if found is None:
         if tag is None and _UNRECOGNISED.search(msg):
@@ -537,10 +574,65 @@ def _log_kill(line: str, n: int, where: str, ratio: float) -> _Raw | None:
     return _Raw(line=n, kind=kind, stamps=stamps, **fields)
 
 
+def _killinfo(msg: str) -> dict[str, Any]:
+    """lmkd's killinfo event values (docs/workloads.md, "The killinfo event"): Pid, Uid, OomAdj,
+    MinOomAdj, TaskSize (rss kB), kill_reason, 19 meminfo values (MemFree first, SwapFree the
+    8th), then timing, TaskSwapSize (the 30th value) and pressure. Releases logged 25, 29 or
+    38 values: any length from 6 on is taken, swap only where it is there."""
+    m = _KILLINFO.match(msg)
+    if m is None:
+        raise ValueError(f"malformed killinfo event: expected [pid,uid,oom_adj,...], got "
+                         f"{_show(msg)}")
+    vals = [v.strip() for v in m.group("vals").split(",")]
+    if len(vals) < 6:
+        raise ValueError(f"malformed killinfo event: expected at least 6 values, got {len(vals)}")
+
+    def kb(i: int, what: str) -> int | None:
+        return _size(vals[i].split(".")[0], what) if i < len(vals) else None
+    return {"name": f"pid {vals[0]}", "pid": _checked_int(vals[0], "the pid", 0, PID_MAX),
+            "adj": _checked_int(vals[2], "oom_adj", ADJ_MIN, ADJ_MAX),
+            "rss_kb": _size(vals[4], "TaskSize"), "swap_kb": kb(29, "TaskSwapSize") or 0,
+            "reason": f"kill_reason {vals[5]}", "mem_free_kb": kb(6, "MemFree"),
+            "swap_free_kb": kb(13, "SwapFree")}
+
+
+def _join_long(lines: list[str]) -> list[str]:
+    """logcat -v long: each header line and the message line after it become one -v time line
+    (at the message's line number); the header line itself becomes blank."""
+    out = list(lines)
+    for i, line in enumerate(lines):
+        m = _LONG_HEAD.match(line) if line.startswith("[") else None
+        if m is None:
+            continue
+        j = next((k for k in range(i + 1, min(i + 3, len(lines))) if lines[k].strip()), None)
+        if j is not None and not _LONG_HEAD.match(lines[j]):
+            out[j] = f"{m.group('ts')} {m.group('prio2')}/{m.group('tag2')}: {lines[j]}"
+            out[i] = ""
+    return out
+
+
+def _merge_killinfo(raws: list[_Raw]) -> list[_Raw]:
+    """A killinfo event and the lmkd kill line of the same pid are one kill: the line's, with
+    the event's memory state. An event with no line (logcat -b events alone) is a kill."""
+    lines = {r.pid: r for r in raws if r.kind == "lmkd" and r.pid is not None}
+    out = []
+    for r in raws:
+        if r.kind == "killinfo" and r.pid in lines:
+            line = lines[r.pid]
+            line.mem_free_kb, line.swap_free_kb = r.mem_free_kb, r.swap_free_kb
+            if not line.swap_kb and r.swap_kb:
+                line.swap_kb = r.swap_kb
+            continue
+        out.append(r)
+    return out
+
+
 def _parse_log(lines: list[str], where: str, ratio: float,
                bad: list[Malformed] | None = None) -> Trace:
     raws: list[_Raw] = []
     skipped = 0
+    if any(ln.startswith("[ ") for ln in lines[:2000]):
+        lines = _join_long(lines)
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -548,7 +640,8 @@ def _parse_log(lines: list[str], where: str, ratio: float,
             skipped += 1
             continue
         # Fast path: almost every line of a logcat lacks all three markers.
-        if "Kill '" not in line and "Reclaim '" not in line and "Killed process" not in line:
+        if ("Kill '" not in line and "Reclaim '" not in line and "Killed process" not in line
+                and "killinfo" not in line):
             skipped += 1
             continue
         try:
@@ -560,6 +653,7 @@ def _parse_log(lines: list[str], where: str, ratio: float,
             skipped += 1
         else:
             raws.append(raw)
+    raws = _merge_killinfo(raws)
     if not raws:
         _all_malformed(where, bad)
         raise InputError(where, None, f"no kill lines found; skipped {skipped} unrelated lines; "
@@ -567,9 +661,10 @@ def _parse_log(lines: list[str], where: str, ratio: float,
     times = _log_times(raws)
     t0 = times[0]
     kills = tuple(Kill(t_ms=(t - t0) / 1e6, name=r.name, rss_kb=r.rss_kb, swap_kb=r.swap_kb,
-                       pid=r.pid, oom_score_adj=r.adj, reason=r.reason, line=r.line)
+                       pid=r.pid, oom_score_adj=r.adj, reason=r.reason, line=r.line,
+                       mem_free_kb=r.mem_free_kb, swap_free_kb=r.swap_free_kb)
                   for r, t in zip(raws, times))
-    fmt: TraceFormat = "lmkd" if any(r.kind == "lmkd" for r in raws) else "oom"
+    fmt: TraceFormat = "lmkd" if any(r.kind in ("lmkd", "killinfo") for r in raws) else "oom"
     return Trace(format=fmt, kills=kills, skipped=skipped, where=where,
                  malformed=tuple(bad or ()))
 
