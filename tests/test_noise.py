@@ -76,6 +76,9 @@ def test_a_hog_on_another_cpu_disturbs_nothing(tmp_path: Path, no_leftovers) -> 
     # the hypervisor of a shared VM may still stop a CPU now and then (steal): those repeats are
     # redone too, and named so; another task never took the measured CPU
     m = doc["measurement"]
+    if max(m["nice"].values()) > -20:
+        pytest.skip("no right to raise the workers' priority: on two CPUs emul's own controller "
+                    "then shares the measured CPU")
     assert "another task" not in " ".join(m["redone_for"]), m
     assert m["redone"] == sum(m["redone_for"].values())
     assert all(d["cause"] == "the hypervisor" for row in doc["repeats"] for d in row["disturbed"])

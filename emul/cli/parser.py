@@ -119,6 +119,7 @@ def add_machinery(sub: Subparsers) -> None:
     m.add_argument("--fresh", action="store_true",
                    help="measure again even if this host's figures are cached")
     m.add_argument("--json", action="store_true", help="print the rows as JSON")
+    add_format(m)
     m.set_defaults(fn="emul.cli.machinery:cmd_machinery")
 
 
@@ -134,6 +135,7 @@ def add_validate(sub: Subparsers) -> None:
     v.add_argument("--real", action="store_true", help="add row 8: this machine's real "
                    "kernel against emul (runs emul calibrate --setup: root, a free zram device)")
     v.add_argument("-o", "--output", help="output directory (default results/validate-<time>)")
+    add_format(v)
     v.set_defaults(fn="emul.cli.validate:cmd_validate")
 
 

@@ -57,13 +57,13 @@ def machinery_table(rows: list[dict[str, Any]]) -> "Table":
                     "each role alone)",
               caption="target: the profile's figure for the role's core class x the dilation; "
                       "left: what a step busy-waits (target - machinery - the wait's own "
-                      "overhead); per page / KiB: the target is per unit, the machinery per step")
+                      "overhead); N/page, N/KiB: the target is per unit, the machinery per step")
     set_key_columns(t, 3)      # a row is a variant's role's step
     for col in ("variant", "role", "step", "events", "target", "machinery", "left", "note"):
         t.add_column(col, justify="left" if col in ("variant", "role", "step", "note")
                      else "right")
     for r in rows:
-        per = "" if r["unit"] == "step" else f" per {r['unit']}"
+        per = "" if r["unit"] == "step" else f"/{r['unit']}"
         left = r["target_ns"] - r["machinery_ns"] - r["wait_overhead_ns"]
         note = ("overrun" if r["unit"] == "step" and r["machinery_ns"] > r["target_ns"]
                 else "no wait" if r["unit"] == "step" and left <= 0 else "")

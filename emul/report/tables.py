@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterable
 
 from emul.report.summary import SIGNIFICANCE
+from emul.report.textout import set_key_columns
 from emul.report.timesplit import split_table
 from emul.report.verdict import verdict_table
 
@@ -128,6 +129,7 @@ def lock_table(doc: dict) -> Table:
     """lock_stat columns per variant and lock class, summed over repeats (times in us)."""
     from rich.table import Table
     t = Table(title="lock_stat (per variant, summed over repeats, times in µs)")
+    set_key_columns(t, 2)      # a row is a variant's lock class
     t.add_column("variant", no_wrap=True)
     for col in ("class name", "con-bounces", "contentions", "waittime-min", "waittime-max",
                 "waittime-total", "waittime-avg", "acq-bounces", "acquisitions", "holdtime-min",
