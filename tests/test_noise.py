@@ -44,16 +44,22 @@ def needs_two_cpus() -> tuple[int, int]:
     return two_cpus()
 
 
-def test_a_hog_on_the_measured_cpu_makes_repeats_redone(tmp_path: Path, no_leftovers) -> None:
-    _, b = needs_two_cpus()
-    sc = write_yaml(tmp_path / "busy.yaml", busy_scenario(b))
-    hog = start_hog(b, boosted=True)
+def run_beside_hog(tmp_path: Path, killer_cpu: int, hog_cpu: int,
+                   boosted: bool) -> tuple[subprocess.CompletedProcess, dict]:
+    """The busy scenario's run while a hog spins on hog_cpu; the run and its results."""
+    sc = write_yaml(tmp_path / "busy.yaml", busy_scenario(killer_cpu))
+    hog = start_hog(hog_cpu, boosted=boosted)
     try:
         r = run_emul("run", str(sc), "-o", str(tmp_path / "out"), "--warmup", "0")
     finally:
         stop(hog)
     assert r.returncode == 0, r.stderr
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    return r, json.loads((tmp_path / "out" / "results.json").read_text())
+
+
+def test_a_hog_on_the_measured_cpu_makes_repeats_redone(tmp_path: Path, no_leftovers) -> None:
+    _, b = needs_two_cpus()
+    r, doc = run_beside_hog(tmp_path, b, b, boosted=True)
     m = doc["measurement"]
     assert m["redone"] > 0, "a hog on the killer's CPU disturbed no repeat"
     assert m["redone_for"].get("another task", 0) > 0, m
@@ -65,14 +71,7 @@ def test_a_hog_on_the_measured_cpu_makes_repeats_redone(tmp_path: Path, no_lefto
 
 def test_a_hog_on_another_cpu_disturbs_nothing(tmp_path: Path, no_leftovers) -> None:
     a, b = needs_two_cpus()
-    sc = write_yaml(tmp_path / "busy.yaml", busy_scenario(b))
-    hog = start_hog(a, boosted=False)
-    try:
-        r = run_emul("run", str(sc), "-o", str(tmp_path / "out"), "--warmup", "0")
-    finally:
-        stop(hog)
-    assert r.returncode == 0, r.stderr
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    _, doc = run_beside_hog(tmp_path, b, a, boosted=False)
     # the hypervisor of a shared VM may still stop a CPU now and then (steal): those repeats are
     # redone too, and named so; another task never took the measured CPU
     m = doc["measurement"]
