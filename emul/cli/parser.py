@@ -175,15 +175,24 @@ def add_results(sub: Subparsers) -> None:
     rr.set_defaults(fn="emul.cli.tools:cmd_report")
 
 
+class VersionAction(argparse.Action):
+    """--version, computed only when asked for: the git revision costs two subprocesses,
+    which no other command should pay on every start."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from emul import __version__
+        from emul.harness.hoststate import emul_version
+        rev = emul_version().get("git")
+        print(f"emul {__version__}" + (f" (git {rev})" if rev else ""))
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="emul", description="A multiprocess concurrency emulator of the Linux zram "
         "swap-slot freeing path.")
-    from emul import __version__
-    from emul.harness.hoststate import emul_version
-    rev = emul_version().get("git")
-    ap.add_argument("--version", action="version",
-                    version=f"emul {__version__}" + (f" (git {rev})" if rev else ""))
+    ap.add_argument("--version", action=VersionAction, nargs=0,
+                    help="print emul's version (and git revision in a checkout) and exit")
     sub = ap.add_subparsers(dest="command")
     for add in (add_run, add_replay, add_soak, add_info, add_bench, add_machinery, add_validate,
                 add_calibrate, add_results):

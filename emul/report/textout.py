@@ -44,7 +44,7 @@ def column_blocks(table: Table, width: int) -> list[list[int]]:
     keys = max(0, int(getattr(table, "key_columns", 1)))
     widths = []
     for col in table.columns:
-        cells = [_plain(col.header), *(_plain(c) for c in col._cells)]
+        cells = [_plain(col.header), *(_plain(c) for c in col.cells)]
         widths.append(max((len(line) for c in cells for line in c.splitlines() or [""]),
                           default=0) + 3)          # "| " and the padding
     if sum(widths) + 1 <= width or len(widths) <= keys + 1:
@@ -62,6 +62,11 @@ def column_blocks(table: Table, width: int) -> list[list[int]]:
     return blocks
 
 
+def rows_of(table: Table) -> list[list[Any]]:
+    """The table's cells row by row (rich keeps them per column)."""
+    return [list(row) for row in zip(*(list(c.cells) for c in table.columns))]
+
+
 def plain_tables(table: Table, width: int) -> list[Table]:
     """ASCII copies of table without title and caption, one per block of columns that fits
     width."""
@@ -71,8 +76,8 @@ def plain_tables(table: Table, width: int) -> list[Table]:
         for i in cols:
             c = table.columns[i]
             t.add_column(_plain(c.header), justify=c.justify, overflow="fold")
-        for r in range(table.row_count):
-            t.add_row(*(_plain(table.columns[i]._cells[r]) for i in cols))
+        for row in rows_of(table):
+            t.add_row(*(_plain(row[i]) for i in cols))
         out.append(t)
     return out
 
@@ -90,8 +95,8 @@ def rich_blocks(table: Table, width: int) -> list[Table]:
         for i in cols:
             c = table.columns[i]
             t.add_column(c.header, justify=c.justify, overflow="fold")
-        for r in range(table.row_count):
-            t.add_row(*(table.columns[i]._cells[r] for i in cols))
+        for row in rows_of(table):
+            t.add_row(*(row[i] for i in cols))
         out.append(t)
     return out
 
