@@ -7,7 +7,7 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 # the directory that holds the emul and workers packages (a checkout, or site-packages): workers
-# are started as `python -m workers.<role>` with it on their path
+# are started as `python -m workers <role>` with it on their path
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 # the shipped scenarios and traces: package data, so an installed emul has them too (in a
 # checkout, the top-level scenarios/ is a link to this directory)
@@ -59,11 +59,71 @@ def _numba_cache_dir() -> str:
     return str(_numba_cache_base() / h.hexdigest()[:16])
 
 
+def _cache_bases() -> list[tuple[Path, bool]]:
+    """Where the compiled-code cache may live, best first, each with whether its parent must be
+    private: the user's cache directory, then a directory of this user's own under the
+    temporary directory (a service user without a writable HOME)."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    home = Path(xdg) if xdg else Path(os.path.expanduser("~")) / ".cache"
+    tmp = Path(os.environ.get("TMPDIR") or "/tmp") / f"emul-{os.getuid()}-cache"
+    return [(home / "emul" / "numba", False), (tmp / "numba", True)]
+
+
+def _usable(base: Path, private: bool = False) -> bool:
+    """base exists or can be made, and this user can write a file there. With private, its
+    parent must be this user's and closed to others: numba's cache files are pickles, so a
+    directory others can write to would let them run code inside emul."""
+    import tempfile
+    try:
+        if private:
+            base.parent.mkdir(mode=0o700, exist_ok=True)
+            st = base.parent.lstat()
+            if st.st_uid != os.getuid() or st.st_mode & 0o077 or not base.parent.is_dir():
+                return False
+        base.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=base):
+            pass
+        return True
+    except OSError:
+        return False
+
+
+_CACHE_PROBLEM: str | None = None
+
+
 def _numba_cache_base() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emul" / "numba"
+    """The first usable base (checked once per process); the best one, with the problem noted
+    for cache_problem(), when none is."""
+    global _CACHE_BASE, _CACHE_PROBLEM
+    if _CACHE_BASE is None:
+        bases = _cache_bases()
+        _CACHE_BASE = next((b for b, private in bases if _usable(b, private)), None)
+        if _CACHE_BASE is None:
+            _CACHE_BASE = bases[0][0]
+            _CACHE_PROBLEM = ("no writable directory for the compiled-code cache: tried "
+                              + " and ".join(str(b) for b, _ in bases)
+                              + "; set XDG_CACHE_HOME (or NUMBA_CACHE_DIR) to one")
+    return _CACHE_BASE
 
 
-os.environ.setdefault("NUMBA_CACHE_DIR", _numba_cache_dir())
+_CACHE_BASE: Path | None = None
+
+
+def cache_problem() -> str | None:
+    """Why no compiled-code cache can be written (None: it can): the CLI says it in one line
+    rather than let numba fall back to a cache beside the sources, keyed by file timestamps
+    only, which would run stale code after an edit."""
+    chosen = os.environ.get("NUMBA_CACHE_DIR")
+    if chosen and chosen != _DEFAULT_CACHE and not _usable(Path(chosen)):
+        return f"NUMBA_CACHE_DIR={chosen} is not a directory this user can write to"
+    return _CACHE_PROBLEM
+
+
+_DEFAULT_CACHE = _numba_cache_dir()
+os.environ.setdefault("NUMBA_CACHE_DIR", _DEFAULT_CACHE)
+# numba's only cache is that directory: never its fallback beside the sources (__pycache__,
+# keyed by file timestamps, the stale-code bug the hashed directory prevents)
+os.environ.setdefault("NUMBA_CACHE_LOCATOR_CLASSES", "UserProvidedCacheLocator")
 
 
 def prune_numba_caches(keep: int = 8, min_age_days: float = 3.0) -> int:

@@ -598,5 +598,5 @@ def run_bench(console: "Console", quick: bool = False, output: str | None = None
             Path(output).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         except OSError as exc:
             raise InputError("-o", None, f"cannot write {output}: {exc.strerror}") from None
-        console.print(f"rows: {output}")
+        console.print(f"rows: {output}", markup=False)
     return 0

@@ -10,6 +10,7 @@ EXIT_FAILED = 1      # the run completed but its audit failed
 EXIT_USAGE = 2       # bad input: scenario, trace, command line, profile
 EXIT_ABORTED = 3     # the run was stopped: a worker died or hung, or a signal arrived
 EXIT_NOT_FIRED = 4   # emul run --chaos: the run ended before the fault was due (nothing tested)
+EXIT_IO = 5          # the system refused a file or socket: disk full, read-only, no such device
 
 
 class EmulError(Exception):
@@ -46,3 +47,10 @@ class AuditFailed(EmulError):
     """The invariant audit found a fault; the run's figures are not to be trusted."""
 
     exit_code = EXIT_FAILED
+
+
+class OutputFailed(EmulError):
+    """The system refused to let emul write or create something (a full disk, a read-only
+    directory, /dev/shm, a socket path): the message names what and why."""
+
+    exit_code = EXIT_IO

@@ -127,7 +127,7 @@ def test_killed_worker_ends_the_run_cleanly(tmp_path, no_leftovers):
     ctl_dirs_before = {d for d in os.listdir("/tmp") if d.startswith("emul-ctl-")}
 
     def kill_the_killer(controller):
-        victims = [c for c in controller.children() if "workers.killer" in " ".join(c.cmdline())]
+        victims = [c for c in controller.children() if "workers killer" in " ".join(c.cmdline())]
         assert len(victims) == 1
         victims[0].send_signal(signal.SIGKILL)
 
@@ -160,7 +160,7 @@ def test_stopped_worker_is_detected(tmp_path, no_leftovers):
     stopped: list[psutil.Process] = []
 
     def stop_the_gc(controller):
-        gc = [c for c in controller.children() if "workers.gc" in " ".join(c.cmdline())]
+        gc = [c for c in controller.children() if "workers gc" in " ".join(c.cmdline())]
         assert len(gc) == 1
         stopped.append(gc[0])
         gc[0].send_signal(signal.SIGSTOP)

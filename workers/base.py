@@ -23,19 +23,39 @@ if TYPE_CHECKING:
 PR_SET_PDEATHSIG = 1
 SETUP_TIMEOUT_MS = 120_000
 GATE_TIMEOUT_NS = 60e9       # a gate that never opens: the controller is gone
+ROLES = ("swapout", "killer", "swapin", "reclaim", "gc", "benchpeer")
 
 Phase = Callable[["Worker", dict], "dict | None"]
 
 
-def die_with_parent() -> None:
-    """Ask the kernel to SIGKILL this worker if the controller dies (no orphan burns a core)."""
+def parent_arg(argv: list[str]) -> int:
+    """The controller's pid from ``--parent PID`` (0 when absent: the parent at start)."""
+    for i, a in enumerate(argv[:-1]):
+        if a == "--parent" and argv[i + 1].isdigit():
+            return int(argv[i + 1])
+    return 0
+
+
+def die_with_parent(parent: int = 0) -> None:
+    """Ask the kernel to SIGKILL this worker when the controller dies (no orphan burns a core),
+    and leave now if it already has: our parent is no longer the pid that started us."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except OSError:
         pass
-    if os.getppid() == 1:
+    global _PARENT
+    _PARENT = _PARENT or parent or os.getppid()
+    if orphaned():
         os._exit(1)
+
+
+_PARENT = 0      # the controller's pid, from die_with_parent
+
+
+def orphaned() -> bool:
+    """The controller that started this worker is gone (whoever adopted us)."""
+    return os.getppid() != _PARENT
 
 
 def migrations() -> int | None:
@@ -50,20 +70,31 @@ def migrations() -> int | None:
     return None
 
 
-def runqueue_wait_ns() -> int | None:
-    """ns this process has waited on a runqueue while runnable (/proc/self/schedstat's second
-    field: another task had its CPU); None where the kernel has no schedstat."""
+def schedstat_ns(field: int) -> int | None:
+    """/proc/self/schedstat, in ns: field 0 the time on a CPU, field 1 the time waited on a
+    runqueue while runnable (another task had the CPU); None where the kernel has none."""
     try:
         with open("/proc/self/schedstat") as f:
-            return int(f.read().split()[1])
+            return int(f.read().split()[field])
     except (OSError, ValueError, IndexError):
         return None
 
 
+def runqueue_wait_ns() -> int | None:
+    return schedstat_ns(1)
+
+
 def usage_snapshot(proc: "psutil.Process") -> dict:
-    t = proc.cpu_times()
+    # CPU time from schedstat where the kernel has it: exact to the ns, where utime + stime
+    # come in 10 ms ticks (a phase shorter than a tick would look idle to the busy checks)
+    on_cpu = schedstat_ns(0)
+    if on_cpu is None:
+        t = proc.cpu_times()
+        cpu_s = t.user + t.system
+    else:
+        cpu_s = on_cpu / 1e9
     c = proc.num_ctx_switches()
-    return {"cpu_s": t.user + t.system, "wall_s": time.perf_counter(),
+    return {"cpu_s": cpu_s, "wall_s": time.perf_counter(),
             "voluntary": c.voluntary, "involuntary": c.involuntary, "migrations": migrations()}
 
 
@@ -79,12 +110,15 @@ class Worker:
 
     def main(self, argv: list[str] | None = None) -> int:
         ap = argparse.ArgumentParser(prog=f"python -m workers.{self.role}")
+        ap.add_argument("--parent", type=int, default=0)
         ap.add_argument("--control", required=True)
         ap.add_argument("--name", required=True)
         ap.add_argument("--token", required=True)
         args = ap.parse_args(argv)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)   # the controller orchestrates shutdown
-        die_with_parent()
+        # the controller orchestrates shutdown; a closed terminal's SIGHUP is its to handle
+        for sig in (signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        die_with_parent(args.parent)
 
         from emul.harness.control import ControlClient
         self.client = ControlClient(args.control, args.name, args.token)
@@ -126,7 +160,7 @@ class Worker:
         while True:
             msg = self.client.recv(1000)
             if msg is None:
-                if os.getppid() == 1:
+                if orphaned():
                     return 1
                 continue
             if msg["type"] == "exit":

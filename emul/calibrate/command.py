@@ -204,7 +204,7 @@ def _fit_and_compare(c: Calibration, meas: dict, workdir: Path, setup_note: str,
     record.write_text(json.dumps({"measurements": meas, "emulated": emulated,
                                   "costs_ns": fit.costs_ns, "machine": machine}, indent=1,
                                  default=str))
-    c.console.print(f"measurements and emulated figures: {record}")
+    c.console.print(f"measurements and emulated figures: {record}", markup=False)
     return EXIT_OK if restored_ok else EXIT_ABORTED
 
 
@@ -227,7 +227,7 @@ def _write_profile(c: Calibration, meas: dict, fit: Fit, machine: dict, setup_no
     c.output.write_text(profile_yaml(meas, fit, machine, setup_note))
     load_profile(str(c.output))
     c.progress(f"profile written: {c.output}")
-    c.console.print(f"profile: {c.output}")
+    c.console.print(f"profile: {c.output}", markup=False)
     if fit.clamped:
         c.console.print(f"note: set to 0 (emul's machinery exceeds the real figure): "
                         f"{', '.join(fit.clamped)}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
+
 from emul.calibrate.measure import WORKLOADS
 
 if TYPE_CHECKING:
@@ -38,7 +40,7 @@ def side_by_side_rows(meas: dict, emulated: dict) -> list[tuple[str, float, floa
 def side_by_side(meas: dict, emulated: dict, profile_name: str) -> Table:
     """The rows as a rich Table, its caption saying which rows test what."""
     from rich.table import Table
-    t = Table(title=f"real kernel vs emul ({profile_name}), sync, {meas['mib']} MiB per process",
+    t = Table(title=f"real kernel vs emul ({escape(profile_name)}), sync, {meas['mib']} MiB per process",
               caption="The single-process rows are in-sample: the profile was fitted to them "
                       "(ratio near 1 checks the fit). The concurrent rows were not used in the "
                       "fit: they are the out-of-sample check of the emulator's contention "

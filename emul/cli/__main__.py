@@ -1,6 +1,6 @@
 """``python -m emul.cli``: the same as ``emul``."""
 import sys
 
-from emul.cli.main import main
+from emul.cli import main
 
 sys.exit(main())

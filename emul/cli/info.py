@@ -17,13 +17,13 @@ def cmd_strategies(args: Namespace, console: Console) -> int:
     for name, mod in STRATEGY_MODULES.items():
         cap = (f"cap {mod.DEFAULT_CAP_SLOTS} slots" if mod.DEFAULT_CAP_SLOTS
                else "no cap" if mod.NEEDS_GC else "")
-        console.print(f"{name:16} {cap:17} {mod.SUMMARY}")
+        console.print(f"{name:16} {cap:17} {mod.SUMMARY}", markup=False)
     return EXIT_OK
 
 
 def cmd_profiles(args: Namespace, console: Console) -> int:
     for name in builtin_names():
-        console.print(f"{name:16} {load_profile(name).description}")
+        console.print(f"{name:16} {load_profile(name).description}", markup=False)
     return EXIT_OK
 
 
@@ -39,6 +39,7 @@ def cmd_topo(args: Namespace, console: Console) -> int:
         return EXIT_OK
     lines, columns, rows = describe(topo, allowed)
     if console.is_terminal:
+        from rich.markup import escape
         from rich.table import Table
         for line in lines:
             console.print(line, markup=False, highlight=False)
@@ -46,7 +47,7 @@ def cmd_topo(args: Namespace, console: Console) -> int:
         for col in columns:
             t.add_column(col, no_wrap=True)
         for row in rows:
-            t.add_row(*row)
+            t.add_row(*(escape(cell) for cell in row))     # sysfs text, not markup
         console.print(t)
     else:   # plain columns for pipes and logs
         print("\n".join(lines))

@@ -39,8 +39,9 @@ def cmd_machinery(args: Namespace, console: Console) -> int:
     if over:
         names = ", ".join(sorted({f"{r['step']} ({r['role']})" for r in over}))
         console.print(f"overruns at dilation {dil:g}: {names}; the smallest dilation without "
-                      f"one: --dilate {smallest_dilation(rows) * 1.1:.1f}", highlight=False)
+                      f"one: --dilate {smallest_dilation(rows) * 1.1:.1f}", markup=False,
+                      highlight=False)
     else:
         console.print(f"no step's machinery exceeds its target at dilation {dil:g}",
-                      highlight=False)
+                      markup=False, highlight=False)
     return EXIT_OK

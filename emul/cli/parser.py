@@ -21,6 +21,11 @@ def add_measuring(p: argparse.ArgumentParser) -> None:
                    "their own where allowed, so other tasks take little of their CPUs)")
 
 
+def add_force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="reuse an -o directory that holds an "
+                   "earlier run's outputs (they are removed first; other files stay)")
+
+
 def add_format(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, help="rich: box tables (default on a terminal); "
                    "plain: ASCII at most 100 columns, wide tables in blocks (default in a pipe); "
@@ -43,6 +48,7 @@ def add_run(sub: Subparsers) -> None:
     r.add_argument("--chaos-kind", choices=CHAOS_KINDS, help="the fault --chaos injects "
                    "(default: chosen by the seed)")
     add_measuring(r)
+    add_force(r)
     add_format(r)
     r.set_defaults(fn="emul.cli.run:cmd_run")
 
@@ -71,6 +77,7 @@ def add_replay(sub: Subparsers) -> None:
     rp.add_argument("-o", "--output",
                     help="output directory (default results/replay-<trace>-<time>)")
     add_measuring(rp)
+    add_force(rp)
     add_format(rp)
     rp.set_defaults(fn="emul.cli.replay:cmd_replay")
 
@@ -85,6 +92,7 @@ def add_soak(sub: Subparsers) -> None:
     sk.add_argument("--profile", help="cost profile (overrides the scenario's)")
     sk.add_argument("-o", "--output", help="output directory (default results/soak-<name>-<time>)")
     add_measuring(sk)
+    add_force(sk)
     add_format(sk)
     sk.set_defaults(fn="emul.cli.run:cmd_soak")
 

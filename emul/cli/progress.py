@@ -5,15 +5,21 @@ import textwrap
 import time
 from typing import Any
 
+from rich.markup import escape
+
+
+NARROW = 60      # a terminal narrower than this gets plain lines: a live line would wrap
+
 
 class Progress:
     """On a terminal, a live status line (phase, variant, repeat, elapsed, ETA) under the log
-    lines; otherwise (CI, a pipe) plain timestamped lines only."""
+    lines; otherwise (CI, a pipe, a terminal too narrow for one line) plain timestamped lines
+    only."""
 
     def __init__(self, console) -> None:
         self.console = console
         self.t0 = time.monotonic()
-        self.tty = console.is_terminal
+        self.tty = console.is_terminal and console.width >= NARROW
         self.total = 0          # repeats the run will make (for the ETA), 0: unknown
         self.done = 0
         self.status: Any = None    # rich's Status while the live line shows
@@ -22,10 +28,10 @@ class Progress:
     def __call__(self, text: str) -> None:
         elapsed = time.monotonic() - self.t0
         if self.tty:
-            self.console.print(f"[dim]{elapsed:7.1f}s[/dim] {text}")
+            self.console.print(f"[dim]{elapsed:7.1f}s[/dim] {escape(text)}")
         else:
             # wrapped at the console's width (a pipe, a log, a mail: --format plain)
-            lines = textwrap.wrap(text, max(40, self.console.width - 12),
+            lines = textwrap.wrap(text, max(20, self.console.width - 12),
                                   subsequent_indent="    ", drop_whitespace=False) or [""]
             stamp = f"[{elapsed:7.1f}s] "
             print("\n".join([stamp + lines[0].rstrip()]
@@ -52,8 +58,10 @@ class Progress:
         if self.total and self.done:
             left = (elapsed / self.done) * (self.total - self.done)
             eta = f", ETA {left:.0f} s"
-        self.status.update(f"{text} — {self.done} of {self.total} repeats done, "
-                           f"{elapsed:.0f} s elapsed{eta}")
+        line = (f"{text} — {self.done} of {self.total} repeats done, {elapsed:.0f} s "
+                f"elapsed{eta}")
+        # one line at most: a status that wraps is redrawn as stacked garbage
+        self.status.update(escape(line[:max(10, self.console.width - 4)]))
 
     def stop(self) -> None:
         if self.status is not None:

@@ -5,11 +5,12 @@ from argparse import Namespace
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from emul import shipped
 from emul.cli import skeleton as sk
 from emul.cli.progress import Progress
-from emul.config.profiles import builtin_names, load_profile
+from emul.config.profiles import builtin_names, load_profile, page_size_warning
 from emul.config.scenario import Scenario, load_scenario, read_yaml, scenario_from_dict
 from emul.errors import InputError
 from emul.harness.controller import Group
@@ -54,6 +55,32 @@ def replay_scenario(args: Namespace, trace: Trace, strategies: list[str]) -> tup
     return sc, base_path
 
 
+def replay_warnings(trace: Trace, where: str) -> list[str]:
+    """What makes a storm's figures mean less than they seem; a storm that frees nothing at all
+    is refused."""
+    if trace.total_rss_kb == 0 and trace.total_swap_kb == 0:
+        raise InputError(where, None, f"every one of its {len(trace.kills)} kills frees 0 kB "
+                         f"(rss and swap): a replay would measure nothing")
+    out = []
+    if trace.malformed:
+        shown = "; ".join(f"{m.describe()} ({m.text})" for m in trace.malformed[:10])
+        more = f"; and {len(trace.malformed) - 10} more" if len(trace.malformed) > 10 else ""
+        out.append(f"{where}: skipped {len(trace.malformed)} malformed kill "
+                   f"line{'s' if len(trace.malformed) > 1 else ''} (--strict refuses the "
+                   f"file): {shown}{more}")
+    if trace.total_swap_kb == 0:
+        out.append(f"{where}: no kill has swap to free: every strategy has nothing to do "
+                   f"lazily, and kill→swap freed is 0 for all")
+    if trace.stepped_back:
+        lines = ", ".join(map(str, trace.stepped_back[:5]))
+        more = ", ..." if len(trace.stepped_back) > 5 else ""
+        out.append(f"{where}: the time goes back at {len(trace.stepped_back)} kill line"
+                   f"{'s' if len(trace.stepped_back) > 1 else ''} (line {lines}{more}; a clock "
+                   f"change, a reboot, merged buffers): each is taken as back-to-back with the "
+                   f"kill before it")
+    return out
+
+
 def cmd_replay(args: Namespace, console: Console) -> int:
     check_args(args)
     measuring = sk.measuring(args)
@@ -65,18 +92,16 @@ def cmd_replay(args: Namespace, console: Console) -> int:
     time_scale = None if args.back_to_back else (args.time_scale or 1.0)
     plan = ReplayPlan(due_ms=rp.due_times(trace.kills, time_scale),
                       names=tuple(p.name for p in sc.processes[:len(trace.kills)]))
-    outdir = sk.output_dir(args.output,
-                           Path("results") / f"replay-{Path(args.trace).stem}-{sk.stamp()}")
+    warnings = [*replay_warnings(trace, args.trace), page_size_warning(profile, sc.page_size)]
+    outdir = sk.run_output_dir(args.output,
+                               Path("results") / f"replay-{Path(args.trace).stem}-{sk.stamp()}",
+                               args.force)
     progress = Progress(console)
     rss = sum(k.rss_kb for k in trace.kills) * args.size_scale / 1024
     swap = sum(k.swap_kb for k in trace.kills) * args.size_scale / 1024
     span = max(k.t_ms for k in trace.kills)
-    if trace.malformed:
-        shown = "; ".join(f"{m.describe()} ({m.text})" for m in trace.malformed[:10])
-        more = f"; and {len(trace.malformed) - 10} more" if len(trace.malformed) > 10 else ""
-        console.print(f"warning: {args.trace}: skipped {len(trace.malformed)} malformed kill "
-                      f"line{'s' if len(trace.malformed) > 1 else ''} (--strict refuses the "
-                      f"file): {shown}{more}", markup=False, highlight=False)
+    for warning in filter(None, warnings):
+        console.print(f"warning: {warning}", markup=False, highlight=False)
     progress(f"trace {args.trace} ({trace.format}): {len(trace.kills)} kills over {span:.0f} ms, "
              f"{rss:.0f} MiB rss + {swap:.0f} MiB swap, {trace.skipped} other lines skipped; "
              + ("back to back" if time_scale is None else f"time scale {time_scale:g}")
@@ -101,8 +126,9 @@ def cmd_replay(args: Namespace, console: Console) -> int:
         return doc
 
     def tables(doc: dict) -> list:
-        title = (f"replay of {args.trace} — {len(trace.kills)} kills, profile {profile.name}, "
-                 f"{doc['machine']['arch']}")
+        # a trace file's or profile's name is the user's text, not markup
+        title = (f"replay of {escape(args.trace)} — {len(trace.kills)} kills, profile "
+                 f"{escape(profile.name)}, {escape(doc['machine']['arch'])}")
         return [replay_table(doc["replay_summary"], title), worker_table(doc), lock_table(doc)]
 
     job = sk.Job("replay", [group], outdir, build, tables,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import textwrap
 import time
 from argparse import Namespace
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from rich.console import Console
 
 from emul.cli import skeleton as sk
 from emul.cli.progress import Progress, quiet
-from emul.config.profiles import Profile, builtin_names, load_profile
+from emul.config.profiles import Profile, builtin_names, load_profile, page_size_warning
 from emul.config.scenario import Scenario, VariantSpec, load_scenario
 from emul.config.topology import oversubscription_warning
 from emul.config.vary import load_matrix
@@ -30,7 +29,6 @@ from emul.report.export import write_csv
 from emul.report.io import render_plots
 from emul.report.tables import summary_tables
 from emul.report.stability import measurement_doc, stability_warnings
-from emul.report.textout import PLAIN_WIDTH
 from emul.report.timesplit import overrun_warning
 from emul.strategies import strategy_names
 
@@ -53,11 +51,21 @@ def load_groups(path: str, profile: str | None, repeats: int | None,
         groups = [dataclasses.replace(sc, dilate=dilate) for sc in groups]
     for sc in groups:
         debug_bits(sc)
+        check_measures_something(path, sc)
         if sc.base_for:
             raise InputError(path, "base_for", f"a base scenario for emul {sc.base_for} (its "
                              f"victims are placeholders the trace replaces), not a run of its "
                              f"own; use: emul {sc.base_for} TRACE --scenario {path}")
     return groups
+
+
+def check_measures_something(path: str, sc: Scenario) -> None:
+    """Refuse a scenario whose measured phase has no work: with nothing swapped out an unmap
+    frees no slot and a swap-in reads none, and every ratio would compare empty phases."""
+    if sc.processes and all(p.swapped == 0 for p in sc.processes):
+        raise InputError(path, "processes", "every process has swapped: 0, so the measured "
+                         "phase would free no slot and every figure would compare nothing; "
+                         "give at least one process a swapped share above 0")
 
 
 def cmd_run(args: Namespace, console: Console) -> int:
@@ -66,8 +74,13 @@ def cmd_run(args: Namespace, console: Console) -> int:
     scenarios = load_groups(path, args.profile, args.repeats, args.dilate)
     profiles = [load_profile(args.profile or sc.profile) for sc in scenarios]
     sc = scenarios[0]
-    outdir = sk.output_dir(args.output, Path("results") / f"{sc.name}-{sk.stamp()}")
+    outdir = sk.run_output_dir(args.output, Path("results") / f"{sc.name}-{sk.stamp()}",
+                               args.force)
     progress = Progress(console)
+    for warning in dict.fromkeys(page_size_warning(p, g.page_size)
+                                 for g, p in zip(scenarios, profiles)):
+        if warning:
+            progress(f"warning: {warning}")
     variants = [v.name for g in scenarios for v in g.variants]
     progress(f"scenario {path} ({sc.name}), profile "
              f"{', '.join(dict.fromkeys(p.name for p in profiles))}, {sc.repeats} repeats, "
@@ -104,8 +117,8 @@ def cmd_run(args: Namespace, console: Console) -> int:
         files = [trace.write(outdir / "trace.json"), *render_plots(doc, outdir)]
         return files + (write_csv(outdir, doc) if args.csv else [])
 
-    job = sk.Job("run", groups, outdir, build, summary_tables, footer=run_footer(console, outdir),
-                 on_repeat=on_repeat, extras=extras,
+    job = sk.Job("run", groups, outdir, build, summary_tables, footer=run_footer(outdir),
+                 warnings=run_warnings, on_repeat=on_repeat, extras=extras,
                  partial=lambda doc: [trace.write(outdir / "trace.json")],
                  on_ready=(lambda: chaos.arm(groups)) if chaos else None)
     code = sk.execute(job, console)
@@ -117,21 +130,18 @@ def cmd_run(args: Namespace, console: Console) -> int:
     return code
 
 
-def run_footer(console: Console, outdir: Path) -> Callable[[dict, list[Path]], str]:
+def run_footer(outdir: Path) -> Callable[[dict, list[Path]], str]:
     def footer(doc: dict, written: list[Path]) -> str:
-        for warning in (oversubscription_warning(doc), overrun_warning(doc),
-                        *stability_warnings(doc)):
-            if warning:
-                console.print(f"[yellow]warning:[/yellow] {warning}", markup=True,
-                              highlight=False)
-                with open(outdir / "summary.txt", "a") as f:
-                    f.write("\n".join(textwrap.wrap(f"warning: {warning}", PLAIN_WIDTH,
-                                                     subsequent_indent="  ")) + "\n")
         pngs = [p.name for p in written if p.suffix == ".png"]
         csv = any(p.suffix == ".csv" for p in written)
         return (f"results: {outdir / 'results.json'}; trace: {outdir / 'trace.json'} "
                 f"(ui.perfetto.dev); plots: {', '.join(pngs)}" + ("; CSV files" if csv else ""))
     return footer
+
+
+def run_warnings(doc: dict) -> list[str | None]:
+    """What the reader of a run's tables must know (after them, and in summary.txt)."""
+    return [oversubscription_warning(doc), overrun_warning(doc), *stability_warnings(doc)]
 
 
 def cmd_soak(args: Namespace, console: Console) -> int:
@@ -148,8 +158,12 @@ def cmd_soak(args: Namespace, console: Console) -> int:
         VariantSpec(name=n, strategy=n, cap_slots=None, cap_bytes=None) for n in names))
     debug_bits(sc)
     profile = load_profile(args.profile or sc.profile)
-    outdir = sk.output_dir(args.output, Path("results") / f"soak-{sc.name}-{sk.stamp()}")
+    outdir = sk.run_output_dir(args.output, Path("results") / f"soak-{sc.name}-{sk.stamp()}",
+                           args.force)
     progress = Progress(console)
+    warning = page_size_warning(profile, sc.page_size)
+    if warning:
+        progress(f"warning: {warning}")
     progress(f"soak: {path} for {args.minutes:g} min, strategies {', '.join(names)}, "
              f"profile {profile.name}; an audit after every cycle")
     group = Group(sc, profile, quiet, log_path=str(outdir / "run.log"), **measuring)

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from argparse import Namespace
 from collections.abc import Callable
@@ -20,11 +19,14 @@ from pathlib import Path
 from rich.console import Console
 
 from emul import shipped
-from emul.errors import EXIT_ABORTED, EXIT_OK, AuditFailed, EmulError, InputError
+from emul.cli import outdir as outdirs
+from emul.cli.stdout import say
+from emul.errors import EXIT_ABORTED, EXIT_OK, AuditFailed, EmulError, InputError, OutputFailed
 from emul.harness.controller import Group, run_groups
 from emul.harness.record import RepeatRecord
+from emul.harness.signals import INTERRUPTS
 from emul.report import results
-from emul.report.io import write_summary
+from emul.report.io import show_tables, write_summary_file
 from emul.report.textout import output_format
 
 Tables = list   # of rich renderables
@@ -40,6 +42,7 @@ class Job:
     build: Callable[[list[dict], str, str], dict]       # rows, status, reason -> results doc
     tables: Callable[[dict], Tables]                    # the summary tables of a document
     footer: Callable[[dict, list[Path]], str]           # the closing line: where things are
+    warnings: Callable[[dict], list[str | None]] = lambda doc: []   # after the tables
     on_repeat: Callable[[RepeatRecord], None] = lambda rec: None
     extras: Callable[[dict], list[Path]] = lambda doc: []          # files after results.json
     partial: Callable[[dict], list[Path]] = lambda doc: []         # ... when aborted
@@ -50,7 +53,19 @@ class Job:
 
 
 def execute(job: Job, console: Console) -> int:
-    """Run the job's groups and report them; the command's exit code."""
+    """Run the job's groups and report them; the command's exit code. SIGINT, SIGTERM and
+    SIGHUP stop the run once; from then on, and while the files are written, further signals
+    are noted and the writing finishes (emul/harness/signals.py)."""
+    with INTERRUPTS.catching():
+        code = _execute(job, console)
+        late = INTERRUPTS.take_noted()      # a stopped run has said so already
+    if late and code != EXIT_ABORTED:
+        say(f"emul: {late[0]} arrived while the results were being written; they were "
+            f"finished first ({job.outdir})")
+    return code
+
+
+def _execute(job: Job, console: Console) -> int:
     def on_repeat(rec: RepeatRecord) -> None:
         job.rows.append(rec.to_json())
         job.on_repeat(rec)
@@ -58,28 +73,52 @@ def execute(job: Job, console: Console) -> int:
     try:
         run_groups(job.groups, on_repeat, job.on_ready, job.duration_s)
     except (EmulError, KeyboardInterrupt) as exc:
-        reason = str(exc) if isinstance(exc, EmulError) else f"interrupted ({exc or 'SIGINT'})"
-        doc = job.build(job.rows, "aborted", reason)
-        results.write(job.outdir, doc)
-        job.partial(doc)
-        if job.tables_when_aborted:
-            write_summary(job.outdir, job.tables(doc), console)
-        if isinstance(exc, KeyboardInterrupt) or job.tables_when_aborted:
-            print(f"emul: {job.what} aborted: {reason}; partial results in {job.outdir}",
-                  file=sys.stderr)
-            return EXIT_ABORTED
-        raise
+        INTERRUPTS.hold()
+        return _aborted(job, console, exc)
+    INTERRUPTS.hold()
     bad = [r for r in job.rows if not r["audit"]["ok"]]
     doc = job.build(job.rows, "audit-failed" if bad else "ok", "")
-    written = [results.write(job.outdir, doc), *job.extras(doc)]
-    write_summary(job.outdir, job.tables(doc), console)
-    console.print(job.footer(doc, written))
+    tables, warnings = job.tables(doc), tuple(w for w in job.warnings(doc) if w)
+    show_tables(tables, console, warnings)       # the figures first: a full disk keeps them
+    written = writing(job, lambda: [results.write(job.outdir, doc), *job.extras(doc),
+                                    write_summary_file(job.outdir, tables, warnings)])
+    console.print(job.footer(doc, written), markup=False, highlight=False)
     if output_format(console) == "json":
         print_json(doc, job.outdir)
     if bad:
         raise AuditFailed(f"the audit failed in {len(bad)} of {len(job.rows)} repeats: "
                           + "; ".join(bad[0]["audit"]["problems"]))
     return EXIT_OK
+
+
+def _aborted(job: Job, console: Console, exc: BaseException) -> int:
+    """An interrupted or failed run: its partial results written, marked aborted."""
+    reason = str(exc) if isinstance(exc, EmulError) else f"interrupted ({exc or 'SIGINT'})"
+    doc = job.build(job.rows, "aborted", reason)
+    tables = job.tables(doc) if job.tables_when_aborted else []
+    show_tables(tables, console)
+
+    def files() -> list[Path]:
+        out = [results.write(job.outdir, doc), *job.partial(doc)]
+        return out + ([write_summary_file(job.outdir, tables)] if tables else [])
+    writing(job, files, f"{job.what} aborted: {reason}; ")
+    if isinstance(exc, KeyboardInterrupt) or job.tables_when_aborted:
+        say(f"emul: {job.what} aborted: {reason}; partial results in {job.outdir}")
+        return EXIT_ABORTED
+    raise exc
+
+
+def writing(job: Job, write: Callable[[], list[Path]], before: str = "") -> list[Path]:
+    """Run the writes; a refusal by the system (a full disk, a read-only directory) is one
+    OutputFailed naming the file, with the temporary files of the failed write removed
+    (emul/atomic.py) and what was already printed said to be the figures."""
+    try:
+        return write()
+    except OSError as exc:
+        what = exc.filename or job.outdir
+        raise OutputFailed(f"{before}cannot write {what}: {exc.strerror or exc}; the figures "
+                           f"printed above are the run's, nothing half-written was left") \
+            from None
 
 
 def print_json(doc: dict, outdir: Path) -> None:
@@ -105,15 +144,16 @@ def audit_line(row: dict) -> str:
 # --- validation shared by the commands -------------------------------------------------------
 
 def output_dir(arg: str | None, default: Path | str) -> Path:
-    """The -o directory (or the command's default under results/), created; a clear error if
-    it cannot be."""
-    outdir = Path(arg) if arg else Path(default)
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError("-o", None, f"cannot create the output directory {outdir}: "
-                         f"{exc.strerror}") from None
-    return outdir
+    """A directory a command re-writes its own files in (emul report, validate), created and
+    locked against a run writing there at the same time."""
+    return outdirs.claim(arg, Path(default), keep=True)
+
+
+def run_output_dir(arg: str | None, default: Path | str, force: bool = False) -> Path:
+    """A run's -o directory (or a fresh one under the command's default), created and held
+    for this run alone: an earlier run's outputs there are refused without --force
+    (emul/cli/outdir.py)."""
+    return outdirs.claim(arg, Path(default), force=force)
 
 
 def stamp() -> str:
@@ -141,9 +181,12 @@ def measuring(args: Namespace) -> dict:
     return {"warmup": args.warmup, "boost": not args.no_boost}
 
 
+MAX_REPEATS = 1000       # as a scenario's repeats (emul/config/fields.py)
+
+
 def check_repeats(n: int | None) -> None:
-    if n is not None and n < 1:
-        raise InputError("--repeats", None, f"expected a count >= 1, got {n}")
+    if n is not None and not 1 <= n <= MAX_REPEATS:
+        raise InputError("--repeats", None, f"expected a count from 1 to {MAX_REPEATS}, got {n}")
 
 
 def cpus() -> set[int]:

@@ -1,9 +1,11 @@
-"""A standard output that survives its reader going away.
+"""Standard output and error that survive their reader going away, and any encoding.
 
-``emul run | head -1`` closes the pipe after one line. Python would raise BrokenPipeError at the
-next print, mid-run, and the run would end without results.json. Here the first broken write
-turns stdout into a sink: the run goes on, writes its files and exits as it would have; only
-what it would have printed is lost (as with any closed reader).
+``emul run | head -1`` closes the pipe after one line; a closed terminal or ssh session makes
+every write fail with EIO. Python would raise at the next print, mid-run, and the run would end
+without results.json. Here the first failed write turns the stream into a sink: the run goes
+on, writes its files and exits as it would have; only what it would have printed is lost (as
+with any closed reader). A stream whose encoding cannot carry a character (PYTHONIOENCODING=ascii)
+gets a replacement for it instead of a UnicodeEncodeError.
 """
 from __future__ import annotations
 
@@ -23,7 +25,10 @@ class SafeStdout:
         if not self.broken:
             try:
                 return self._stream.write(text)
-            except BrokenPipeError:
+            except UnicodeEncodeError:
+                enc = getattr(self._stream, "encoding", None) or "ascii"
+                return self.write(text.encode(enc, "replace").decode(enc))
+            except OSError:          # EPIPE: the reader left; EIO: the terminal is gone
                 self._break()
         return len(text)
 
@@ -31,7 +36,7 @@ class SafeStdout:
         if not self.broken:
             try:
                 self._stream.flush()
-            except BrokenPipeError:
+            except OSError:
                 self._break()
 
     def _break(self) -> None:
@@ -49,5 +54,16 @@ class SafeStdout:
 
 
 def protect_stdout() -> None:
+    """Both standard streams wrapped (idempotent)."""
     if not isinstance(sys.stdout, SafeStdout) and sys.stdout is not None:
         sys.stdout = SafeStdout(sys.stdout)       # type: ignore[assignment]
+    if not isinstance(sys.stderr, SafeStdout) and sys.stderr is not None:
+        sys.stderr = SafeStdout(sys.stderr)       # type: ignore[assignment]
+
+
+def say(line: str) -> None:
+    """One line for the user on stderr (never raises: the terminal may be gone)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass

@@ -72,7 +72,6 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from emul.config.fields import (
@@ -124,6 +123,7 @@ from emul.config.spec import (
     ZramSpec,
 )
 from emul.config.topology import Topology, machine_topology
+from emul.config.yamlread import MAX_SHOWN, read_yaml_file
 from emul.errors import InputError
 
 MAX_FILE_BYTES = 1 << 20        # a scenario file is a few hundred bytes; refuse anything silly
@@ -284,7 +284,9 @@ def _place(raw: Any, loc: Loc) -> tuple[str, tuple[int, ...]]:
             if isinstance(comp, int):
                 path += f"[{comp}]"
                 continue
-        name = comp if isinstance(comp, str) and _KEY_RE.fullmatch(comp) else show_value(comp)
+        # a long key is shown cut short (show_value): a message never quotes a huge value
+        name = (comp if isinstance(comp, str) and len(comp) <= MAX_SHOWN and _KEY_RE.fullmatch(comp)
+                else show_value(comp))
         path += f".{name}" if path else name
     return path, tuple(order)
 
@@ -345,41 +347,9 @@ def _raise_first(where: str, raw: Any, problems: list[tuple[Loc, str]]) -> None:
 
 
 def read_yaml(where: str, path: str | os.PathLike[str]) -> Any:
-    """The YAML document in ``path``; every way that fails is one InputError naming ``where``."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise InputError(where, None, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(where, None, "is a directory, expected a scenario file") from None
-    except PermissionError:
-        raise InputError(where, None, "permission denied") from None
-    except OSError as err:
-        raise InputError(where, None, f"cannot read the file ({err.strerror or err})") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise InputError(where, None, f"too large for a scenario file (over {format_size(MAX_FILE_BYTES)})")
-    try:
-        return yaml.safe_load(data)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        problem = err.problem or err.context or "syntax error"
-        if err.context and err.problem and err.problem.startswith("but "):
-            problem = f"{err.context}, {err.problem}"
-        if mark is not None:
-            at = f"line {mark.line + 1}, column {mark.column + 1}"
-            raise InputError(where, at, f"invalid YAML: {problem}") from None
-        raise InputError(where, None, f"invalid YAML: {problem}") from None
-    except yaml.reader.ReaderError as err:
-        raise InputError(where, None, f"not readable as text at byte {err.position} ({err.reason})") from None
-    except yaml.YAMLError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
-        raise InputError(where, None, f"invalid YAML: {first}") from None
-    except RecursionError:
-        raise InputError(where, None, "invalid YAML: nested too deeply") from None
-    except Exception as err:  # noqa: BLE001 - a constructor choked on a value (e.g. 2024-13-45, a 5000-digit int)
-        reason = str(err).split(";")[0].strip() or type(err).__name__
-        raise InputError(where, None, f"invalid YAML: cannot read a value ({reason})") from None
+    """The YAML document in ``path``; every way that fails is one InputError naming ``where``
+    (a FIFO, a directory, an alias bomb and a duplicate key included: emul.config.yamlread)."""
+    return read_yaml_file(where, path, MAX_FILE_BYTES, "a scenario file")
 
 
 def load_scenario(

@@ -26,6 +26,7 @@ from typing import Any
 from emul.config.scenario import Scenario, read_yaml, scenario_from_dict
 from emul.config.sizes import show_value
 from emul.config.topology import Topology, machine_topology
+from emul.config.yamlread import shorten
 from emul.errors import InputError
 
 __all__ = ["STRUCTURAL_KEYS", "VARIANT_KEYS", "VARY_KEYS", "expand_vary", "load_matrix"]
@@ -48,11 +49,13 @@ def _is_nested(key: Any) -> bool:
             and key.split(".")[0] in NESTED_VARIANT_KEYS and key.split(".")[1] != "")
 MAX_VALUES = 64
 MAX_VARIANTS = 256
+MAX_VALUE_CHARS = 100           # a value ends up in variant names, which are at most 100 long
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def _vary_label(key: str, value: Any) -> str:
     short = {"page_size": "page", "disksize": "disk", "gc_cpu": "gc_cpu", "zsmalloc": "zs"}
-    text = value if isinstance(value, (str, int)) else "+".join(map(str, value))
+    text = "+".join(map(str, value)) if isinstance(value, list) else str(value)
     return f"{short.get(key, key)}={text}"
 
 
@@ -67,17 +70,36 @@ def _set_path(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 
 
 def _check_vary(vary: Any, where: str) -> None:
-    """The shape of ``vary:`` itself; its values are checked where they land in each group."""
+    """The shape of ``vary:`` itself and the kind of each value (before any str() of one);
+    what a value means is checked where it lands in each group."""
     if not isinstance(vary, dict) or not vary:
         raise InputError(where, "vary", f"expected a mapping of keys to lists of values, got {show_value(vary)}")
     for key, values in vary.items():
         if key not in VARY_KEYS and not _is_nested(key):   # quoted: a key may hold anything
             raise InputError(where, "vary", f"expected keys from: {', '.join(VARY_KEYS)}, "
                              f"costs.<cost name>, core.<worker role>; got {show_value(key)}")
+        shown = f"vary.{shorten(key)}"    # costs.<name>: the name may be anything
         if not isinstance(values, list) or not values:
-            raise InputError(where, f"vary.{key}", f"expected a non-empty list of values, got {show_value(values)}")
+            raise InputError(where, shown, f"expected a non-empty list of values, got {show_value(values)}")
         if len(values) > MAX_VALUES:
-            raise InputError(where, f"vary.{key}", f"expected at most {MAX_VALUES} values, got {len(values)}")
+            raise InputError(where, shown, f"expected at most {MAX_VALUES} values, got {len(values)}")
+        for i, value in enumerate(values):
+            _check_value(value, where, f"{shown}[{i}]")
+
+
+def _check_value(value: Any, where: str, key: str) -> None:
+    """One varied value: a scalar or a flat list of them (zsmalloc, gc_cpu), short. Checked
+    before anything calls str() on it: a nested value (an alias bomb) would be huge."""
+    items = value if isinstance(value, list) else [value]
+    if len(items) > MAX_VALUES:
+        raise InputError(where, key, f"expected at most {MAX_VALUES} items, got {len(items)}")
+    for item in items:
+        if not isinstance(item, _SCALARS):
+            got = show_value(value) if item is value else f"a list holding {show_value(item)}"
+            raise InputError(where, key, f"expected a value or a list of plain values, got {got}")
+        if isinstance(item, str) and len(item) > MAX_VALUE_CHARS:
+            raise InputError(where, key, f"expected a value of at most {MAX_VALUE_CHARS} characters, "
+                             f"got {show_value(item)}")
 
 
 def _base_variants(base: dict[str, Any], vary: dict[str, Any]) -> list[Any]:
@@ -96,10 +118,13 @@ def _expand_variant(variant: Any, vary: dict[str, Any], axes: list[str], group: 
         return [variant]              # scenario_from_dict reports it
     # a cap means nothing to sync: it gets the other axes only
     axes = [k for k in axes if not (k == "cap" and variant.get("strategy") == "sync")]
+    base = variant.get("name") or variant.get("strategy")
+    if not isinstance(base, str):
+        return [variant]              # a bad or missing name: scenario_from_dict reports it
     out = []
     for combo in itertools.product(*(vary[k] for k in axes)):
         v = dict(variant)
-        name = str(v.get("name") or v.get("strategy"))
+        name = base
         for key, value in zip(axes, combo):
             if _is_nested(key):          # costs.zs_free: 300 -> costs: {zs_free: 300}
                 outer, inner = key.split(".")

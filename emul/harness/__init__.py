@@ -10,4 +10,6 @@
     entrypoints.py every compiled entry point, compiled once before workers start
     microbench.py  emul bench's compiled loops    trace.py  trace.json
     chaos.py       emul run --chaos
+    signals.py     SIGINT / SIGTERM / SIGHUP: one interrupt, never inside clean-up
+    leftovers.py   the sweep of what killed runs left; other emul runs beside this one
 """

@@ -8,6 +8,7 @@ phase results.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import tempfile
@@ -15,6 +16,10 @@ import tempfile
 import zmq
 
 WORKER_MESSAGES = {"hello", "ready", "done", "error"}
+CTL_PREFIX = "emul-ctl-"
+# a Unix socket's path holds at most 107 bytes (sun_path); ZeroMQ refuses longer ones
+MAX_SOCKET_PATH = 100
+FALLBACK_BASE = "/tmp"
 CONTROLLER_MESSAGES = {"setup", "phase", "exit"}
 
 
@@ -23,7 +28,8 @@ class ControlServer:
 
     def __init__(self, token: str | None = None) -> None:
         self.token = token or secrets.token_hex(16)
-        self.dir = tempfile.mkdtemp(prefix="emul-ctl-")   # created 0700
+        # created 0700; the pid in the name lets a later run sweep it if this one is killed
+        self.dir = tempfile.mkdtemp(prefix=f"{CTL_PREFIX}{os.getpid()}-", dir=socket_base())
         self.endpoint = f"ipc://{self.dir}/control"
         self.ctx = zmq.Context()
         try:
@@ -68,6 +74,19 @@ class ControlServer:
         self.sock.close(0)
         self.ctx.term()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def socket_base() -> str:
+    """Where the control directory goes: TMPDIR, unless a socket there would have a path too
+    long for a Unix socket (a deep TMPDIR), then /tmp."""
+    base = tempfile.gettempdir()
+    longest = len(os.path.join(base, f"{CTL_PREFIX}{os.getpid()}-xxxxxxxx", "control"))
+    return base if longest <= MAX_SOCKET_PATH else FALLBACK_BASE
+
+
+def control_bases() -> list[str]:
+    """Every directory a control directory of this user may be in (for the sweep)."""
+    return list(dict.fromkeys([tempfile.gettempdir(), FALLBACK_BASE]))
 
 
 class ControlClient:

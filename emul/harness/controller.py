@@ -9,7 +9,6 @@ worker, Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import os
-import signal
 import time
 from collections.abc import Callable
 
@@ -18,6 +17,7 @@ from emul.harness import plan as planning
 from emul.harness.arena import Arena
 from emul.harness.disturbance import Disturbance, disturbances, least_disturbed
 from emul.harness.entrypoints import Views, compile_run
+from emul.harness.signals import INTERRUPTS
 from emul.harness.hoststate import HostState
 from emul.harness.group import GroupState
 from emul.harness.probe import probe_variants
@@ -40,11 +40,15 @@ class Group(GroupState):
         self.host_ticks_per_ns = measure_ticks_per_ns()
         self.ticks_per_ns = self.host_ticks_per_ns * self.sc.dilate
         geo = self.geometry(self.sc.variants[0])
-        self._arena = Arena.create(layout.build_layout(geo))
+        shape = layout.build_layout(geo)
+        self.progress("compiling the kernel paths (cached after the first run)")
+        compiled = compile_scratch(shape)   # before the arena exists: a kill then leaves nothing
+        with INTERRUPTS.held():        # created and recorded for shutdown as one step
+            self._arena = Arena.create(shape)
         layout.init_state(self._arena, geo)
         self._views = Views.of(self._arena, 0)
-        self.progress("compiling the kernel paths (cached after the first run)")
-        compile_run(self.views)
+        if not compiled:
+            compile_run(self.views)
         self.progress(f"starting {len(self.plan.workers)} workers")
         self.sup.start(self.arena, self.ticks_per_ns, WORKER_START_TIMEOUT_S)
         self.machinery.update(probe_variants(self, self.sc.variants))
@@ -116,8 +120,13 @@ def run_groups(groups: list[Group], on_repeat: Callable[[RepeatRecord], None] | 
     first, then removes the arenas. With duration_s, no new cycle of every variant starts once
     that long has passed since the workers were up."""
     planning.check_resources([(g.sc, len(g.plan.workers), g.replay) for g in groups])
-    previous = {sig: signal.signal(sig, _raise_interrupt)
-                for sig in (signal.SIGTERM, signal.SIGINT)}
+    with INTERRUPTS.catching():
+        return _run_groups(groups, on_repeat, on_ready, duration_s)
+
+
+def _run_groups(groups: list[Group], on_repeat: Callable[[RepeatRecord], None] | None,
+                on_ready: Callable[[], None] | None,
+                duration_s: float | None) -> list[RepeatRecord]:
     records: list[RepeatRecord] = []
     try:
         for k, g in enumerate(groups):
@@ -140,15 +149,22 @@ def run_groups(groups: list[Group], on_repeat: Callable[[RepeatRecord], None] | 
             g.host_state = state
         return records
     finally:
-        # a second Ctrl-C or SIGTERM must not cut the clean-up short: hold them until it ends
-        signal.pthread_sigmask(signal.SIG_BLOCK, set(previous))
+        # a second Ctrl-C or SIGTERM (in any thread) must not cut the clean-up short: from here
+        # on they are noted, not raised (emul/harness/signals.py)
+        INTERRUPTS.hold()
+        _shutdown_all(groups)
+
+
+def _shutdown_all(groups: list[Group]) -> None:
+    """Every group shut down, even when one's shutdown fails (the first failure is raised)."""
+    failure: BaseException | None = None
+    for g in groups:
         try:
-            for g in groups:
-                g.shutdown()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, set(previous))
+            g.shutdown()
+        except BaseException as exc:     # noqa: BLE001 - the other groups still need it
+            failure = failure or exc
+    if failure is not None:
+        raise failure
 
 
 def _pids(groups: list[Group]) -> list[int]:
@@ -181,5 +197,15 @@ def _interleaved(groups: list[Group], on_repeat: Callable[[RepeatRecord], None] 
     return records
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+def compile_scratch(shape: layout.Layout) -> bool:
+    """Compile every entry point for the arena's types against untouched anonymous memory of
+    its layout; False where the host refuses such a mapping (the real arena is used then)."""
+    try:
+        scratch = Arena.scratch(shape)
+    except OSError:
+        return False
+    try:
+        compile_run(Views.of(scratch, 0))
+    finally:
+        scratch.close()
+    return True

@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 
 from emul import PACKAGE_ROOT
+from emul.harness.leftovers import other_runs
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOADED_SHARE = 0.05     # other tasks took this share of a measured CPU: the host was loaded
@@ -104,8 +105,10 @@ class HostState:
     load_before: tuple[float, ...] = ()
     ticks_before: dict[int, tuple[int, int]] = field(default_factory=dict)
     emul_before: float = 0.0
+    beside: dict[int, set[int]] = field(default_factory=dict)   # other emul runs: pid -> CPUs
 
     def start(self, pids: list[int]) -> None:
+        self.note_other_runs()
         self.t0 = time.monotonic()
         self.load_before = os.getloadavg()
         self.ticks_before = cpu_ticks()
@@ -114,6 +117,7 @@ class HostState:
     def stop(self, pids: list[int]) -> dict:
         """The run's host state (results.json's ``host``)."""
         wall = max(1e-9, time.monotonic() - self.t0)
+        self.note_other_runs()
         after = cpu_ticks()
         emul_s = process_cpu_s(pids) - self.emul_before
         busy = steal = 0.0
@@ -132,4 +136,14 @@ class HostState:
                 "steal_share": steal / (wall * n),
                 "governors": {str(k): v for k, v in governors(self.cpus).items()},
                 "loaded": others / (wall * n) > LOADED_SHARE or steal / (wall * n) > LOADED_SHARE,
+                "other_emul_runs": [{"pid": pid, "cpus": sorted(c)}
+                                    for pid, c in sorted(self.beside.items())],
                 "emul": emul_version()}
+
+    def note_other_runs(self) -> None:
+        """Other emul runs whose workers share a measured CPU, at the start or the end: the
+        load warning alone would not say that the other load is a second benchmark."""
+        for run in other_runs():
+            shared = run.cpus & set(self.cpus)
+            if shared:
+                self.beside.setdefault(run.pid, set()).update(shared)

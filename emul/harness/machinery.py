@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from emul.atomic import write_text
 from emul.config.costs import COST_NAMES, NR_COSTS
 from emul.kernel import context as C
 from emul.kernel.clock import clock_now
@@ -268,8 +269,6 @@ def store(m: Machinery) -> None:
     try:
         d = cache_dir()
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f"{m.key}.json.tmp"
-        tmp.write_text(json.dumps(m.to_json()))
-        tmp.replace(d / f"{m.key}.json")
+        write_text(d / f"{m.key}.json", json.dumps(m.to_json()))
     except OSError:
         pass

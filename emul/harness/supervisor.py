@@ -1,6 +1,6 @@
 """The worker supervisor: spawn, handshake, send / expect, the start gate, waits, shutdown.
 
-One supervisor owns one set of worker processes (``python -m workers.<role>``) and the control
+One supervisor owns one set of worker processes (``python -m workers <role>``) and the control
 socket they talk to. The controller uses it for a run's actors; ``emul bench`` for its peer.
 
 Protocol (emul/harness/control.py carries it; JSON only):
@@ -35,6 +35,7 @@ from emul import PACKAGE_ROOT
 from emul.errors import RunAborted
 from emul.harness.arena import Arena
 from emul.harness.control import ControlServer
+from emul.harness.signals import INTERRUPTS
 from emul.kernel.layout import CTL_GATE_ARRIVE, CTL_GATE_GO
 
 STOPPED_GRACE_S = 2.0
@@ -140,10 +141,12 @@ class Supervisor:
     def start(self, arena: Arena, ticks_per_ns: float, timeout_s: float) -> None:
         """Spawn every worker, hand each its set-up, wait until all are ready; then unlink the
         arena's name (every worker has it mapped: nothing can leak it from here on)."""
-        self.server = ControlServer()
+        with INTERRUPTS.held():      # created and recorded for shutdown as one step
+            self.server = ControlServer()
         self.phase = "worker start-up"
         for w in self.workers:
-            w.popen = self._spawn(w)
+            with INTERRUPTS.held():
+                w.popen = self._spawn(w)
         setup = {"type": "setup", "arena": arena.name, "layout": arena.layout.to_json(),
                  "ticks_per_ns": ticks_per_ns, "boost": self.boost}
         ready: set[str] = set()
@@ -161,8 +164,10 @@ class Supervisor:
     def _spawn(self, w: WorkerProc) -> subprocess.Popen:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(PACKAGE_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-        cmd = [sys.executable, "-m", f"workers.{w.role}", "--control", self.control.endpoint,
-               "--name", w.name, "--token", self.control.token]
+        # workers/__main__.py sets up the parent-death signal before the role's heavy imports
+        cmd = [sys.executable, "-m", "workers", w.role, "--parent", str(os.getpid()),
+               "--control", self.control.endpoint, "--name", w.name,
+               "--token", self.control.token]
         if not self.log_path:
             return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

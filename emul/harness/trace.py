@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from emul.atomic import write_text
 from emul.harness.sampler import Sample
 from emul.harness.supervisor import WorkerProc
 from emul.kernel import context as C
+
 
 
 class TraceRecorder:
@@ -94,10 +96,7 @@ class TraceRecorder:
                 "otherData": {"clock": "emul cycle counter", "ticks_per_ns": self.ticks_per_ns}}
 
     def write(self, path: Path) -> Path:
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_json()))
-        tmp.replace(path)
-        return path
+        return write_text(path, json.dumps(self.to_json()))
 
 
 def name_tracks(rec: TraceRecorder, pid: int, label: str, workers: list[WorkerProc]) -> None:

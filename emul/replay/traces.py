@@ -135,6 +135,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
+from emul.config.yamlread import read_input_bytes
 from emul.errors import InputError
 
 __all__ = ["Kill", "Trace", "TraceFormat", "read_trace", "parse_trace", "MAX_TRACE_BYTES"]
@@ -190,6 +191,7 @@ class Trace:
     skipped: int
     where: str
     malformed: tuple[Malformed, ...] = ()
+    stepped_back: tuple[int, ...] = ()    # log lines whose time went back (taken back-to-back)
 
     @property
     def total_rss_kb(self) -> int:
@@ -213,11 +215,10 @@ def read_trace(path: str | Path, oom_swap_ratio: float = 1.0, strict: bool = Tru
     """Read and parse the trace file at ``path`` (see the module docstring for the formats;
     ``strict``: as parse_trace)."""
     where = str(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_TRACE_BYTES + 1)   # never read more than the cap, whatever the file
-    except OSError as e:
-        raise InputError(where, None, f"cannot read the trace: {e.strerror or e}") from None
+    try:   # a regular file only (a FIFO would hang), never more than the cap
+        data = read_input_bytes(where, path, MAX_TRACE_BYTES, "a trace file")
+    except InputError as e:
+        raise InputError(where, None, f"cannot read the trace: {e.expected}") from None
     return parse_trace(data, where, oom_swap_ratio, strict)
 
 
@@ -658,7 +659,7 @@ def _parse_log(lines: list[str], where: str, ratio: float,
         _all_malformed(where, bad)
         raise InputError(where, None, f"no kill lines found; skipped {skipped} unrelated lines; "
                                       f"{NO_KILLS}")
-    times = _log_times(raws)
+    times, back = _log_times(raws)
     t0 = times[0]
     kills = tuple(Kill(t_ms=(t - t0) / 1e6, name=r.name, rss_kb=r.rss_kb, swap_kb=r.swap_kb,
                        pid=r.pid, oom_score_adj=r.adj, reason=r.reason, line=r.line,
@@ -666,21 +667,23 @@ def _parse_log(lines: list[str], where: str, ratio: float,
                   for r, t in zip(raws, times))
     fmt: TraceFormat = "lmkd" if any(r.kind in ("lmkd", "killinfo") for r in raws) else "oom"
     return Trace(format=fmt, kills=kills, skipped=skipped, where=where,
-                 malformed=tuple(bad or ()))
+                 malformed=tuple(bad or ()), stepped_back=tuple(back))
 
 
-def _log_times(raws: list[_Raw]) -> list[int]:
-    """Each kill's time in ns on one clock, never decreasing (rules in the module docstring)."""
+def _log_times(raws: list[_Raw]) -> tuple[list[int], list[int]]:
+    """Each kill's time in ns on one clock, never decreasing (rules in the module docstring),
+    and the lines whose time stepped back (taken as back-to-back)."""
     counts: dict[str, int] = {}
     for r in raws:
         for clock in r.stamps or {}:
             counts[clock] = counts.get(clock, 0) + 1
     if not counts:
-        return [0] * len(raws)
+        return [0] * len(raws), []
     preference = ("secs", "date", "mmdd")
     clock = max(preference, key=lambda c: (counts.get(c, 0), -preference.index(c)))
     first = next(r.stamps[clock] for r in raws if r.stamps and clock in r.stamps)
     times: list[int] = []
+    back: list[int] = []
     prev, year_offset = first, 0
     for r in raws:
         t = (r.stamps or {}).get(clock)
@@ -691,10 +694,12 @@ def _log_times(raws: list[_Raw]) -> list[int]:
             if clock == "mmdd" and t < prev - _HALF_YEAR_NS:
                 year_offset += _YEAR_NS                  # 12-31 ... then 01-01: a new year
                 t += _YEAR_NS
-            t = max(t, prev)                             # a clock step back: back-to-back
+            if t < prev:                                 # a clock step back: back-to-back
+                back.append(r.line)
+                t = prev
         times.append(t)
         prev = t
-    return times
+    return times, back
 
 
 # ---------------------------------------------------------------------------------------------

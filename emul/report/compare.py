@@ -25,10 +25,13 @@ refused.
 """
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
+
+from rich.markup import escape
 
 from emul.errors import InputError
 from emul.report import history
@@ -113,7 +116,8 @@ def aa_floor(a: "Cell", b: "Cell", measured_pct: float | None = None) -> float:
     from the two runs' own spreads."""
     if measured_pct is not None:
         return measured_pct / 100.0
-    spread = (a.spread_pct ** 2 + b.spread_pct ** 2) ** 0.5 / 100.0
+    # hypot: around a near-zero median a spread is huge, and its square would overflow
+    spread = math.hypot(a.spread_pct, b.spread_pct) / 100.0
     return max(AA_MIN, AA_K * spread)
 
 
@@ -304,8 +308,7 @@ def _machine(doc: dict) -> str:
 
 def notes(runs: list[Run]) -> list[str]:
     """What a reader must know before trusting a ratio: different scenarios, profile costs,
-    machines, runs that did not finish cleanly."""
-    from rich.markup import escape
+    machines, runs that did not finish cleanly (markup: the names in them escaped)."""
     out = []
     first = runs[0]
     for run in runs[1:]:
@@ -319,13 +322,13 @@ def notes(runs: list[Run]) -> list[str]:
             keys = sorted(set(pa.get("costs_ns") or {}) | set(pb.get("costs_ns") or {}))
             keys = [k for k in keys if (pa.get("costs_ns") or {}).get(k)
                     != (pb.get("costs_ns") or {}).get(k)]
-            out.append(f"[bold yellow]profile {pa['name']} differs[/]: {run.label}'s costs "
-                       f"differ in {', '.join(keys)}")
+            out.append(f"[bold yellow]profile {escape(pa['name'])} differs[/]: {run.label}'s "
+                       f"costs differ in {escape(', '.join(keys))}")
     if not any(scenario_diff(first.doc["scenario"], r.doc["scenario"]) for r in runs[1:]):
         out.append("same scenario in every run (ignoring the file it was read from)")
     if identical_code(runs):
         out.append("[bold]A/A[/]: every run ran identical code (code "
-                   f"{history.code_of(first.doc)}) on this scenario and host: their "
+                   f"{escape(str(history.code_of(first.doc)))}) on this scenario and host: their "
                    "differences are the host's noise, and none is marked")
     else:
         note = history.history_note(history.aa_runs(first.doc["machine"].get("hostname"),
@@ -337,7 +340,7 @@ def notes(runs: list[Run]) -> list[str]:
         out.append("[bold]different machines[/]: the ratios compare machines as well as designs")
     for run in runs:
         if run.doc.get("status", "ok") != "ok":
-            out.append(f"[bold red]{run.label}: status {run.doc['status']}[/]"
+            out.append(f"[bold red]{run.label}: status {escape(str(run.doc['status']))}[/]"
                        + (f" ({escape(str(run.doc['reason']))})" if run.doc.get("reason") else ""))
     return out
 
@@ -345,7 +348,8 @@ def notes(runs: list[Run]) -> list[str]:
 # ---- rendering ----------------------------------------------------------------------------
 
 def header_table(runs: list[Run]) -> Table:
-    """Where, when and what each run ran: read before any ratio."""
+    """Where, when and what each run ran: read before any ratio (every cell a name or a path
+    from the runs, so escaped)."""
     from rich.table import Table
     t = Table(title="runs compared")
     for col in ("run", "results", "scenario", "profile", "machine", "created",
@@ -355,10 +359,11 @@ def header_table(runs: list[Run]) -> Table:
         d = run.doc
         profiles = ", ".join(d.get("profiles") or [d["profile"]["name"]])
         n_variants = len(variants_of([run]))
-        t.add_row(run.label, str(run.path), f"{d['scenario'].get('name', '?')} "
-                  f"({d['scenario'].get('experiment', '?')})", profiles, _machine(d),
-                  str(d.get("created", "?")), f"{d['scenario'].get('repeats', '?')} × "
-                  f"{n_variants}", str(d.get("status", "?")))
+        cells = [run.label, str(run.path), f"{d['scenario'].get('name', '?')} "
+                 f"({d['scenario'].get('experiment', '?')})", profiles, _machine(d),
+                 str(d.get("created", "?")), f"{d['scenario'].get('repeats', '?')} × "
+                 f"{n_variants}", str(d.get("status", "?"))]
+        t.add_row(*(escape(c) for c in cells))
     return t
 
 
@@ -394,8 +399,8 @@ def metrics_table(runs: list[Run], rows: list[MetricRow]) -> Table:
     """Each metric per variant, each run's median and its ratio to the first run's."""
     from rich.table import Table
     first = runs[0].label
-    t = Table(title=f"compared with {first} (" + ", ".join(f"{r.label} = {r.path}" for r in runs)
-              + ")",
+    paths = ", ".join(f"{r.label} = {r.path}" for r in runs)
+    t = Table(title=f"compared with {first} ({escape(paths)})",
               caption=f"median over repeats (±half the range, % of the median); "
                       f"X / {first}: X's median over {first}'s, above 1 is larger (for times: "
                       f"slower); * a real difference: the repeats differ (two-sided permutation "
@@ -413,7 +418,8 @@ def metrics_table(runs: list[Run], rows: list[MetricRow]) -> Table:
             t.add_column(f"{run.label} / {first}", justify="right", no_wrap=True)
     last = None
     for row in rows:
-        cells = [row.variant if row.variant != last else "", row.metric]
+        # the variant's and lock classes' names are the runs': literal, not markup
+        cells = [escape(row.variant) if row.variant != last else "", escape(row.metric)]
         if last is not None and row.variant != last:
             t.add_section()
         last = row.variant

@@ -22,6 +22,8 @@ import csv
 from pathlib import Path
 from typing import Any, Iterable
 
+from emul.atomic import atomic
+
 # row keys exported as their own files, not flattened into repeats.csv
 _OWN_FILES = ("lock_stat", "workers", "replay", "timeline")
 _KEY = ("variant", "strategy", "group", "repeat")
@@ -59,12 +61,11 @@ def _write(path: Path, records: list[dict[str, Any]], first: Iterable[str] = ())
     present = {k for r in records for k in r}
     first = [k for k in first if k in present or not records]
     cols = list(dict.fromkeys([*first, *(k for r in records for k in r)]))
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic(path) as tmp, open(tmp, "w", newline="", encoding="utf-8",
+                                    errors="replace") as f:
         w = csv.DictWriter(f, fieldnames=cols, restval="")
         w.writeheader()
         w.writerows(records)
-    tmp.replace(path)      # a reader never sees half a file
     return path
 
 

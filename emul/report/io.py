@@ -12,8 +12,11 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from emul.errors import InputError
 from emul.report.results import SCHEMA, SCHEMA_VERSION
+from emul.report.schema import check_results, shown
 from emul.report.textout import PLAIN_WIDTH
 
 if TYPE_CHECKING:
@@ -33,7 +36,8 @@ def results_path(arg: str | Path) -> Path:
 
 def load_results(path: str | Path) -> dict[str, Any]:
     """The results document at ``path`` (a file or a run directory), checked: an emul results
-    file of the version this emul reads. Anything else raises InputError (exit 2, one line)."""
+    file of the version this emul reads, of the shape emul writes (emul/report/schema.py).
+    Anything else raises InputError (exit 2, one line naming the key)."""
     p = results_path(path)
     try:
         text = p.read_text()
@@ -50,39 +54,70 @@ def load_results(path: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise InputError(str(p), None, f"not JSON ({exc.msg} at line {exc.lineno}); expected an "
                          f"emul results.json") from None
+    except (ValueError, RecursionError) as exc:   # a 5000-digit number, arrays 10^5 deep
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+        raise InputError(str(p), None, f"not readable as JSON ({why}); expected an emul "
+                         f"results.json") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        found = repr(doc.get("schema")) if isinstance(doc, dict) else \
+        found = shown(doc.get("schema")) if isinstance(doc, dict) else \
             f"a JSON {type(doc).__name__}"
         raise InputError(str(p), "schema", f"expected {SCHEMA!r}, found {found}: not an emul "
                          f"results file")
     version = doc.get("version")
     if version != SCHEMA_VERSION:
-        why = ("written by an older emul; re-run its scenario to get a current file"
-               if isinstance(version, int) and version < SCHEMA_VERSION
-               else "written by a newer emul; read it with that version")
-        raise InputError(str(p), "version", f"found results schema version {version}, this emul "
-                         f"reads version {SCHEMA_VERSION} ({why})")
+        if isinstance(version, bool) or not isinstance(version, int):
+            why = "not a version number"
+        elif version < SCHEMA_VERSION:
+            why = "written by an older emul; re-run its scenario to get a current file"
+        else:
+            why = "written by a newer emul; read it with that version"
+        raise InputError(str(p), "version", f"found results schema version {shown(version)}, "
+                         f"this emul reads version {SCHEMA_VERSION} ({why})")
     missing = [k for k in REQUIRED_KEYS if k not in doc]
     if missing:
         raise InputError(str(p), None, f"results file lacks {', '.join(missing)}: truncated or "
                          f"not written by emul")
+    # every key the readers read, typed: after this, report and compare trust the document
+    check_results(doc, str(p))
     return doc
 
 
-def write_summary(outdir: Path, tables: list[Table], console: Console | None = None) -> Path:
-    """summary.txt in outdir, in the plain format (ASCII, at most 100 columns: what a mail can
-    carry, emul/report/textout.py); the tables also go to console, in its format (none for
-    --format json: the command prints its document instead)."""
-    from emul.report.textout import PlainConsole, output_format
-    path = outdir / "summary.txt"
-    show = console is not None and output_format(console) != "json"
-    with open(path, "w") as f:
-        file_console = PlainConsole(file=f, width=PLAIN_WIDTH)
-        for tbl in tables:
-            if show and console is not None:
-                console.print(tbl)
-            file_console.print(tbl)
-    return path
+def write_summary(outdir: Path, tables: list[Table], console: Console | None = None,
+                  warnings: tuple[str, ...] = ()) -> Path:
+    """The tables (and warnings) on console, in its format (none for --format json: the
+    command prints its document instead), then in outdir/summary.txt in the plain format
+    (ASCII, at most 100 columns: what a mail can carry, emul/report/textout.py). The console
+    comes first: a full disk must not cost the user the figures."""
+    show_tables(tables, console, warnings)
+    return write_summary_file(outdir, tables, warnings)
+
+
+def show_tables(tables: list[Table], console: Console | None,
+                warnings: tuple[str, ...] = ()) -> None:
+    from emul.report.textout import output_format
+    if console is None or output_format(console) == "json":
+        return
+    for tbl in tables:
+        console.print(tbl)
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True,
+                      highlight=False)
+
+
+def write_summary_file(outdir: Path, tables: list[Table], warnings: tuple[str, ...] = ()) -> Path:
+    import io
+    import textwrap
+
+    from emul.atomic import write_text
+    from emul.report.textout import PlainConsole
+    buf = io.StringIO()
+    file_console = PlainConsole(file=buf, width=PLAIN_WIDTH)
+    for tbl in tables:
+        file_console.print(tbl)
+    for warning in warnings:
+        buf.write("\n".join(textwrap.wrap(f"warning: {warning}", PLAIN_WIDTH,
+                                           subsequent_indent="  ")) + "\n")
+    return write_text(outdir / "summary.txt", buf.getvalue())
 
 
 def render_plots(doc: dict, outdir: Path) -> list[Path]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from emul.config.costs import COST_NAMES, PER_UNIT
 from emul.harness.group import GroupState
 from emul.report.textout import set_key_columns
@@ -67,7 +69,8 @@ def machinery_table(rows: list[dict[str, Any]]) -> "Table":
         left = r["target_ns"] - r["machinery_ns"] - r["wait_overhead_ns"]
         note = ("overrun" if r["unit"] == "step" and r["machinery_ns"] > r["target_ns"]
                 else "no wait" if r["unit"] == "step" and left <= 0 else "")
-        t.add_row(r["variant"], f"{r['role']} ({r['core']})" if r["core"] else r["role"],
-                  r["step"], f"{r['events']:,}", f"{r['target_ns']:,.0f}{per}",
+        role = f"{r['role']} ({r['core']})" if r["core"] else r["role"]
+        t.add_row(escape(r["variant"]), escape(role), escape(r["step"]), f"{r['events']:,}",
+                  f"{r['target_ns']:,.0f}{per}",
                   f"{r['machinery_ns']:,.0f}", "-" if per else f"{max(0.0, left):,.0f}", note)
     return t

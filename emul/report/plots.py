@@ -19,8 +19,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+# names from user files (profiles, traces, hand-edited results) are text: "$x$" is not math
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
 from matplotlib.figure import Figure  # noqa: E402
+
+from emul.report.replayplot import save  # noqa: E402
+
 
 
 def _variants(doc: dict) -> list[str]:
@@ -228,8 +233,5 @@ def render_all(doc: dict, outdir: Path) -> list[Path]:
         return [plot_replay(doc, Path(outdir) / "replay.png")]
     paths = []
     for name, fig in figures(doc).items():
-        path = Path(outdir) / f"{name}.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save(fig, Path(outdir) / f"{name}.png"))
     return paths

@@ -12,6 +12,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
+from emul.atomic import atomic
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def printable(text: str) -> str:
+    """A file name as a title can carry it: undecodable bytes shown as \\x escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
 
 def _median_repeat(rows: list[dict]) -> dict:
     from emul.report.timeline import kill_freed_ms
@@ -33,6 +45,7 @@ def plot_replay(doc: dict, path: Path) -> Path:
 
     import matplotlib
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False     # names are text (emul/report/plots.py)
     import matplotlib.pyplot as plt
 
     rows = [r for r in doc["repeats"] if "replay" in r]
@@ -78,10 +91,19 @@ def plot_replay(doc: dict, path: Path) -> Path:
     ax_cdf.legend(fontsize="small")
     trace = doc.get("trace") or {}
     fig.suptitle("\n".join(textwrap.wrap(
-        f"{trace.get('where', '?')} ({trace.get('format', '?')}, "
+        f"{printable(str(trace.get('where', '?')))} ({trace.get('format', '?')}, "
         f"{len(rows[0]['replay']['kills']) if rows else 0} kills) — "
         f"{doc['machine']['arch']}, profile {doc['profile']['name']}", 110)))
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    return save(fig, path)
+
+
+def save(fig: "Figure", path: Path) -> Path:
+    """The figure written atomically (emul/atomic.py), and closed whatever happens."""
+    import matplotlib.pyplot as plt
+    try:
+        with atomic(path) as tmp:
+            fig.savefig(tmp, dpi=90)
+    finally:
+        plt.close(fig)
     return path

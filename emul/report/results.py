@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from emul.config.profiles import Profile
 from emul.config.spec import Scenario
+from emul.atomic import write_text
 from emul.report.summary import summarize
 
 if TYPE_CHECKING:
@@ -92,8 +93,4 @@ def timing_doc(groups: Sequence["GroupState"]) -> dict:
 def write(outdir: Path, doc: dict) -> Path:
     """Write results.json atomically: a reader never sees a half-written file."""
     outdir.mkdir(parents=True, exist_ok=True)
-    path = outdir / "results.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
-    return path
+    return write_text(outdir / "results.json", json.dumps(doc, indent=1))

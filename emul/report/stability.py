@@ -111,8 +111,31 @@ def stability_warnings(doc: dict) -> list[str]:
             out.append(f"the measured actors ran {word} than their targets ({names} of their "
                        f"time unexplained): {why}; `emul machinery --fresh` measures it again")
     host = doc.get("host") or {}
+    beside = host.get("other_emul_runs") or []
+    if beside:
+        what = "; ".join(f"pid {r['pid']} on CPU {', '.join(map(str, r['cpus']))}"
+                         for r in beside)
+        out.append(f"another emul run was live on this run's CPUs ({what}): the two disturbed "
+                   f"each other's figures; run one at a time, or pin them to different CPUs")
+    nothing = measured_nothing(doc)
+    if nothing:
+        out.append(nothing)
     if host.get("loaded"):
         out.append(f"the host was loaded: other tasks took {host['others_share']:.0%} of the "
                    f"measured CPUs and the hypervisor {host['steal_share']:.0%} (load average "
                    f"{host['load_before'][0]:.2f} before, {host['load_after'][0]:.2f} after)")
     return out
+
+
+def measured_nothing(doc: dict) -> str | None:
+    """A run whose measured phases moved no slot: every ratio compares empty work."""
+    rows = [r for r in doc.get("repeats", []) if isinstance(r, dict)]
+    if not rows or doc.get("replay_summary") is not None:
+        return None
+    # a slot stored before the measured phase is one it could free or read
+    stored = sum((r.get("zram_stats_before") or {}).get("pages_stored", 0) for r in rows)
+    if stored:
+        return None
+    return ("no repeat had a single slot in zram when its measured phase began: the figures "
+            "compare empty phases and mean nothing (are the processes' swapped shares all but "
+            "0?)")

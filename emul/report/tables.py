@@ -6,10 +6,16 @@ re-renders them for any results.json); printing them is the command line's.
   lock_table     lock_stat per variant and lock class
   replay_table   (replay) one row per strategy: kill latencies, time to N MB returned
   summary_tables the tables `emul run` / `emul replay` / `emul report` print for a document
+
+A cell or title given as a string is rich markup: every name taken from a document (variant,
+worker, lock class, profile, trace file) is escaped, so "[red]x[/red]" shows as written and
+"[/]" cannot break the table.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable
+
+from rich.markup import escape
 
 from emul.report.summary import SIGNIFICANCE
 from emul.report.textout import set_key_columns
@@ -29,8 +35,9 @@ def summary_tables(doc: dict) -> list[Table]:
     """The rich tables `emul run` / `emul replay` print for this document, from it alone."""
     if is_replay(doc):
         trace = doc.get("trace") or {}
-        title = (f"replay of {trace.get('where', '?')} — {trace.get('kills', '?')} kills, profile "
-                 f"{doc['profile']['name']}, {doc['machine']['arch']}")
+        title = (f"replay of {escape(str(trace.get('where', '?')))} — {trace.get('kills', '?')} "
+                 f"kills, profile {escape(doc['profile']['name'])}, "
+                 f"{escape(doc['machine']['arch'])}")
         return [replay_table(doc["replay_summary"], title), worker_table(doc), lock_table(doc)]
     tables = [variant_table(doc), verdict_table(doc), worker_table(doc)]
     split = split_table(doc)
@@ -45,9 +52,10 @@ def variant_table(doc: dict) -> Table:
     """The summary as a rich Table (what the terminal shows)."""
     from rich.table import Table
     summary = doc["summary"]
-    profiles = ", ".join(doc.get("profiles") or [doc["profile"]["name"]])
-    t = Table(title=f"{doc['scenario']['name']} — profile {profiles}, "
-                    f"{doc['machine']['arch']} ({doc['machine']['cpu_model'] or '?'})",
+    profiles = escape(", ".join(doc.get("profiles") or [doc["profile"]["name"]]))
+    m = doc["machine"]
+    t = Table(title=f"{escape(doc['scenario']['name'])} — profile {profiles}, "
+                    f"{escape(m['arch'])} ({escape(m['cpu_model'] or '?')})",
               caption=f"medians over the repeats (±half their range); ratio: the baseline's "
                       f"(sync of the same group) time / the variant's, above 1 is faster; * "
                       f"significant (permutation test over the repeats, p < {SIGNIFICANCE}); "
@@ -82,7 +90,7 @@ def variant_table(doc: dict) -> Table:
         peak = f"{s['peak_backlog']:,}"
         if s.get("peak_backlog_bytes"):
             peak += f" ({s['peak_backlog_bytes'] / 2**20:.1f} MiB)"
-        cells = [s["variant"], f"{s['time_ms_median']:.2f} ms (±{s['spread_pct']:.1f}%)",
+        cells = [escape(s["variant"]), f"{s['time_ms_median']:.2f} ms (±{s['spread_pct']:.1f}%)",
                  f"{s['ns_per_page']:.0f}", ratio, lazy, f"{s['gc_drain_ms']:.2f} ms",
                  f"{s.get('gc_slots_per_s', 0) / 1e6:.2f} M" if s.get("gc_slots_per_s") else "-",
                  peak]
@@ -112,7 +120,7 @@ def worker_table(doc: dict) -> Table:
             a["migrations"] += migrations_at_least(w)
             a["measured"] &= isinstance(w.get("migrations"), int)
             for k in ("cpu_s", "wall_s", "voluntary", "involuntary"):
-                a[k] += w[k]
+                a[k] += w[k] or 0      # null: the worker's usage could not be read
     t = Table(title="workers (measured phases, all repeats)")
     for col in ("worker", "CPUs allowed", "ran on", "migrations", "CPU time / wall",
                 "ctx switches vol / invol"):
@@ -120,7 +128,7 @@ def worker_table(doc: dict) -> Table:
     for name, a in agg.items():
         share = f"{a['cpu_s']:.2f} s / {a['wall_s']:.2f} s"
         moved = f"{a['migrations']:,}" if a["measured"] else f"≥ {a['migrations']:,}"
-        t.add_row(name, _cpus(a["allowed"]), _cpus(a["seen"]), moved, share,
+        t.add_row(escape(name), _cpus(a["allowed"]), _cpus(a["seen"]), moved, share,
                   f"{a['voluntary']:,} / {a['involuntary']:,}")
     return t
 
@@ -137,14 +145,15 @@ def lock_table(doc: dict) -> Table:
         t.add_column(col, justify="left" if col == "class name" else "right", no_wrap=True)
     for v in [s["variant"] for s in doc["summary"]]:
         rows = [r["lock_stat"] for r in doc["repeats"] if r["variant"] == v]
-        for k, first in enumerate(rows[0]):
+        for k, first in enumerate(rows[0] if rows else []):
             cls = [r[k] for r in rows]
             cont = sum(c["contentions"] for c in cls)
             acq = sum(c["acquisitions"] for c in cls)
             wtot = sum(c["waittime-total"] for c in cls)
             htot = sum(c["holdtime-total"] for c in cls)
-            t.add_row(v, first["class name"], f"{sum(c['con-bounces'] for c in cls):,}",
-                      f"{cont:,}", f"{min(c['waittime-min'] for c in cls):.2f}",
+            t.add_row(escape(v), escape(first["class name"]),
+                      f"{sum(c['con-bounces'] for c in cls):,}", f"{cont:,}",
+                      f"{min(c['waittime-min'] for c in cls):.2f}",
                       f"{max(c['waittime-max'] for c in cls):.2f}", f"{wtot:.2f}",
                       f"{wtot / cont if cont else 0:.2f}",
                       f"{sum(c['acq-bounces'] for c in cls):,}", f"{acq:,}",
@@ -155,15 +164,18 @@ def lock_table(doc: dict) -> Table:
 
 
 def _tail(s: dict, what: str) -> str:
-    """p50 / p90 / p99 of a latency (older results: median / max)."""
-    if s.get(f"{what}_freed_ms_p50") is None:
-        med, mx = s.get(f"{what}_freed_ms_median"), s.get(f"{what}_freed_ms_max")
-        return "-" if med is None else f"{med:.2f} / {mx:.2f} ms"
-    return " / ".join(f"{s[f'{what}_freed_ms_p{q}']:.2f}" for q in (50, 90, 99)) + " ms"
+    """p50 / p90 / p99 of a latency (older results: median / max); "-": none (every kill's
+    swap never freed)."""
+    for keys in (("p50", "p90", "p99"), ("median", "max")):
+        got = [s.get(f"{what}_freed_ms_{q}") for q in keys]
+        if all(x is not None for x in got):
+            return " / ".join(f"{x:.2f}" for x in got) + " ms"
+    return "-"
 
 
 def replay_table(summary: list[dict], title: str) -> Table:
-    """A replay's summary (results.json's "replay_summary"), one row per strategy."""
+    """A replay's summary (results.json's "replay_summary"), one row per strategy; title is
+    markup (the caller escapes the names in it)."""
     from rich.table import Table
     t = Table(title=title, caption="per kill, p50 / p90 / p99 over every kill and repeat; times "
               "from the kill's start (swap: until the last of its slots was freed); lazy / "
@@ -183,8 +195,9 @@ def replay_table(summary: list[dict], title: str) -> Table:
                   else f"{s['time_to_target_ms']:.1f} ms")
         audit = ("clean" if s["audit_clean"] == s["repeats"]
                  else f"FAILED {s['repeats'] - s['audit_clean']}/{s['repeats']}")
-        lazy = (f"{s['lazy']:,} / {s['fallback']:,}" if "fallback" in s else "-")
-        t.add_row(s["strategy"], str(s["kills"]), _tail(s, "anon"), swap, target,
+        lazy = (f"{s['lazy']:,} / {s['fallback']:,}" if "fallback" in s and "lazy" in s
+                else "-")
+        t.add_row(escape(s["strategy"]), str(s["kills"]), _tail(s, "anon"), swap, target,
                   f"{s['all_freed_ms']:.1f} ms", lazy, f"{s['peak_backlog']:,}",
                   f"{s['class_lock_contentions']:,}", audit)
     return t

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -75,9 +76,10 @@ def plain_tables(table: Table, width: int) -> list[Table]:
         t = Table(box=box.ASCII, show_edge=True, safe_box=True)
         for i in cols:
             c = table.columns[i]
-            t.add_column(_plain(c.header), justify=c.justify, overflow="fold")
+            t.add_column(Text(_plain(c.header)), justify=c.justify, overflow="fold")
         for row in rows_of(table):
-            t.add_row(*(_plain(row[i]) for i in cols))
+            # Text: the plain words as they read, not parsed as markup a second time
+            t.add_row(*(Text(_plain(row[i])) for i in cols))
         out.append(t)
     return out
 
@@ -90,7 +92,8 @@ def rich_blocks(table: Table, width: int) -> list[Table]:
         return [table]
     out = []
     for k, cols in enumerate(blocks):
-        t = Table(title=f"{_plain(table.title or '')} ({k + 1}/{len(blocks)})",
+        # the title's plain words escaped again: a name in it stays literal
+        t = Table(title=f"{escape(_plain(table.title or ''))} ({k + 1}/{len(blocks)})",
                   caption=table.caption if k == len(blocks) - 1 else None, box=table.box)
         for i in cols:
             c = table.columns[i]

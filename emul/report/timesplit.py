@@ -12,6 +12,8 @@ from __future__ import annotations
 import statistics
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from emul.report.textout import set_key_columns
 
 if TYPE_CHECKING:
@@ -114,6 +116,7 @@ def split_table(doc: dict) -> "Table | None":
     for col in ("variant", "worker", "measured", *PARTS, "overrun"):
         t.add_column(col, justify="left" if col in ("variant", "worker") else "right")
     for r in rows:
-        t.add_row(r["variant"], r["worker"], f"{r['measured']:,.0f}",
+        # names from the document: literal, not markup
+        t.add_row(escape(r["variant"]), escape(r["worker"]), f"{r['measured']:,.0f}",
                   *(f"{r[p]:,.0f}" for p in PARTS), f"{r['overrun']:,.0f}")
     return t

@@ -10,6 +10,8 @@ from __future__ import annotations
 import statistics
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
+
 from emul.report.summary import SIGNIFICANCE, permutation_p
 from emul.report.textout import set_key_columns
 
@@ -90,5 +92,5 @@ def verdict_table(doc: dict) -> Table:
         cells = [g["done_first"], g["freed_first"], g["least_held"], g["fewest_contentions"]]
         if len(t.columns) == 5:
             cells.insert(0, g["group"])
-        t.add_row(*cells)
+        t.add_row(*(escape(c) for c in cells))     # the texts name variants: no markup
     return t

@@ -99,5 +99,6 @@ def run_validate(args: argparse.Namespace, console: "Console", outdir: Path,
     written = [outdir / "results.json", report.plot(outdir, outcomes)]
     console.print(report.table(outcomes))
     console.print(report.headline(outcomes), highlight=False)
-    console.print("results: " + ", ".join(str(p) for p in written if p), highlight=False)
+    console.print("results: " + ", ".join(str(p) for p in written if p), highlight=False,
+                  markup=False)
     return EXIT_OK

@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from emul.report import results
 from emul.report.results import machine_info
 from emul.validate.outcome import BAND, Outcome
@@ -37,7 +39,7 @@ def table(outcomes: list[Outcome]) -> "Table":
             why = o.mechanism
         else:
             emul, ratio, why = o.status, "-", o.reason
-        t.add_row(o.key, o.board, o.experiment, pub, emul, ratio, o.sample, why)
+        t.add_row(o.key, o.board, o.experiment, pub, emul, ratio, o.sample, escape(why))
     return t
 
 

@@ -1,0 +1,125 @@
+"""SIGINT, SIGTERM and SIGHUP as one interrupt, raised once, never inside clean-up.
+
+A signal may be taken by any thread of the controller (ZeroMQ's I/O thread and numba's threads
+have empty signal masks), so masking the main thread is not enough: Python still runs the
+handler in the main thread, at its next bytecode. The handler therefore decides by state, not by
+mask:
+
+    armed     the first signal raises KeyboardInterrupt("signal SIGTERM") and disarms
+    held      (clean-up, writing the results, creating what must be recorded for clean-up)
+              a signal is noted, nothing is raised
+
+``catching()`` opens an armed region (the CLI's whole command, each run_groups, the skeleton's
+run and write); ``hold()`` disarms it until it ends; leaving a region returns to the state
+around it, and a signal noted meanwhile is raised there if that state is armed. The handlers
+are installed, held, as soon as emul.cli is imported (``install_early``), so a signal during
+Python's start-up is noted and the command ends at once with exit 3 instead of a traceback.
+SIGHUP (the terminal or the ssh session closed) is handled as SIGTERM. SIGKILL cannot be
+handled: what it leaves is swept by the next run (emul/harness/leftovers.py).
+"""
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupts:
+    """The process's one interrupt state (``INTERRUPTS``)."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.depth = 0
+        self.noted: list[str] = []          # signals that arrived while held
+        self.keep = False                   # handlers stay after the last region (the CLI)
+        self._previous: dict[int, Any] | None = None
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.armed:
+            self.armed = False            # a second signal must not cut the clean-up short
+            raise KeyboardInterrupt(f"signal {name}")
+        self.noted.append(name)
+
+    def install_early(self) -> None:
+        """Handlers in place for the rest of the process (the CLI's), held: what arrives
+        before the first region is noted, and so is what arrives after the last, while the
+        process exits (a second signal then must not turn exit 3 into death by signal)."""
+        self._install()
+        self.keep = True
+
+    def _install(self) -> None:
+        if self._previous is None:
+            self._previous = {s: signal.signal(s, self._handler) for s in HANDLED}
+
+    def _raise_noted(self) -> None:
+        if self.noted:
+            self.armed = False
+            raise KeyboardInterrupt(f"signal {self.take_noted()[0]}")
+
+    @contextmanager
+    def catching(self) -> Iterator["Interrupts"]:
+        """An armed region (re-entrant). The handlers are put back as they were when the
+        outermost region ends."""
+        self._install()
+        was = self.armed if self.depth else False
+        self.depth += 1
+        try:
+            self.armed = True
+            self._raise_noted()               # one that came while nothing was armed
+            yield self
+        except BaseException:
+            self._leave(was)
+            if self.depth == 0:
+                self.noted.clear()        # the command is ending anyway: nothing to raise
+            raise
+        self._leave(was)
+        if was or self.depth == 0:
+            self._raise_noted()
+
+    def _leave(self, was: bool) -> None:
+        self.depth -= 1
+        self.armed = was
+        if self.depth == 0 and self._previous is not None and not self.keep:
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
+            self._previous = None
+
+    def ignore_from_now(self) -> None:
+        """The command's outcome is decided: further signals are ignored while the process
+        exits (Python's finalization would put the default handlers back, and a late
+        SIGTERM would turn exit 3 into death by signal)."""
+        for sig in HANDLED:
+            signal.signal(sig, signal.SIG_IGN)
+
+    def hold(self) -> None:
+        """From here to the end of the region (clean-up, writing files) signals are noted,
+        not raised."""
+        self.armed = False
+
+    def take_noted(self) -> list[str]:
+        """The signals noted while held, forgotten (the caller has dealt with them)."""
+        noted, self.noted = self.noted, []
+        return noted
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """No interrupt inside the block (creating a resource and recording it for clean-up
+        is one step); a signal that arrived meanwhile is raised on leaving it."""
+        was = self.armed
+        self.armed = False
+        try:
+            yield
+        except BaseException:
+            self.armed = was          # an error is on its way: the clean-up that follows holds
+            raise
+        self.armed = was
+        if was:
+            self._raise_noted()
+
+
+INTERRUPTS = Interrupts()
