@@ -88,25 +88,20 @@ def _usable(base: Path, private: bool = False) -> bool:
         return False
 
 
-_CACHE_PROBLEM: str | None = None
-
-
 def _numba_cache_base() -> Path:
-    """The first usable base (checked once per process); the best one, with the problem noted
-    for cache_problem(), when none is."""
-    global _CACHE_BASE, _CACHE_PROBLEM
-    if _CACHE_BASE is None:
-        bases = _cache_bases()
-        _CACHE_BASE = next((b for b, private in bases if _usable(b, private)), None)
-        if _CACHE_BASE is None:
-            _CACHE_BASE = bases[0][0]
-            _CACHE_PROBLEM = ("no writable directory for the compiled-code cache: tried "
-                              + " and ".join(str(b) for b, _ in bases)
-                              + "; set XDG_CACHE_HOME (or NUMBA_CACHE_DIR) to one")
-    return _CACHE_BASE
+    """The first usable base (checked at each call: the environment may change, as in the
+    tests); the best one when none is (cache_problem says why)."""
+    return _cache_base_and_problem()[0]
 
 
-_CACHE_BASE: Path | None = None
+def _cache_base_and_problem() -> tuple[Path, str | None]:
+    bases = _cache_bases()
+    for base, private in bases:
+        if _usable(base, private):
+            return base, None
+    return bases[0][0], ("no writable directory for the compiled-code cache: tried "
+                         + " and ".join(str(b) for b, _ in bases)
+                         + "; set XDG_CACHE_HOME (or NUMBA_CACHE_DIR) to one")
 
 
 def cache_problem() -> str | None:
@@ -114,9 +109,11 @@ def cache_problem() -> str | None:
     rather than let numba fall back to a cache beside the sources, keyed by file timestamps
     only, which would run stale code after an edit."""
     chosen = os.environ.get("NUMBA_CACHE_DIR")
-    if chosen and chosen != _DEFAULT_CACHE and not _usable(Path(chosen)):
+    if chosen and chosen != _DEFAULT_CACHE:
+        if _usable(Path(chosen)):
+            return None
         return f"NUMBA_CACHE_DIR={chosen} is not a directory this user can write to"
-    return _CACHE_PROBLEM
+    return _cache_base_and_problem()[1]
 
 
 _DEFAULT_CACHE = _numba_cache_dir()
@@ -134,8 +131,8 @@ def prune_numba_caches(keep: int = 8, min_age_days: float = 3.0) -> int:
     import shutil
     import time
     current = Path(os.environ["NUMBA_CACHE_DIR"])
-    base = _numba_cache_base()
-    if current.parent != base:   # a cache directory the user chose: not ours to tidy
+    base = current.parent
+    if base not in [b for b, _ in _cache_bases()]:   # a directory the user chose: not ours
         return 0
     try:
         current.mkdir(parents=True, exist_ok=True)

@@ -91,7 +91,7 @@ def save(doc: dict, path: Path) -> Path:
 def assert_one_line_error(r, path: Path, *needles: str) -> None:
     assert r.returncode == 2, r.stdout + r.stderr
     assert "Traceback" not in r.stderr, r.stderr
-    # start-up's sweep may report what another test's killed run left (emul/cli/main.py):
+    # start-up's sweep may report what another test's killed run left (emul/cli/entry.py):
     # the machine is shared, that line is not this command's answer
     lines = [ln for ln in r.stderr.strip().splitlines()
              if not (ln.startswith("emul: removed ") and "left by an emul run" in ln)]

@@ -1,6 +1,6 @@
 """The ``emul`` command line.
 
-    main.py      parse, dispatch, errors → exit codes
+    entry.py     parse, dispatch, errors → exit codes
     parser.py    one small function per subcommand
     skeleton.py  the one shape of every command that runs the emulator: validate → run →
                  write → print → exit code
@@ -15,13 +15,14 @@ from __future__ import annotations
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``emul`` command (console script and ``python -m emul.cli``). The signal handlers
-    go in first of all, before the commands' imports: a signal while Python is still importing
-    is noted and ends the command with exit 3, not a traceback (emul/harness/signals.py). A
-    program that imports emul.cli.main and calls it keeps its own handlers."""
-    from emul.harness.signals import INTERRUPTS
-    INTERRUPTS.install_early()
-    from emul.cli.main import main as run_command
+    """The ``emul`` command. Run as the program (the console script, ``python -m emul.cli``:
+    no argv), the process is emul's: the signal handlers go in first of all, before the
+    commands' imports, so a signal while Python is still importing is noted and ends the
+    command with exit 3, not a traceback, and a signal while it exits is ignored
+    (emul/harness/signals.py). Called with argv from another program (a test), its handlers
+    are its own again afterwards."""
+    if argv is None:
+        from emul.harness.signals import INTERRUPTS
+        INTERRUPTS.install_early()
+    from emul.cli.entry import main as run_command
     return run_command(argv)
-
-__all__ = ["main"]

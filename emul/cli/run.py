@@ -51,11 +51,11 @@ def load_groups(path: str, profile: str | None, repeats: int | None,
         groups = [dataclasses.replace(sc, dilate=dilate) for sc in groups]
     for sc in groups:
         debug_bits(sc)
-        check_measures_something(path, sc)
         if sc.base_for:
             raise InputError(path, "base_for", f"a base scenario for emul {sc.base_for} (its "
                              f"victims are placeholders the trace replaces), not a run of its "
                              f"own; use: emul {sc.base_for} TRACE --scenario {path}")
+        check_measures_something(path, sc)
     return groups
 
 

@@ -78,8 +78,9 @@ def dispatch(args: Namespace) -> int:
     from emul.report.textout import make_console
     console = make_console(getattr(args, "format", None))
     prune_numba_caches()
-    for path in sweep():          # what SIGKILLed runs left (emul/harness/leftovers.py)
-        say(f"emul: removed {path}, left by an emul run that was killed")
+    # what SIGKILLed runs left (emul/harness/leftovers.py), removed without a word: the
+    # command's stderr is its own one line
+    sweep()
     return command(args.fn)(args, console)
 
 
