@@ -42,8 +42,8 @@ def claim(arg: str | None, default: Path, force: bool = False, keep: bool = Fals
         outdir.mkdir(parents=True, exist_ok=True)
         fd = os.open(outdir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise OutputFailed(f"{where}: cannot create {outdir / LOCK_NAME if outdir.is_dir() else outdir}: "
-                           f"{exc.strerror}") from None
+        what = outdir / LOCK_NAME if outdir.is_dir() else outdir
+        raise OutputFailed(f"{where}: cannot create {what}: {exc.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

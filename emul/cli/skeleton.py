@@ -101,24 +101,25 @@ def _aborted(job: Job, console: Console, exc: BaseException) -> int:
     def files() -> list[Path]:
         out = [results.write(job.outdir, doc), *job.partial(doc)]
         return out + ([write_summary_file(job.outdir, tables)] if tables else [])
-    writing(job, files, f"{job.what} aborted: {reason}; ")
+    writing(job, files, f"{job.what} aborted: {reason}; ", shown=bool(tables))
     if isinstance(exc, KeyboardInterrupt) or job.tables_when_aborted:
         say(f"emul: {job.what} aborted: {reason}; partial results in {job.outdir}")
         return EXIT_ABORTED
     raise exc
 
 
-def writing(job: Job, write: Callable[[], list[Path]], before: str = "") -> list[Path]:
+def writing(job: Job, write: Callable[[], list[Path]], before: str = "",
+            shown: bool = True) -> list[Path]:
     """Run the writes; a refusal by the system (a full disk, a read-only directory) is one
     OutputFailed naming the file, with the temporary files of the failed write removed
-    (emul/atomic.py) and what was already printed said to be the figures."""
+    (emul/atomic.py) and, when the tables were printed, those said to be the figures."""
     try:
         return write()
     except OSError as exc:
         what = exc.filename or job.outdir
-        raise OutputFailed(f"{before}cannot write {what}: {exc.strerror or exc}; the figures "
-                           f"printed above are the run's, nothing half-written was left") \
-            from None
+        figures = "the figures printed above are the run's; " if shown else ""
+        raise OutputFailed(f"{before}cannot write {what}: {exc.strerror or exc}; {figures}"
+                           f"nothing half-written was left") from None
 
 
 def print_json(doc: dict, outdir: Path) -> None:
