@@ -122,7 +122,10 @@ def test_spin_lock_protects_plain_counter(hammer: dict) -> None:
     lock = hammer["arrays"]["lock"]
     assert lock[lh.L_COUNTER] == 2 * N
     assert lock[lh.L_LOCK] == 0, "lock word left held"
-    assert lock[lh.L_LOCK + 1] in {c + 1 for c in CPUS}, "owner word is not a holder's CPU + 1"
+    # the holder's tag: CPU + 1 in bits 0..15, worker index + 1 above (emul/kernel/locking.py)
+    assert lock[lh.L_LOCK + 1] & 0xFFFF in {c + 1 for c in CPUS}, \
+        "owner word is not a holder's CPU + 1"
+    assert lock[lh.L_LOCK + 1] >> 16 >= 1, "owner word does not name the holding worker"
     ls = hammer["arrays"]["lockstat"]
     # lock_stat is on in the helpers: every acquisition was counted in the acquirer's own row
     assert list(ls[:, LOCK_CLASS * LS_ROW + LS_ACQUISITIONS]) == [N, N]

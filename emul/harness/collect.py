@@ -69,6 +69,8 @@ def record(g: GroupState, r: Repeat) -> RepeatRecord:
         zram_stats={n: int(v) for n, v in zip(STAT_NAMES, arena["zram_stats"])},
         zram_stats_before={n: int(v) for n, v in zip(STAT_NAMES, r.stats_before)},
         lock_stat=lockstat.merge(arena["lockstat"], 1.0 / tpn),
+        lock_who=lockstat.merge_who(arena["lockstat"], {w.index: w.name for w in workers},
+                                    1.0 / tpn),
         workers={w.name: worker_use(w, r.done[w.name], int(ws[w.index, C.W_CPUMASK]))
                  for w in workers if w.name in r.done},
         audit=r.audit, timeline=timeline, time_split=time_splits(g, r),

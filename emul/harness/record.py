@@ -71,6 +71,9 @@ class RepeatRecord:
     timeline: dict[str, list] = field(default_factory=dict)
     time_split: dict[str, dict[str, Any]] = field(default_factory=dict)   # worker -> where it went
     replay: dict[str, Any] | None = None
+    # who waited on whom: (class, waiter, holder) with waits, wait time and a log2 histogram
+    # (emul/kernel/lockstat.py merge_who)
+    lock_who: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def audit_ok(self) -> bool:

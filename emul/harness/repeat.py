@@ -82,6 +82,8 @@ def reset_rows(g: GroupState, variant: VariantSpec) -> None:
         wstat[w.index, C.W_STEP_WORK] = int(work_ns * g.host_ticks_per_ns)
         if w.role == "gc":
             wstat[w.index, C.W_GC_POLL_NS] = int(sc.workers.gc.idle_poll_ns * g.ticks_per_ns)
+            wstat[w.index, C.W_HOLD_WORK] = int(sc.debug.get("gc_hold_ns", 0)
+                                                * g.host_ticks_per_ns)
 
 
 def actor_phases(g: GroupState, r: Repeat, roles: set[str] | None = None

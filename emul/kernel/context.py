@@ -61,6 +61,7 @@ W_PROBE_DEPTH = 39
 W_PROBE_STACK = 40    # .. 56: the regions the current one interrupted
 W_DESIGN_CALLS = 57   # calls of the strategy's own work (its enqueue, its drain passes)
 W_BALANCE = 58        # ticks the path's steps ran over their targets, not yet made up (< 0: under)
+W_HOLD_WORK = 59      # debug gc_hold_ns: extra busy-wait while a GC worker holds a class lock
 PROBE_MAX_DEPTH = 16
 # per step (a cost name's index): events, ticks busy-waited, ticks of machinery over the target
 W_STEP_EVENTS = 64

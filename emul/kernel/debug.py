@@ -14,6 +14,8 @@ DEBUG_ASSERT_LOCKED = 8        # `__` functions check their caller holds the loc
 DEBUG_VALUES = {
     "step_work_ns": "extra physical work (a busy-wait) in every kernel step, in ns: a stand-in "
                     "for a slower host, to show that targets stay targets",
+    "gc_hold_ns": "extra busy-wait while a GC worker holds a size_class lock in zs_free, in "
+                  "ns: the killer's waits on that lock are then the GC's (who waited on whom)",
 }
 DEBUG_SWITCHES = {"reuse_keeps_queued": DEBUG_REUSE_KEEPS_QUEUED,
                   "reuse_leaks_old": DEBUG_REUSE_LEAKS_OLD,

@@ -1,8 +1,9 @@
 """Spin locks and reader-writer locks on words of shared memory, with lock_stat accounting.
 
-Lock word layout: ``words[i]`` is the lock (0 free, 1 held), ``words[i + 1]`` the CPU of the
-last holder plus one, so an acquisition knows whether the lock's cache line came from another
-CPU (a bounce). Each lock word sits at the start of its own 64-byte line, as ____cacheline_aligned
+Lock word layout: ``words[i]`` is the lock (0 free, 1 held), ``words[i + 1]`` the holder's tag:
+bits 0..15 the CPU of the last holder plus one, so an acquisition knows whether the lock's cache
+line came from another CPU (a bounce), bits 16..23 its worker index plus one, so a waiter knows
+whom it waits on (emul/kernel/lockstat.py, "who waited on whom"). Each lock word sits at the start of its own 64-byte line, as ____cacheline_aligned
 puts the kernel's size_class locks.
 
 Spinning is test-and-test-and-set with the CPU's relax hint: read until the word looks free, then
@@ -17,10 +18,11 @@ from numba import njit
 
 from emul.kernel.atomics import (atomic_cas, atomic_fetch_add, atomic_load, atomic_store_release,
     atomic_xchg, cpu_relax, read_clock, sched_yield)
-from emul.kernel.context import W_CPU, Ctx, lockstat_on
-from emul.kernel.lockstat import (LS_ACQ_BOUNCES, LS_ACQUISITIONS, LS_CON_BOUNCES, LS_CONTENTIONS,
-    LS_HOLD_MAX, LS_HOLD_MIN, LS_HOLD_START, LS_HOLD_TOTAL, LS_ROW, LS_WAIT_MAX, LS_WAIT_MIN,
-    LS_WAIT_TOTAL)
+from emul.kernel.context import W_CPU, W_INDEX, Ctx, lockstat_on
+from emul.kernel.lockstat import (HOLDER_UNKNOWN, LS_ACQ_BOUNCES, LS_ACQUISITIONS,
+    LS_CON_BOUNCES, LS_CONTENTIONS, LS_HOLD_MAX, LS_HOLD_MIN, LS_HOLD_START, LS_HOLD_TOTAL,
+    LS_ROW, LS_WAIT_MAX, LS_WAIT_MIN, LS_WAIT_TOTAL, LS_WHO, MAX_HOLDERS, NR_WAIT_BUCKETS,
+    WHO_BUCKETS, WHO_ROW, WHO_WAIT_TOTAL, WHO_WAITS)
 
 RW_WRITER = 1 << 62
 SPINS_BEFORE_YIELD = 2048    # ~10-50 us of cpu_relax: far beyond any modelled hold time
@@ -38,7 +40,34 @@ def spin_wait_step(spins: int) -> int:
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def lock_contended(ctx: Ctx, lclass: int, waited: int, bounced: bool) -> None:
+def holder_tag(ctx: Ctx) -> int:
+    """What a holder writes beside the lock: its CPU + 1 (bits 0..15), worker index + 1
+    (bits 16..23)."""
+    return (ctx.stat[W_CPU] + 1) | (((ctx.stat[W_INDEX] + 1) & 0xFF) << 16)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def holder_of(worker1: int) -> int:
+    """The holder's worker index from its tag's worker + 1 (HOLDER_UNKNOWN: none written)."""
+    if worker1 <= 0 or worker1 >= MAX_HOLDERS:
+        return HOLDER_UNKNOWN
+    return worker1 - 1
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def wait_bucket(waited: int) -> int:
+    """log2 of a wait in ticks, as perf lock contention -b buckets it."""
+    k = 0
+    while waited > 1 and k < NR_WAIT_BUCKETS - 1:
+        waited >>= 1
+        k += 1
+    return k
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def lock_contended(ctx: Ctx, lclass: int, waited: int, bounced: bool, holder: int) -> None:
+    """Account a contention (the slow path only): lock_stat's columns, and the waiter ->
+    holder record with its histogram, all in the waiter's private row."""
     row = lclass * LS_ROW
     ls = ctx.lockstat
     ls[row + LS_CONTENTIONS] += 1
@@ -49,13 +78,19 @@ def lock_contended(ctx: Ctx, lclass: int, waited: int, bounced: bool) -> None:
         ls[row + LS_WAIT_MIN] = waited
     if waited > ls[row + LS_WAIT_MAX]:
         ls[row + LS_WAIT_MAX] = waited
+    who = LS_WHO + (lclass * MAX_HOLDERS + holder) * WHO_ROW
+    ls[who + WHO_WAITS] += 1
+    ls[who + WHO_WAIT_TOTAL] += waited
+    ls[who + WHO_BUCKETS + wait_bucket(waited)] += 1
 
 
 @njit(cache=True, _nrt=False, inline="always")
 def lock_acquired(ctx: Ctx, lclass: int, prev_cpu1: int) -> None:
-    """Account an acquisition; prev_cpu1 is the last holder's CPU + 1 (0: never held)."""
+    """Account an acquisition; prev_cpu1 is the last holder's CPU + 1 (0: never held; higher
+    bits of a holder tag are ignored)."""
     if not lockstat_on(ctx):
         return
+    prev_cpu1 = prev_cpu1 & 0xFFFF
     row = lclass * LS_ROW
     ls = ctx.lockstat
     ls[row + LS_ACQUISITIONS] += 1
@@ -83,14 +118,23 @@ def spin_lock_slowpath(words, i: int, ctx: Ctx, lclass: int) -> None:
     """The contended case, out of line (the kernel's queued_spin_lock_slowpath): spin until
     the holder lets go, and account the wait."""
     t0 = read_clock()
+    me = ctx.stat[W_INDEX]
+    # whom we wait on: the tag beside the lock, on the line we spin on anyway; a holder writes
+    # it just after its exchange, so a tag naming ourselves is the previous hold's: read again
+    holder = holder_of((atomic_load(words, i + 1) >> 16) & 0xFF)
     spins = 0
     while True:
         while atomic_load(words, i) != 0:
+            if holder == me:
+                holder = holder_of((atomic_load(words, i + 1) >> 16) & 0xFF)
             spins = spin_wait_step(spins)
         if atomic_xchg(words, i, 1) == 0:
             break
-    prev = atomic_load(words, i + 1)
-    lock_contended(ctx, lclass, read_clock() - t0, prev != 0 and prev != ctx.stat[W_CPU] + 1)
+    if holder == me:
+        holder = HOLDER_UNKNOWN
+    prev = atomic_load(words, i + 1) & 0xFFFF
+    lock_contended(ctx, lclass, read_clock() - t0, prev != 0 and prev != ctx.stat[W_CPU] + 1,
+                   holder)
 
 
 # inline: the uncontended lock is one exchange; a call would cost more (numba passes every
@@ -99,16 +143,18 @@ def spin_lock_slowpath(words, i: int, ctx: Ctx, lclass: int) -> None:
 def spin_lock(words, i: int, ctx: Ctx, lclass: int) -> None:
     if atomic_xchg(words, i, 1) != 0:
         spin_lock_slowpath(words, i, ctx, lclass)
-    lock_acquired(ctx, lclass, atomic_load(words, i + 1))
-    atomic_store_release(words, i + 1, ctx.stat[W_CPU] + 1)
+    prev = atomic_load(words, i + 1)
+    atomic_store_release(words, i + 1, holder_tag(ctx))   # ours at once: waiters read it
+    lock_acquired(ctx, lclass, prev)
 
 
 @njit(cache=True, _nrt=False, inline="always")
 def spin_trylock(words, i: int, ctx: Ctx, lclass: int) -> bool:
     if atomic_load(words, i) != 0 or atomic_xchg(words, i, 1) != 0:
         return False
-    lock_acquired(ctx, lclass, atomic_load(words, i + 1))
-    atomic_store_release(words, i + 1, ctx.stat[W_CPU] + 1)
+    prev = atomic_load(words, i + 1)
+    atomic_store_release(words, i + 1, holder_tag(ctx))
+    lock_acquired(ctx, lclass, prev)
     return True
 
 
@@ -137,7 +183,7 @@ def read_lock(words, i: int, ctx: Ctx, lclass: int) -> None:
             if not old & RW_WRITER:
                 break
             atomic_fetch_add(words, i, -1)
-        lock_contended(ctx, lclass, read_clock() - t0, False)
+        lock_contended(ctx, lclass, read_clock() - t0, False, HOLDER_UNKNOWN)
     lock_acquired(ctx, lclass, 0)
 
 
@@ -155,8 +201,8 @@ def write_lock(words, i: int, ctx: Ctx, lclass: int) -> None:
     while atomic_cas(words, i, 0, RW_WRITER) != 0:
         contended = True
         spins = spin_wait_step(spins)
-    if contended:
-        lock_contended(ctx, lclass, read_clock() - t0, False)
+    if contended:      # its holders are readers (a count): unknown
+        lock_contended(ctx, lclass, read_clock() - t0, False, HOLDER_UNKNOWN)
     lock_acquired(ctx, lclass, 0)
 
 

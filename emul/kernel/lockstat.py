@@ -8,6 +8,15 @@ last holder's CPU so the emulator knows it exactly.
 Collection is switched by the scenario's ``lockstat:`` (like CONFIG_LOCK_STAT it costs a clock
 read per acquisition and release); contentions and wait times are always counted, because only
 the slow path pays for them.
+
+**Who waited on whom.** Each contention is also counted by the holder the waiter found when it
+first failed to take the lock, with its wait in a log2 histogram (``perf lock contention -b``,
+bcc's klockstat), in the waiter's own row: ``[class][holder]`` records of WHO_ROW words after
+the per-class rows. The holder is read from the lock word's own cache line, which the waiter is
+spinning on anyway (spin locks: ``words[i + 1]`` carries the holder's worker index beside its
+CPU; the slot lock: bits 48..55 of ``flags`` beside the CPU in 40..47), so attribution adds no
+shared-memory traffic. An rwlock's waiter cannot know its holders (readers hold it by count):
+its waits go to HOLDER_UNKNOWN, as do waits on a lock word no worker has written yet.
 """
 from __future__ import annotations
 
@@ -43,7 +52,17 @@ LS_HOLD_MAX = 8
 LS_HOLD_TOTAL = 9
 LS_HOLD_START = 10   # scratch: when the current hold began
 LS_ROW = 16
-LOCKSTAT_WORDS = NR_LOCK_CLASSES * LS_ROW
+
+# waiter -> holder: after the class rows, one record per (class, holder) in the waiter's row
+MAX_HOLDERS = 32                   # worker indices 0..30, then:
+HOLDER_UNKNOWN = MAX_HOLDERS - 1   # an rwlock's readers, or a lock word not yet written
+NR_WAIT_BUCKETS = 32               # bucket k: waits of [2^k, 2^(k+1)) ticks (k = 0: < 2)
+WHO_WAITS = 0
+WHO_WAIT_TOTAL = 1
+WHO_BUCKETS = 2
+WHO_ROW = WHO_BUCKETS + NR_WAIT_BUCKETS
+LS_WHO = NR_LOCK_CLASSES * LS_ROW
+LOCKSTAT_WORDS = LS_WHO + NR_LOCK_CLASSES * MAX_HOLDERS * WHO_ROW
 
 COLUMNS = ("class name", "con-bounces", "contentions", "waittime-min", "waittime-max",
            "waittime-total", "waittime-avg", "acq-bounces", "acquisitions", "holdtime-min",
@@ -60,14 +79,14 @@ def new_rows(n_workers: int) -> np.ndarray:
 
 def reset_rows(rows: np.ndarray) -> None:
     rows[:] = 0
-    r = rows.reshape(rows.shape[0], NR_LOCK_CLASSES, LS_ROW)
+    r = rows[:, :LS_WHO].reshape(rows.shape[0], NR_LOCK_CLASSES, LS_ROW)
     r[:, :, LS_WAIT_MIN] = _BIG
     r[:, :, LS_HOLD_MIN] = _BIG
 
 
 def merge(rows: np.ndarray, ns_per_tick: float) -> list[dict]:
     """Sum per-worker rows into one lock_stat row per class; times in microseconds like lock_stat."""
-    r = rows.reshape(-1, NR_LOCK_CLASSES, LS_ROW)
+    r = rows[:, :LS_WHO].reshape(-1, NR_LOCK_CLASSES, LS_ROW)
     out = []
     us = ns_per_tick / 1000.0
     for k, name in enumerate(LOCK_CLASS_NAMES):
@@ -94,3 +113,29 @@ def merge(rows: np.ndarray, ns_per_tick: float) -> list[dict]:
             "holdtime-avg": htot / acq if acq and htot else 0.0,
         })
     return out
+
+
+def merge_who(rows: np.ndarray, names: dict[int, str], ns_per_tick: float) -> list[dict]:
+    """Every (class, waiter, holder) with a contention: waits, wait time (µs, as lock_stat) and
+    the log2 histogram, ``buckets``: [lower bound in ns, count] per non-empty bucket (bucket k
+    holds waits of 2^k to 2^(k+1) ticks of this run's clock). ``names`` maps worker indices to
+    names; the holder HOLDER_UNKNOWN is "?"."""
+    who = rows[:, LS_WHO:].reshape(rows.shape[0], NR_LOCK_CLASSES, MAX_HOLDERS, WHO_ROW)
+    out = []
+    for waiter in range(rows.shape[0]):
+        for k, cls in enumerate(LOCK_CLASS_NAMES):
+            for h in np.flatnonzero(who[waiter, k, :, WHO_WAITS]):
+                rec = who[waiter, k, h]
+                hist = rec[WHO_BUCKETS:]
+                out.append({"class name": cls, "waiter": names.get(waiter, f"#{waiter}"),
+                            "holder": "?" if h == HOLDER_UNKNOWN else names.get(int(h), f"#{h}"),
+                            "waits": int(rec[WHO_WAITS]),
+                            "waittime-total": float(rec[WHO_WAIT_TOTAL]) * ns_per_tick / 1000.0,
+                            "buckets": [[bucket_ns(int(b), ns_per_tick), int(hist[b])]
+                                        for b in np.flatnonzero(hist)]})
+    return out
+
+
+def bucket_ns(bucket: int, ns_per_tick: float) -> float:
+    """The lower bound of a wait bucket in ns (bucket 0 starts at 0)."""
+    return 0.0 if bucket == 0 else float(2 ** bucket) * ns_per_tick

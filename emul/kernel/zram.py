@@ -7,6 +7,8 @@ Shared arrays (one ``Zram`` of views into the arena):
                     bits 0 .. ZRAM_FLAG_SHIFT-1   object size (get_slot_size / set_slot_size)
                     bits ZRAM_FLAG_SHIFT + n      enum zram_pageflags (SAME, ENTRY_LOCK, ...)
                     bits 40..47                   emul only: last lock holder's CPU + 1
+                    bits 48..55                   emul only: its worker index + 1 (who waits on
+                                                  whom: emul/kernel/lockstat.py)
   stats[]         struct zram_stats, shared atomics side by side as the kernel keeps them
   gc_map[]        one bit per slot: queued for lazy freeing (the RFC's zram->gc_map)
   gc_ctl[]        int32 futex words of the GC work item (pending, idle)
@@ -61,7 +63,8 @@ from emul.kernel.debug import (
     DEBUG_REUSE_KEEPS_QUEUED,
     DEBUG_REUSE_LEAKS_OLD,
 )
-from emul.kernel.locking import lock_acquired, lock_contended, lock_released, spin_wait_step
+from emul.kernel.locking import (holder_of, lock_acquired, lock_contended, lock_released,
+    spin_wait_step)
 from emul.kernel.lockstat import LOCK_SLOT
 from emul.kernel.zsmalloc import zs_free, zs_malloc, zs_obj_read
 
@@ -79,7 +82,8 @@ ZRAM_INCOMPRESSIBLE = 6
 ZRAM_COMP_PRIORITY_BIT1 = 7
 ZRAM_COMP_PRIORITY_BIT2 = 8
 OWNER_SHIFT = 40
-OWNER_MASK = 0xFF << OWNER_SHIFT
+HOLDER_SHIFT = 48
+OWNER_MASK = 0xFFFF << OWNER_SHIFT      # both: the CPU and the worker
 
 # struct zram_stats, in word order (the names results.json uses)
 STAT_NAMES = (
@@ -208,7 +212,8 @@ def slot_trylock(zram: Zram, ctx: Ctx, index: int) -> bool:
     old = atomic_load(zram.table, w)
     if old & lock:
         return False
-    new = (old | lock) & ~OWNER_MASK | (((ctx.stat[W_CPU] + 1) & 0xFF) << OWNER_SHIFT)
+    new = ((old | lock) & ~OWNER_MASK | (((ctx.stat[W_CPU] + 1) & 0xFF) << OWNER_SHIFT)
+           | (((ctx.stat[W_INDEX] + 1) & 0xFF) << HOLDER_SHIFT))
     if atomic_cas(zram.table, w, old, new) != old:
         return False
     lock_acquired(ctx, LOCK_SLOT, (old >> OWNER_SHIFT) & 0xFF)
@@ -223,14 +228,17 @@ def slot_lock(zram: Zram, ctx: Ctx, index: int) -> None:
     t0 = read_clock()
     w = 2 * index + 1
     lock = flag_bit(zram, ZRAM_ENTRY_LOCK)
-    prev = (atomic_load(zram.table, w) >> OWNER_SHIFT) & 0xFF
+    held = atomic_load(zram.table, w)
+    prev = (held >> OWNER_SHIFT) & 0xFF
+    holder = holder_of((held >> HOLDER_SHIFT) & 0xFF)       # whom we wait on
     spins = 0
     while True:
         while atomic_load(zram.table, w) & lock:
             spins = spin_wait_step(spins)
         if slot_trylock(zram, ctx, index):
             break
-    lock_contended(ctx, LOCK_SLOT, read_clock() - t0, prev != 0 and prev != ctx.stat[W_CPU] + 1)
+    lock_contended(ctx, LOCK_SLOT, read_clock() - t0, prev != 0 and prev != ctx.stat[W_CPU] + 1,
+                   holder)
 
 
 @njit(cache=True, _nrt=False)

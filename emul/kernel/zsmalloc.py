@@ -41,12 +41,14 @@ from emul.kernel.context import (
     COST_POOL_READ_LOCK,
     COST_ZS_FREE,
     COST_ZS_MALLOC,
+    W_HOLD_WORK,
     Ctx,
     model_cost,
     model_cost_scaled,
     step_enter,
     step_exit,
 )
+from emul.kernel.clock import delay_ticks
 from emul.kernel.debug import DEBUG_ASSERT_LOCKED
 from emul.kernel.locking import read_lock, read_unlock, spin_lock, spin_unlock
 from emul.kernel.lockstat import LOCK_CLASS, LOCK_POOL, LOCK_ZONE
@@ -580,6 +582,8 @@ def free_handle(pool: Pool, ctx: Ctx, obj: int) -> None:
         model_cost(ctx, COST_POOL_READ_LOCK)
         step_exit(ctx)
     z = __free_obj_locked(pool, ctx, cls, obj)
+    if ctx.stat[W_HOLD_WORK] != 0:      # debug gc_hold_ns: a GC that holds the lock longer
+        delay_ticks(ctx.stat[W_HOLD_WORK])
     spin_unlock(pool.class_lock, ci, ctx, LOCK_CLASS)
     if z >= 0:
         release_zspage_pages(pool, ctx, cls, z)

@@ -148,6 +148,29 @@ def _contentions(cls: str) -> Extract:
     return get
 
 
+MAX_PAIRS = 6     # compare's waiter → holder rows: the pairs with the most wait in all runs
+
+
+def _wait_pairs(runs: list[Run]) -> list[tuple[str, str, str]]:
+    """The (class, waiter, holder) pairs with the most wait time over every run."""
+    total: dict[tuple[str, str, str], float] = {}
+    for run in runs:
+        for row in run.doc["repeats"]:
+            for w in row.get("lock_who") or []:
+                key = (w["class name"], w["waiter"], w["holder"])
+                total[key] = total.get(key, 0.0) + w["waittime-total"]
+    return sorted(total, key=lambda k: -total[k])[:MAX_PAIRS]
+
+
+def _pair_wait(cls: str, waiter: str, holder: str) -> Extract:
+    def get(row: dict) -> float | None:
+        if "lock_who" not in row:
+            return None          # a run of an emul before who-waited-on-whom: no figure
+        return sum(w["waittime-total"] for w in row["lock_who"]
+                   if (w["class name"], w["waiter"], w["holder"]) == (cls, waiter, holder))
+    return get
+
+
 def _kills(row: dict) -> list[dict]:
     return (row.get("replay") or {}).get("kills") or []
 
@@ -197,6 +220,8 @@ def metrics_for(runs: list[Run]) -> list[Metric]:
     ]
     out += [Metric(f"contentions:{c}", f"{c} contentions", "count", _contentions(c))
             for c in _lock_classes(runs)]
+    out += [Metric(f"waits:{c}:{w}:{h}", f"{c} {w} → {h} wait", "µs", _pair_wait(c, w, h))
+            for c, w, h in _wait_pairs(runs)]
     replays = [r for r in runs if "replay_summary" in r.doc]
     if replays:
         # one target for every run, so "time to N MiB" is the same question in each

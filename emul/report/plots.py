@@ -207,8 +207,33 @@ def timesplit_figure(doc: dict) -> Figure:
     return _finish(fig, ax)
 
 
+TOP_PAIRS = 6      # waits.png: the (variant, class, waiter → holder) with the most wait
+
+
+def waits_figure(doc: dict) -> Figure:
+    """waits.png: the wait-time histograms (log2 buckets) of the pairs with the most wait."""
+    from emul.report.tables import who_waits
+    pairs = [(v, w) for v in _variants(doc) for w in who_waits(doc, v)]
+    pairs.sort(key=lambda p: -p[1]["waittime-total"])
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    for (v, w), colour in zip(pairs[:TOP_PAIRS], _colours(min(len(pairs), TOP_PAIRS))):
+        bounds = sorted(w["buckets"])
+        ax.step([max(b, 1.0) for b in bounds], [w["buckets"][b] for b in bounds], where="post",
+                color=colour, label=f"{v}: {w['class name']} {w['waiter']} → {w['holder']} "
+                f"({w['waits']:,} waits)")
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="wait (ns, log2 buckets)", ylabel="waits", title="who waited on whom")
+    ax.grid(alpha=0.3)
+    if pairs:
+        ax.legend(fontsize="small")
+    fig.suptitle(_title(doc, "lock waits by waiter and holder"))
+    fig.tight_layout()
+    return fig
+
+
 FIGURES = {"memory": memory_figure, "latency": latency_figure, "backlog": backlog_figure,
-           "locks": locks_figure, "workers": workers_figure, "timesplit": timesplit_figure}
+           "locks": locks_figure, "workers": workers_figure, "timesplit": timesplit_figure,
+           "waits": waits_figure}
 
 
 def figures(doc: dict) -> dict[str, Figure]:
@@ -218,6 +243,8 @@ def figures(doc: dict) -> dict[str, Figure]:
         if name in ("memory", "backlog") and not _first_rows(doc):
             continue
         if name == "timesplit" and not any(r.get("time_split") for r in doc["repeats"]):
+            continue
+        if name == "waits" and not any(r.get("lock_who") for r in doc["repeats"]):
             continue
         if not doc["repeats"]:
             continue

@@ -83,6 +83,10 @@ LOCK_CLASS = Obj({
     "acquisitions": WHOLE, "holdtime-min": NUM, "holdtime-max": NUM, "holdtime-total": NUM,
     "holdtime-avg?": NUM})
 
+# emul/kernel/lockstat.py merge_who: who waited on whom, buckets [lower bound ns, count]
+LOCK_WHO = Obj({"class name": TEXT, "waiter": TEXT, "holder": TEXT, "waits": WHOLE,
+                "waittime-total": NUM, "buckets": ListOf(ListOf(NUM, min_len=2))})
+
 # emul/harness/record.py WorkerUse: the usage figures are null when the worker's were not read
 WORKER = Obj({
     "role?": TEXT, "cpus_allowed": ListOf(WHOLE), "cpus_seen": ListOf(WHOLE),
@@ -128,7 +132,8 @@ REPEAT = Obj({
     "zram_stats_before?": MapOf(WHOLE), "lock_stat": ListOf(LOCK_CLASS),
     "workers": MapOf(WORKER), "audit?": AUDIT, "steal_s?": MapOf(NUM), "dilation?": NUM,
     "tries?": WHOLE, "disturbed?": ListOf(DISTURBANCE), "redone_for?": ListOf(TEXT),
-    "timeline?": TIMELINE, "time_split?": MapOf(TIME_SPLIT), "replay?": REPLAY})
+    "timeline?": TIMELINE, "time_split?": MapOf(TIME_SPLIT), "replay?": REPLAY,
+    "lock_who?": ListOf(LOCK_WHO)})
 
 # emul/report/summary.py summarize: one per variant
 SUMMARY = Obj({

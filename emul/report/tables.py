@@ -45,6 +45,9 @@ def summary_tables(doc: dict) -> list[Table]:
         tables.insert(2, split)
     if doc["scenario"].get("lockstat") or any(g.get("lockstat") for g in doc.get("groups") or []):
         tables.append(lock_table(doc))
+        who = who_table(doc)
+        if who is not None:
+            tables.append(who)
     return tables
 
 
@@ -160,6 +163,70 @@ def lock_table(doc: dict) -> Table:
                       f"{min(c['holdtime-min'] for c in cls):.2f}",
                       f"{max(c['holdtime-max'] for c in cls):.2f}", f"{htot:.2f}",
                       f"{htot / acq if acq else 0:.2f}")
+    return t
+
+
+TOP_WAITS = 12      # who_table's rows per variant: the (class, waiter, holder) with most wait
+
+
+def who_waits(doc: dict, variant: str) -> list[dict]:
+    """A variant's (class, waiter, holder) records summed over its repeats, most wait first."""
+    out: dict[tuple[str, str, str], dict] = {}
+    for r in doc["repeats"]:
+        if r["variant"] != variant:
+            continue
+        for w in r.get("lock_who") or []:
+            key = (w["class name"], w["waiter"], w["holder"])
+            acc = out.setdefault(key, {"class name": key[0], "waiter": key[1], "holder": key[2],
+                                       "waits": 0, "waittime-total": 0.0, "buckets": {}})
+            acc["waits"] += w["waits"]
+            acc["waittime-total"] += w["waittime-total"]
+            for pair in w["buckets"]:
+                lower, n = pair[0], pair[1]
+                acc["buckets"][lower] = acc["buckets"].get(lower, 0) + n
+    return sorted(out.values(), key=lambda a: -a["waittime-total"])
+
+
+def median_bucket(buckets: dict[float, int]) -> float:
+    """The lower bound (ns) of the bucket that holds the median wait."""
+    total, seen = sum(buckets.values()), 0
+    for lower in sorted(buckets):
+        seen += buckets[lower]
+        if 2 * seen >= total:
+            return lower
+    return 0.0
+
+
+def who_table(doc: dict) -> Table | None:
+    """Who waited on whom: per variant, the (lock class, waiter → holder) pairs with the most
+    wait time (perf lock contention's view, from emul's exact holders); None without any."""
+    from rich.table import Table
+    variants = [s["variant"] for s in doc["summary"]]
+    rows = {v: who_waits(doc, v) for v in variants}
+    if not any(rows.values()):
+        return None
+    t = Table(title=f"who waited on whom (per variant, summed over repeats, the {TOP_WAITS} "
+                    f"pairs with most wait)",
+              caption="holder: the worker that held the lock when the waiter first failed to "
+                      "take it (?: an rwlock's readers); median: the log2 bucket (ns) holding "
+                      "the median wait")
+    set_key_columns(t, 3)
+    for col in ("variant", "class name", "waiter → holder", "waits", "wait total µs",
+                "wait avg µs", "median ≥ ns", "share of class"):
+        t.add_column(col, justify="left" if col in ("variant", "class name", "waiter → holder")
+                     else "right", no_wrap=True)
+    for v in variants:
+        per_class: dict[str, float] = {}
+        for w in rows[v]:
+            per_class[w["class name"]] = per_class.get(w["class name"], 0.0) + w["waittime-total"]
+        for w in rows[v][:TOP_WAITS]:
+            whole = per_class[w["class name"]]
+            share = w["waittime-total"] / whole if whole else 0.0
+            avg = w["waittime-total"] / w["waits"] if w["waits"] else 0.0
+            t.add_row(escape(v), escape(w["class name"]),
+                      f"{escape(w['waiter'])} → {escape(w['holder'])}", f"{w['waits']:,}",
+                      f"{w['waittime-total']:.2f}", f"{avg:.2f}",
+                      f"{median_bucket(w['buckets']):,.0f}", f"{share:.0%}")
     return t
 
 
