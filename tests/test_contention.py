@@ -73,3 +73,35 @@ def test_merge_who_reads_the_private_rows():
     assert got[1]["holder"] == "?" and got[1]["class name"] == "zs_pool_lock"
     assert np.all(rows[:, :ls.LS_WHO].reshape(2, ls.NR_LOCK_CLASSES, ls.LS_ROW)[
         :, :, ls.LS_WAIT_MIN] > 0)
+
+
+def test_a_counter_written_by_one_writer_never_bounces():
+    """In-process, the compiled accounting: a writer's consecutive updates of a counter nobody
+    else touched are no bounce; an update after another writer's is one."""
+    from emul.kernel import lockstat as ls
+    from emul.kernel.context import Ctx
+    from emul.kernel.locking import stat_add
+    from emul.kernel.zram import STAT_NAMES, ST_PAGES_STORED
+    assert ls.SHARED_COUNTERS[:len(STAT_NAMES)] == STAT_NAMES
+    stats = np.zeros(len(STAT_NAMES), dtype=np.int64)
+    rows = ls.new_rows(2)
+    one, two = (Ctx(np.zeros(256, dtype=np.int64), rows[k], np.zeros(64, dtype=np.int64))
+                for k in (0, 1))
+    for _ in range(5):
+        stat_add(stats, one, ST_PAGES_STORED, 1)
+    assert ls.merge_counters(rows)["pages_stored"] == {"updates": 5, "bounces": 0}
+    stat_add(stats, two, ST_PAGES_STORED, 1)     # the other writer's first update: not known
+    stat_add(stats, one, ST_PAGES_STORED, 1)     # the line came from the other writer
+    assert ls.merge_counters(rows)["pages_stored"] == {"updates": 7, "bounces": 1}
+
+
+def test_the_default_scenarios_counters_are_in_the_results(tmp_path, no_leftovers):
+    """The default scenario's results carry every shared counter's updates and bounces; one
+    only the killer writes (notify_free, in sync: no GC) shows none."""
+    out = tmp_path / "out"
+    r = run_emul("run", "--repeats", "1", "--warmup", "0", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    rows = load(out)["repeats"]
+    sync = [row for row in rows if row["strategy"] == "sync"]
+    assert sync and all(row["shared_counters"]["notify_free"]["bounces"] == 0 for row in sync)
+    assert all(row["shared_counters"]["pages_stored"]["updates"] > 0 for row in rows)

@@ -71,6 +71,7 @@ def record(g: GroupState, r: Repeat) -> RepeatRecord:
         lock_stat=lockstat.merge(arena["lockstat"], 1.0 / tpn),
         lock_who=lockstat.merge_who(arena["lockstat"], {w.index: w.name for w in workers},
                                     1.0 / tpn),
+        shared_counters=lockstat.merge_counters(arena["lockstat"]),
         workers={w.name: worker_use(w, r.done[w.name], int(ws[w.index, C.W_CPUMASK]))
                  for w in workers if w.name in r.done},
         audit=r.audit, timeline=timeline, time_split=time_splits(g, r),

@@ -74,6 +74,8 @@ class RepeatRecord:
     # who waited on whom: (class, waiter, holder) with waits, wait time and a log2 histogram
     # (emul/kernel/lockstat.py merge_who)
     lock_who: list[dict[str, Any]] = field(default_factory=list)
+    # the shared counters standing for kernel atomics: updates and bounces (lockstat.py)
+    shared_counters: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def audit_ok(self) -> bool:

@@ -22,7 +22,8 @@ from emul.kernel.context import W_CPU, W_INDEX, Ctx, lockstat_on
 from emul.kernel.lockstat import (HOLDER_UNKNOWN, LS_ACQ_BOUNCES, LS_ACQUISITIONS,
     LS_CON_BOUNCES, LS_CONTENTIONS, LS_HOLD_MAX, LS_HOLD_MIN, LS_HOLD_START, LS_HOLD_TOTAL,
     LS_ROW, LS_WAIT_MAX, LS_WAIT_MIN, LS_WAIT_TOTAL, LS_WHO, MAX_HOLDERS, NR_WAIT_BUCKETS,
-    WHO_BUCKETS, WHO_ROW, WHO_WAIT_TOTAL, WHO_WAITS)
+    WHO_BUCKETS, WHO_ROW, WHO_WAIT_TOTAL, WHO_WAITS, AT_BOUNCES, AT_LAST, AT_ROW, AT_UPDATES,
+    LOCK_POOL, LS_ATOMICS, SC_POOL_LOCK)
 
 RW_WRITER = 1 << 62
 SPINS_BEFORE_YIELD = 2048    # ~10-50 us of cpu_relax: far beyond any modelled hold time
@@ -37,6 +38,27 @@ def spin_wait_step(spins: int) -> int:
         sched_yield()
         spins = 0
     return spins
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def note_update(ctx: Ctx, counter: int, old: int, new: int) -> None:
+    """A writer's update of a shared counter, in its private row: a bounce when the counter is
+    no longer what this writer left it at (another CPU wrote the line since)."""
+    at = LS_ATOMICS + counter * AT_ROW
+    ls = ctx.lockstat
+    if ls[at + AT_UPDATES] != 0 and ls[at + AT_LAST] != old:
+        ls[at + AT_BOUNCES] += 1
+    ls[at + AT_UPDATES] += 1
+    ls[at + AT_LAST] = new
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def stat_add(stats, ctx: Ctx, i: int, delta: int) -> int:
+    """atomic64_add(delta, &zram->stats.<i>), its bounce noted in the writer's row (the
+    counters are SHARED_COUNTERS' first, in STAT_NAMES' order); the old value."""
+    old = atomic_fetch_add(stats, i, delta)
+    note_update(ctx, i, old, old + delta)
+    return old
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -172,6 +194,8 @@ def read_lock(words, i: int, ctx: Ctx, lclass: int) -> None:
     cache line: that line bouncing between CPUs is the cost zs_free's pool->lock adds.
     """
     old = atomic_fetch_add(words, i, 1)
+    if lclass == LOCK_POOL:       # the reader count is a shared counter of its own
+        note_update(ctx, SC_POOL_LOCK, old, old + 1)
     if old & RW_WRITER:
         atomic_fetch_add(words, i, -1)
         t0 = read_clock()
@@ -190,7 +214,9 @@ def read_lock(words, i: int, ctx: Ctx, lclass: int) -> None:
 @njit(cache=True, _nrt=False)
 def read_unlock(words, i: int, ctx: Ctx, lclass: int) -> None:
     lock_released(ctx, lclass)
-    atomic_fetch_add(words, i, -1)
+    old = atomic_fetch_add(words, i, -1)
+    if lclass == LOCK_POOL:
+        note_update(ctx, SC_POOL_LOCK, old, old - 1)
 
 
 @njit(cache=True, _nrt=False)

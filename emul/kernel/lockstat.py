@@ -62,7 +62,22 @@ WHO_WAIT_TOTAL = 1
 WHO_BUCKETS = 2
 WHO_ROW = WHO_BUCKETS + NR_WAIT_BUCKETS
 LS_WHO = NR_LOCK_CLASSES * LS_ROW
-LOCKSTAT_WORDS = LS_WHO + NR_LOCK_CLASSES * MAX_HOLDERS * WHO_ROW
+
+# the shared counters that stand for kernel atomics: per counter, in each writer's private row,
+# its updates, how many found that another writer had changed the counter since this writer's
+# previous update (the line came from another CPU: a bounce), and the value it last left
+SHARED_COUNTERS = ("compr_data_size", "failed_reads", "failed_writes", "notify_free",
+                   "same_pages", "huge_pages", "huge_pages_since", "pages_stored",
+                   "max_used_pages", "miss_free", "gc_slots", "gc_bytes",   # struct zram_stats
+                   "zs_pool_lock count")   # pool->lock's reader count (zs_free's read_lock)
+NR_SHARED = len(SHARED_COUNTERS)
+SC_POOL_LOCK = SHARED_COUNTERS.index("zs_pool_lock count")
+AT_UPDATES = 0
+AT_BOUNCES = 1
+AT_LAST = 2
+AT_ROW = 3
+LS_ATOMICS = LS_WHO + NR_LOCK_CLASSES * MAX_HOLDERS * WHO_ROW
+LOCKSTAT_WORDS = LS_ATOMICS + NR_SHARED * AT_ROW
 
 COLUMNS = ("class name", "con-bounces", "contentions", "waittime-min", "waittime-max",
            "waittime-total", "waittime-avg", "acq-bounces", "acquisitions", "holdtime-min",
@@ -120,7 +135,8 @@ def merge_who(rows: np.ndarray, names: dict[int, str], ns_per_tick: float) -> li
     the log2 histogram, ``buckets``: [lower bound in ns, count] per non-empty bucket (bucket k
     holds waits of 2^k to 2^(k+1) ticks of this run's clock). ``names`` maps worker indices to
     names; the holder HOLDER_UNKNOWN is "?"."""
-    who = rows[:, LS_WHO:].reshape(rows.shape[0], NR_LOCK_CLASSES, MAX_HOLDERS, WHO_ROW)
+    who = rows[:, LS_WHO:LS_ATOMICS].reshape(rows.shape[0], NR_LOCK_CLASSES, MAX_HOLDERS,
+                                             WHO_ROW)
     out = []
     for waiter in range(rows.shape[0]):
         for k, cls in enumerate(LOCK_CLASS_NAMES):
@@ -139,3 +155,17 @@ def merge_who(rows: np.ndarray, names: dict[int, str], ns_per_tick: float) -> li
 def bucket_ns(bucket: int, ns_per_tick: float) -> float:
     """The lower bound of a wait bucket in ns (bucket 0 starts at 0)."""
     return 0.0 if bucket == 0 else float(2 ** bucket) * ns_per_tick
+
+
+def merge_counters(rows: np.ndarray) -> dict[str, dict[str, int]]:
+    """Per shared counter: updates and bounces summed over the writers (counters nobody
+    updated are left out). A bounce is counted when a writer finds the counter changed since
+    its own previous update: exact for writers pinned to CPUs of their own, a lower bound
+    otherwise (a change undone before the writer looks again, +1 then -1, is not seen)."""
+    at = rows[:, LS_ATOMICS:].reshape(rows.shape[0], NR_SHARED, AT_ROW)
+    out = {}
+    for k, name in enumerate(SHARED_COUNTERS):
+        updates = int(at[:, k, AT_UPDATES].sum())
+        if updates:
+            out[name] = {"updates": updates, "bounces": int(at[:, k, AT_BOUNCES].sum())}
+    return out

@@ -64,7 +64,7 @@ from emul.kernel.debug import (
     DEBUG_REUSE_LEAKS_OLD,
 )
 from emul.kernel.locking import (holder_of, lock_acquired, lock_contended, lock_released,
-    spin_wait_step)
+    spin_wait_step, stat_add)
 from emul.kernel.lockstat import LOCK_SLOT
 from emul.kernel.zsmalloc import zs_free, zs_malloc, zs_obj_read
 
@@ -286,15 +286,15 @@ def gc_mark(zram: Zram, index: int) -> None:
 
 
 @njit(cache=True, _nrt=False)
-def gc_forget(zram: Zram, index: int) -> bool:
+def gc_forget(zram: Zram, ctx: Ctx, index: int) -> bool:
     """Take a slot off gc_map if it is queued (its content is being freed now). Lock held."""
     if not gc_test(zram, index):
         return False
     bit = 1 << (index & 63)
     old = atomic_fetch_and(zram.gc_map, index >> 6, ~bit)
     if old & bit:
-        atomic_fetch_add(zram.stats, ST_GC_SLOTS, -1)
-        atomic_fetch_add(zram.stats, ST_GC_BYTES, -get_slot_size(zram, index))
+        stat_add(zram.stats, ctx, ST_GC_SLOTS, -1)
+        stat_add(zram.stats, ctx, ST_GC_BYTES, -get_slot_size(zram, index))
         return True
     return False
 
@@ -336,7 +336,7 @@ def slot_free_extract(zram: Zram, ctx: Ctx, index: int) -> int:
 @njit(cache=True, _nrt=False, inline="always")
 def __slot_free_extract(zram: Zram, ctx: Ctx, index: int) -> int:
     lockdep_assert_slot_held(zram, index)
-    gc_forget(zram, index)
+    gc_forget(zram, ctx, index)
     if not slot_allocated(zram, index) and get_slot_handle(zram, index) == 0:
         return 0   # an empty slot (a fresh write's target): nothing to free, nothing to pay
     if zram.params[ZP_TRACK_OWNERS]:
@@ -348,17 +348,17 @@ def __slot_free_extract(zram: Zram, ctx: Ctx, index: int) -> int:
                        | flag_bit(zram, ZRAM_COMP_PRIORITY_BIT2))
     if test_slot_flag(zram, index, ZRAM_HUGE):
         clear_slot_flag(zram, index, ZRAM_HUGE)
-        atomic_fetch_add(zram.stats, ST_HUGE_PAGES, -1)
+        stat_add(zram.stats, ctx, ST_HUGE_PAGES, -1)
     handle = 0
     if test_slot_flag(zram, index, ZRAM_SAME):
         clear_slot_flag(zram, index, ZRAM_SAME)
-        atomic_fetch_add(zram.stats, ST_SAME_PAGES, -1)
+        stat_add(zram.stats, ctx, ST_SAME_PAGES, -1)
     else:
         handle = get_slot_handle(zram, index)
         if handle == 0:
             return 0
-        atomic_fetch_add(zram.stats, ST_COMPR_DATA_SIZE, -get_slot_size(zram, index))
-    atomic_fetch_add(zram.stats, ST_PAGES_STORED, -1)
+        stat_add(zram.stats, ctx, ST_COMPR_DATA_SIZE, -get_slot_size(zram, index))
+    stat_add(zram.stats, ctx, ST_PAGES_STORED, -1)
     set_slot_handle(zram, index, 0)
     set_slot_size(zram, index, 0)
     return handle
@@ -382,10 +382,10 @@ def slot_free(zram: Zram, ctx: Ctx, index: int) -> None:
 def zram_slot_free_trylock(zram: Zram, ctx: Ctx, index: int) -> bool:
     """The notify's first step: count it, take the slot lock without waiting (it runs under the
     swap locks and must not sleep); a slot found locked is a miss and keeps its content."""
-    atomic_fetch_add(zram.stats, ST_NOTIFY_FREE, 1)
+    stat_add(zram.stats, ctx, ST_NOTIFY_FREE, 1)
     if slot_trylock(zram, ctx, index):
         return True
-    atomic_fetch_add(zram.stats, ST_MISS_FREE, 1)
+    stat_add(zram.stats, ctx, ST_MISS_FREE, 1)
     ctx.stat[W_MISS_FREE] += 1
     return False
 
@@ -526,8 +526,8 @@ def write_same_filled_page(zram: Zram, ctx: Ctx, index: int, element: int) -> No
     set_slot_handle(zram, index, element)
     __debug_requeue(zram, index, queued)
     slot_unlock(zram, ctx, index)
-    atomic_fetch_add(zram.stats, ST_SAME_PAGES, 1)
-    atomic_fetch_add(zram.stats, ST_PAGES_STORED, 1)
+    stat_add(zram.stats, ctx, ST_SAME_PAGES, 1)
+    stat_add(zram.stats, ctx, ST_PAGES_STORED, 1)
 
 
 @njit(cache=True, _nrt=False)
@@ -535,7 +535,7 @@ def write_incompressible_page(zram: Zram, ctx: Ctx, index: int, csum: int) -> bo
     page_size = 1 << zram.params[ZP_PAGE_SHIFT]
     handle = zs_malloc(zram.pool, ctx, page_size, csum)
     if handle == 0:
-        atomic_fetch_add(zram.stats, ST_FAILED_WRITES, 1)
+        stat_add(zram.stats, ctx, ST_FAILED_WRITES, 1)
         return False
     slot_lock(zram, ctx, index)
     queued = __slot_reuse(zram, ctx, index)
@@ -545,10 +545,10 @@ def write_incompressible_page(zram: Zram, ctx: Ctx, index: int, csum: int) -> bo
     set_slot_size(zram, index, page_size)
     __debug_requeue(zram, index, queued)
     slot_unlock(zram, ctx, index)
-    atomic_fetch_add(zram.stats, ST_COMPR_DATA_SIZE, page_size)
-    atomic_fetch_add(zram.stats, ST_HUGE_PAGES, 1)
-    atomic_fetch_add(zram.stats, ST_HUGE_PAGES_SINCE, 1)
-    atomic_fetch_add(zram.stats, ST_PAGES_STORED, 1)
+    stat_add(zram.stats, ctx, ST_COMPR_DATA_SIZE, page_size)
+    stat_add(zram.stats, ctx, ST_HUGE_PAGES, 1)
+    stat_add(zram.stats, ctx, ST_HUGE_PAGES_SINCE, 1)
+    stat_add(zram.stats, ctx, ST_PAGES_STORED, 1)
     return True
 
 
@@ -580,7 +580,7 @@ def write_page(zram: Zram, ctx: Ctx, index: int, key: int, page) -> bool:
         return write_incompressible_page(zram, ctx, index, csum)
     handle = zs_malloc(zram.pool, ctx, comp_len, csum)
     if handle == 0:
-        atomic_fetch_add(zram.stats, ST_FAILED_WRITES, 1)
+        stat_add(zram.stats, ctx, ST_FAILED_WRITES, 1)
         return False
     slot_lock(zram, ctx, index)
     queued = __slot_reuse(zram, ctx, index)
@@ -589,8 +589,8 @@ def write_page(zram: Zram, ctx: Ctx, index: int, key: int, page) -> bool:
     set_slot_size(zram, index, comp_len)
     __debug_requeue(zram, index, queued)
     slot_unlock(zram, ctx, index)
-    atomic_fetch_add(zram.stats, ST_PAGES_STORED, 1)
-    atomic_fetch_add(zram.stats, ST_COMPR_DATA_SIZE, comp_len)
+    stat_add(zram.stats, ctx, ST_PAGES_STORED, 1)
+    stat_add(zram.stats, ctx, ST_COMPR_DATA_SIZE, comp_len)
     return True
 
 

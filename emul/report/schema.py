@@ -133,7 +133,8 @@ REPEAT = Obj({
     "workers": MapOf(WORKER), "audit?": AUDIT, "steal_s?": MapOf(NUM), "dilation?": NUM,
     "tries?": WHOLE, "disturbed?": ListOf(DISTURBANCE), "redone_for?": ListOf(TEXT),
     "timeline?": TIMELINE, "time_split?": MapOf(TIME_SPLIT), "replay?": REPLAY,
-    "lock_who?": ListOf(LOCK_WHO)})
+    "lock_who?": ListOf(LOCK_WHO),
+    "shared_counters?": MapOf(Obj({"updates": WHOLE, "bounces": WHOLE}))})
 
 # emul/report/summary.py summarize: one per variant
 SUMMARY = Obj({

@@ -21,10 +21,10 @@ from collections.abc import Callable
 
 from numba import njit
 
-from emul.kernel.atomics import (atomic_add_below, atomic_fetch_add, atomic_load, atomic_store,
+from emul.kernel.atomics import (atomic_add_below, atomic_load, atomic_store,
     atomic_store_release, cpu_relax)
 from emul.kernel.context import W_BATCH_SAVED, W_CPU, W_PEAK_BACKLOG, W_PEAK_BYTES, Ctx
-from emul.kernel.locking import spin_lock, spin_trylock, spin_unlock
+from emul.kernel.locking import note_update, spin_lock, spin_trylock, spin_unlock, stat_add
 from emul.kernel.lockstat import LOCK_GC_QUEUE
 from emul.kernel.workqueue import cond_resched, queue_work
 from emul.kernel.zram import (LAZY_NO, LAZY_QUEUED, LAZY_REFUSED, ST_GC_BYTES, ST_GC_SLOTS,
@@ -54,12 +54,13 @@ def gc_reserve(zram: Zram, ctx: Ctx, index: int) -> bool:
         n = atomic_add_below(zram.stats, ST_GC_SLOTS, 1, cap_slots)
         if n < 0:
             return False
+        note_update(ctx, ST_GC_SLOTS, n - 1, n)
     else:
-        n = atomic_fetch_add(zram.stats, ST_GC_SLOTS, 1) + 1
-    b = atomic_fetch_add(zram.stats, ST_GC_BYTES, size) + size
+        n = stat_add(zram.stats, ctx, ST_GC_SLOTS, 1) + 1
+    b = stat_add(zram.stats, ctx, ST_GC_BYTES, size) + size
     if cap_bytes > 0 and b > cap_bytes:
-        atomic_fetch_add(zram.stats, ST_GC_SLOTS, -1)
-        atomic_fetch_add(zram.stats, ST_GC_BYTES, -size)
+        stat_add(zram.stats, ctx, ST_GC_SLOTS, -1)
+        stat_add(zram.stats, ctx, ST_GC_BYTES, -size)
         return False
     note_peak_backlog(ctx, n, b)
     return True
