@@ -24,7 +24,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, run_emul, tiny_scenario, two_cpus, write_yaml
+from conftest import ROOT, run_emul, tiny_scenario, write_yaml
 from emul.errors import InputError
 from emul.report.compare import Run, print_comparison
 from emul.report.export import write_csv
@@ -61,16 +61,8 @@ def real_replay(tmp_path_factory) -> tuple[Path, str]:
     tmp = tmp_path_factory.mktemp("replay")
     trace = tmp / TRACE_NAME
     shutil.copy(ROOT / "scenarios/traces/burst.log", trace)
-    a, b = two_cpus()
-    base = write_yaml(tmp / "base.yaml", {
-        "name": "replay-reading", "experiment": "unmap", "repeats": 1, "seed": 2,
-        "profile": "zero", "zram": {"disksize": "1G"},
-        "processes": [{"name": "placeholder", "vma": "4K", "swapped": 0.0}],
-        "data": {"compression_ratio": 2.0, "spread": 0.25, "same_filled": 0.05},
-        "workers": {"killer": {"cpu": [a, b], "count": 2}, "gc": {"cpu": b},
-                    "swapout": {"cpu": a}, "swapin": {"cpu": a},
-                    "reclaim": {"cpu": b, "vma": "2M"}},
-        "lockstat": True})
+    from test_replay import base_scenario
+    base = base_scenario(tmp, name="replay-reading")
     out = tmp / "out"
     r = run_emul("replay", str(trace), "--scenario", str(base), "--strategies", "sync,bitmap",
                  "--repeats", "1", "-o", str(out))

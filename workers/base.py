@@ -85,8 +85,9 @@ def runqueue_wait_ns() -> int | None:
 
 
 def usage_snapshot(proc: "psutil.Process") -> dict:
-    # CPU time from schedstat where the kernel has it: exact to the ns, where utime + stime
-    # come in 10 ms ticks (a phase shorter than a tick would look idle to the busy checks)
+    # CPU time from schedstat where the kernel has it: ns resolution, brought up to date at
+    # every scheduler tick and switch, where utime + stime come in 10 ms ticks (a phase
+    # shorter than a tick would look idle to the busy checks)
     on_cpu = schedstat_ns(0)
     if on_cpu is None:
         t = proc.cpu_times()

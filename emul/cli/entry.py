@@ -35,6 +35,8 @@ def command(spec: str) -> Callable[[Namespace, Console], int]:
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
+    except KeyboardInterrupt:           # one more while the outcome was being reported
+        return EXIT_ABORTED
     finally:
         if INTERRUPTS.keep:             # the process is the CLI's: it exits now
             INTERRUPTS.ignore_from_now()
@@ -55,6 +57,7 @@ def _main(argv: list[str] | None) -> int:
         say(f"emul: {exc}")
         return exc.exit_code
     except KeyboardInterrupt as exc:
+        INTERRUPTS.hold()
         say(f"emul: interrupted ({exc or 'SIGINT'})")
         return EXIT_ABORTED
     except OSError as exc:

@@ -10,8 +10,10 @@ mask:
               a signal is noted, nothing is raised
 
 ``catching()`` opens an armed region (the CLI's whole command, each run_groups, the skeleton's
-run and write); ``hold()`` disarms it until it ends; leaving a region returns to the state
-around it, and a signal noted meanwhile is raised there if that state is armed. The handlers
+run and write); ``hold()`` disarms it until it ends; leaving a region, normally or by an
+exception, leaves the process held (what follows is clean-up or reporting; the next region
+re-arms, and raises at once a signal noted meanwhile), and the outermost region raises on its
+normal end a signal noted and not yet dealt with. The handlers
 are installed, held, as soon as emul.cli is imported (``install_early``), so a signal during
 Python's start-up is noted and the command ends at once with exit 3 instead of a traceback.
 SIGHUP (the terminal or the ssh session closed) is handled as SIGTERM. SIGKILL cannot be
@@ -63,27 +65,30 @@ class Interrupts:
 
     @contextmanager
     def catching(self) -> Iterator["Interrupts"]:
-        """An armed region (re-entrant). The handlers are put back as they were when the
-        outermost region ends."""
+        """An armed region (re-entrant). Leaving it, normally or by an exception, leaves the
+        process held: what follows is clean-up or reporting, and the next region re-arms. A
+        signal noted by then is raised when the outermost region ends normally. The handlers
+        are put back as they were when the outermost region ends (unless the CLI owns the
+        process: install_early)."""
         self._install()
-        was = self.armed if self.depth else False
+        self.armed = False
         self.depth += 1
         try:
             self.armed = True
             self._raise_noted()               # one that came while nothing was armed
             yield self
         except BaseException:
-            self._leave(was)
+            self._leave()
             if self.depth == 0:
                 self.noted.clear()        # the command is ending anyway: nothing to raise
             raise
-        self._leave(was)
-        if was or self.depth == 0:
+        self._leave()
+        if self.depth == 0:
             self._raise_noted()
 
-    def _leave(self, was: bool) -> None:
+    def _leave(self) -> None:
         self.depth -= 1
-        self.armed = was
+        self.armed = False
         if self.depth == 0 and self._previous is not None and not self.keep:
             for sig, handler in self._previous.items():
                 signal.signal(sig, handler)
@@ -112,11 +117,7 @@ class Interrupts:
         is one step); a signal that arrived meanwhile is raised on leaving it."""
         was = self.armed
         self.armed = False
-        try:
-            yield
-        except BaseException:
-            self.armed = was          # an error is on its way: the clean-up that follows holds
-            raise
+        yield                  # an exception on its way leaves it held: clean-up follows
         self.armed = was
         if was:
             self._raise_noted()
