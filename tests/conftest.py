@@ -1,6 +1,7 @@
 """Shared helpers: tiny scenarios, running the real `emul` command, checking nothing is left."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -69,19 +70,18 @@ def own_history(tmp_path_factory):
         os.environ["EMUL_HISTORY"] = old
 
 
-@pytest.fixture
-def no_leftovers(tmp_path_factory, monkeypatch):
-    """Asserts that the test's runs left no arena in /dev/shm, no control-socket directory and
-    no worker process running. The machine is shared (other emul runs may be going on), so the
-    test's runs are told apart: their arenas carry a tag, their control sockets live in a
-    temporary directory of their own, which every worker's command line names."""
+@contextlib.contextmanager
+def leftovers_checked(tmp: Path, mp: pytest.MonkeyPatch):
+    """Runs inside leave no arena in /dev/shm, no control-socket directory and no worker
+    process running. The machine is shared (other emul runs may be going on), so these runs
+    are told apart: their arenas carry a tag, their control sockets live in ``tmp``, a
+    directory of their own, which every worker's command line names."""
     import secrets
 
     import psutil
     tag = "t" + secrets.token_hex(4)
-    tmp = tmp_path_factory.mktemp("ctl")
-    monkeypatch.setenv("EMUL_ARENA_TAG", tag)
-    monkeypatch.setenv("TMPDIR", str(tmp))
+    mp.setenv("EMUL_ARENA_TAG", tag)      # mp undoes them: the test's own monkeypatch
+    mp.setenv("TMPDIR", str(tmp))
     yield
     assert shm_entries(f"emul-{tag}-") == set(), "shared memory left behind"
     assert not [n for n in os.listdir(tmp) if n.startswith("emul-ctl-")], \
@@ -89,6 +89,13 @@ def no_leftovers(tmp_path_factory, monkeypatch):
     strays = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
               if any(str(tmp) in a for a in (p.info["cmdline"] or []))]
     assert not strays, f"worker processes left running: {strays}"
+
+
+@pytest.fixture
+def no_leftovers(tmp_path_factory, monkeypatch):
+    """The test's runs leave nothing behind (leftovers_checked)."""
+    with leftovers_checked(tmp_path_factory.mktemp("ctl"), monkeypatch):
+        yield
 
 
 # The `fast` marker: the subset `make arm64-check` runs under emulation (`pytest -m fast`). It is

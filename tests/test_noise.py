@@ -78,9 +78,15 @@ def test_a_hog_on_another_cpu_disturbs_nothing(tmp_path: Path, no_leftovers) -> 
     if max(m["nice"].values()) > -20:
         pytest.skip("no right to raise the workers' priority: on two CPUs emul's own controller "
                     "then shares the measured CPU")
-    assert "another task" not in " ".join(m["redone_for"]), m
+    # a shared machine's own tasks (kworkers, other users) may take the measured CPU now and
+    # then; a hog whose CPU were wrongly counted would disturb every try (9 of 9 here). So: at
+    # most a minority of the tries, and none left disturbed.
+    tries = sum(row["tries"] for row in doc["repeats"])
+    assert 2 * m["redone_for"].get("another task", 0) < tries, m
+    assert not m["still_disturbed"], m
     assert m["redone"] == sum(m["redone_for"].values())
-    assert all(d["cause"] == "the hypervisor" for row in doc["repeats"] for d in row["disturbed"])
+    assert all(d["cause"] in ("the hypervisor", "another task")
+               for row in doc["repeats"] for d in row["disturbed"])
     host = doc["host"]
     assert host["measured_cpus"] == [b] and host["load_before"] and host["emul"]["version"]
 

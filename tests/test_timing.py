@@ -52,7 +52,9 @@ def test_extra_machinery_is_absorbed_by_the_targets(tmp_path: Path, no_leftovers
         {"name": "much-slower", "strategy": "sync", "step_work_ns": 2 * BIG_TARGET_NS}])
     res, out = run_doc(tmp_path, doc, "--profile", str(profile))
     by = {s["variant"]: s for s in res["summary"]}
-    assert by["slower"]["ns_per_page"] == pytest.approx(by["host"]["ns_per_page"], rel=0.10)
+    # one-sided: the extra work must not add time; "host" itself may come out slower on a shared
+    # machine (its repeats meet the same noise, and one disturbed median moved it 11 % once)
+    assert by["slower"]["ns_per_page"] < 1.10 * by["host"]["ns_per_page"]
     assert by["much-slower"]["ns_per_page"] > 1.2 * by["host"]["ns_per_page"]
     overrun = [r["time_split"]["killer"]["overrun_steps"] for r in res["repeats"]
                if r["variant"] == "much-slower"]

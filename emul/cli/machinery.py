@@ -23,7 +23,7 @@ def to_stderr(text: str) -> None:
 
 def cmd_machinery(args: Namespace, console: Console) -> int:
     path = sk.resolve_scenario(args.scenario, DEFAULT_SCENARIO)
-    scenarios = load_groups(path, args.profile, None, args.dilate)
+    scenarios, _ = load_groups(path, args.profile, None, args.dilate)   # probes what runs
     progress = to_stderr if args.json else Progress(console)   # stdout is the JSON alone
     groups = [Group(sc, load_profile(args.profile or sc.profile), progress) for sc in scenarios]
     for g in groups:

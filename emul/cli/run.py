@@ -15,8 +15,7 @@ from emul.cli import skeleton as sk
 from emul.cli.progress import Progress, quiet
 from emul.config.profiles import Profile, builtin_names, load_profile, page_size_warning
 from emul.config.scenario import Scenario, VariantSpec, load_scenario
-from emul.config.topology import oversubscription_warning
-from emul.config.vary import load_matrix
+from emul.config.vary import SkippedPoint, load_sweep
 from emul.errors import EXIT_NOT_FIRED, InputError
 from emul.harness.chaos import Chaos
 from emul.harness.controller import Group
@@ -27,9 +26,8 @@ from emul.report import history, results
 from emul.report.results import timing_doc
 from emul.report.export import write_csv
 from emul.report.io import render_plots
-from emul.report.tables import summary_tables
-from emul.report.stability import measurement_doc, stability_warnings
-from emul.report.timesplit import overrun_warning
+from emul.report.tables import summary_tables, summary_warnings
+from emul.report.stability import measurement_doc
 from emul.strategies import strategy_names
 
 DEFAULT_SCENARIO = "scenarios/seed-unmap.yaml"
@@ -37,14 +35,14 @@ SOAK_SCENARIO = "scenarios/contention-mixed.yaml"
 
 
 def load_groups(path: str, profile: str | None, repeats: int | None,
-                dilate: float | None = None) -> list[Scenario]:
+                dilate: float | None = None) -> tuple[list[Scenario], list[SkippedPoint]]:
     """The scenario's structural groups, checked (an unknown debug switch is refused here,
-    before anything is created)."""
+    before anything is created), and the points of a scaling sweep this machine cannot run."""
     sk.check_repeats(repeats)
     if dilate is not None and not 1 <= dilate <= 1000:
         raise InputError("--dilate", None, f"expected a factor from 1 to 1000, got {dilate:g}")
-    groups = load_matrix(path, cpus=sk.cpus(), strategies=strategy_names(),
-                         profiles=builtin_names() + ([profile] if profile else []))
+    groups, skipped = load_sweep(path, cpus=sk.cpus(), strategies=strategy_names(),
+                                 profiles=builtin_names() + ([profile] if profile else []))
     if repeats is not None:
         groups = [dataclasses.replace(sc, repeats=repeats) for sc in groups]
     if dilate is not None:
@@ -56,7 +54,7 @@ def load_groups(path: str, profile: str | None, repeats: int | None,
                              f"victims are placeholders the trace replaces), not a run of its "
                              f"own; use: emul {sc.base_for} TRACE --scenario {path}")
         check_measures_something(path, sc)
-    return groups
+    return groups, skipped
 
 
 def check_measures_something(path: str, sc: Scenario) -> None:
@@ -71,20 +69,13 @@ def check_measures_something(path: str, sc: Scenario) -> None:
 def cmd_run(args: Namespace, console: Console) -> int:
     path = sk.resolve_scenario(args.scenario, DEFAULT_SCENARIO)
     measuring = sk.measuring(args)
-    scenarios = load_groups(path, args.profile, args.repeats, args.dilate)
+    scenarios, skipped = load_groups(path, args.profile, args.repeats, args.dilate)
     profiles = [load_profile(args.profile or sc.profile) for sc in scenarios]
     sc = scenarios[0]
     outdir = sk.run_output_dir(args.output, Path("results") / f"{sc.name}-{sk.stamp()}",
                                args.force)
     progress = Progress(console)
-    for warning in dict.fromkeys(page_size_warning(p, g.page_size)
-                                 for g, p in zip(scenarios, profiles)):
-        if warning:
-            progress(f"warning: {warning}")
-    variants = [v.name for g in scenarios for v in g.variants]
-    progress(f"scenario {path} ({sc.name}), profile "
-             f"{', '.join(dict.fromkeys(p.name for p in profiles))}, {sc.repeats} repeats, "
-             f"{len(variants)} variants: {', '.join(variants)}")
+    announce(progress, path, scenarios, profiles, skipped)
     trace = TraceRecorder()
     groups = [Group(g, p, progress, log_path=str(outdir / "run.log"), trace=trace, trace_pid=k,
                     on_phase=progress.phase, **measuring)
@@ -103,7 +94,8 @@ def cmd_run(args: Namespace, console: Console) -> int:
         progress.stop()
         if chaos is not None:
             chaos.disarm()
-        doc = results.build(scenarios, profiles, sk.ticks_per_ns(groups), rows, status, reason)
+        doc = results.build(scenarios, profiles, sk.ticks_per_ns(groups), rows, status, reason,
+                            skipped)
         doc["control"] = {"dropped_messages": sum(g.dropped_messages for g in groups)}
         doc.update(timing_doc(groups))
         doc.update(measurement_doc(groups, rows))
@@ -118,7 +110,7 @@ def cmd_run(args: Namespace, console: Console) -> int:
         return files + (write_csv(outdir, doc) if args.csv else [])
 
     job = sk.Job("run", groups, outdir, build, summary_tables, footer=run_footer(outdir),
-                 warnings=run_warnings, on_repeat=on_repeat, extras=extras,
+                 warnings=summary_warnings, on_repeat=on_repeat, extras=extras,
                  partial=lambda doc: [trace.write(outdir / "trace.json")],
                  on_ready=(lambda: chaos.arm(groups)) if chaos else None)
     code = sk.execute(job, console)
@@ -130,6 +122,22 @@ def cmd_run(args: Namespace, console: Console) -> int:
     return code
 
 
+def announce(progress: Progress, path: str, scenarios: list[Scenario], profiles: list[Profile],
+             skipped: list[SkippedPoint]) -> None:
+    """The run's first lines: page-size warnings, what runs, and the points that do not."""
+    for warning in dict.fromkeys(page_size_warning(p, g.page_size)
+                                 for g, p in zip(scenarios, profiles)):
+        if warning:
+            progress(f"warning: {warning}")
+    sc = scenarios[0]
+    variants = [v.name for g in scenarios for v in g.variants]
+    progress(f"scenario {path} ({sc.name}), profile "
+             f"{', '.join(dict.fromkeys(p.name for p in profiles))}, {sc.repeats} repeats, "
+             f"{len(variants)} variants: {', '.join(variants)}")
+    for point in skipped:
+        progress(f"not run: {point.group}: {point.reason}")
+
+
 def run_footer(outdir: Path) -> Callable[[dict, list[Path]], str]:
     def footer(doc: dict, written: list[Path]) -> str:
         pngs = [p.name for p in written if p.suffix == ".png"]
@@ -139,9 +147,6 @@ def run_footer(outdir: Path) -> Callable[[dict, list[Path]], str]:
     return footer
 
 
-def run_warnings(doc: dict) -> list[str | None]:
-    """What the reader of a run's tables must know (after them, and in summary.txt)."""
-    return [oversubscription_warning(doc), overrun_warning(doc), *stability_warnings(doc)]
 
 
 def cmd_soak(args: Namespace, console: Console) -> int:

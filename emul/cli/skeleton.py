@@ -58,7 +58,7 @@ def execute(job: Job, console: Console) -> int:
     are noted and the writing finishes (emul/harness/signals.py)."""
     with INTERRUPTS.catching():
         code = _execute(job, console)
-        late = INTERRUPTS.take_noted()      # a stopped run has said so already
+        late = INTERRUPTS.settle()          # a stopped run has said so already
     if late and code != EXIT_ABORTED:
         say(f"emul: {late[0]} arrived while the results were being written; they were "
             f"finished first ({job.outdir})")

@@ -14,7 +14,7 @@ from emul.errors import EXIT_OK, InputError
 from emul.report.compare import load_runs, print_comparison
 from emul.report.export import write_csv
 from emul.report.io import load_results, render_plots, results_path, write_summary
-from emul.report.tables import summary_tables
+from emul.report.tables import summary_tables, summary_warnings
 
 
 def cmd_bench(args: Namespace, console: Console) -> int:
@@ -40,7 +40,8 @@ def cmd_report(args: Namespace, console: Console) -> int:
     if doc.get("status", "ok") != "ok":
         console.print(f"run status: {doc['status']}" + (f" ({doc['reason']})" if doc.get("reason")
                                                         else ""), markup=False)
-    written = [write_summary(outdir, summary_tables(doc), console), *render_plots(doc, outdir)]
+    written = [write_summary(outdir, summary_tables(doc), console,
+                             tuple(summary_warnings(doc))), *render_plots(doc, outdir)]
     if args.csv:
         written += write_csv(outdir, doc)
     console.print("wrote: " + ", ".join(str(p) for p in written), markup=False)

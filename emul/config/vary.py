@@ -9,10 +9,17 @@
 
 Variant keys (strategy, cap, zsmalloc, costs.<name>, core.<role>) multiply the variants of one
 run. Structural keys
-(page_size, disksize, profile, gc_cpu, killers) change the arena or the workers, so each
+(page_size, disksize, profile, gc_cpu, killers, exits) change the arena or the workers, so each
 combination of them is a scenario of its own, a group. Variant names carry the varied values
 (``bitmap cap=1000 page=16K``), so they are unique across groups. At most 64 values a key and
 256 variants in all.
+
+A scaling sweep varies the number of concurrent exits (will-it-scale's curve, emul/report/
+scaling.py): ``exits: [1, 2, 4]`` runs N copies of the file's one process, each unmapped by a
+killer of its own, at once (the published 1 / 2 / 4-process rows); ``killers: [1, 2]`` splits
+the file's processes over N killers (the same work, more hands). A point whose killers would
+share a CPU is not run: it needs N CPUs, and :func:`load_sweep` returns it as skipped with the
+reason, so a 2-CPU machine runs the 1- and 2-exit points and lists the 4-exit one.
 """
 from __future__ import annotations
 
@@ -29,7 +36,9 @@ from emul.config.topology import Topology, machine_topology
 from emul.config.yamlread import shorten
 from emul.errors import InputError
 
-__all__ = ["STRUCTURAL_KEYS", "VARIANT_KEYS", "VARY_KEYS", "expand_vary", "load_matrix"]
+__all__ = ["SCALING_KEYS", "STRUCTURAL_KEYS", "VARIANT_KEYS", "VARY_KEYS", "SkippedPoint",
+           "concurrent_exits", "expand_vary", "load_matrix", "load_sweep", "scaling_key",
+           "sweep_from_dict"]
 
 VARIANT_KEYS = ("strategy", "cap", "zsmalloc")
 STRUCTURAL_KEYS: dict[str, tuple[str, ...]] = {     # key -> where it goes in the scenario
@@ -38,7 +47,10 @@ STRUCTURAL_KEYS: dict[str, tuple[str, ...]] = {     # key -> where it goes in th
     "profile": ("profile",),
     "gc_cpu": ("workers", "gc", "cpu"),
     "killers": ("workers", "killer", "count"),
+    "exits": ("workers", "killer", "count"),     # and N copies of the one process
 }
+SCALING_KEYS = ("exits", "killers")   # the number of concurrent exits: one killer each
+MAX_EXITS = 64                        # as workers.killer.count
 VARY_KEYS = VARIANT_KEYS + tuple(STRUCTURAL_KEYS)
 # variant keys with a name after the dot: one cost of the profile, or one role's core class
 NESTED_VARIANT_KEYS = ("costs", "core")
@@ -57,6 +69,26 @@ def _vary_label(key: str, value: Any) -> str:
     short = {"page_size": "page", "disksize": "disk", "gc_cpu": "gc_cpu", "zsmalloc": "zs"}
     text = "+".join(map(str, value)) if isinstance(value, list) else str(value)
     return f"{short.get(key, key)}={text}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SkippedPoint:
+    """A point of a scaling sweep this machine cannot run without its killers sharing CPUs."""
+
+    group: str            # the group's label, e.g. "exits=4"
+    exits: int            # concurrent exits (= killers) at this point
+    needs_cpus: int
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def scaling_key(vary: Any) -> str | None:
+    """The key a ``vary:`` mapping sweeps the number of concurrent exits by, if any."""
+    if not isinstance(vary, dict):
+        return None
+    return next((k for k in SCALING_KEYS if k in vary), None)
 
 
 def _set_path(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -83,8 +115,15 @@ def _check_vary(vary: Any, where: str) -> None:
             raise InputError(where, shown, f"expected a non-empty list of values, got {show_value(values)}")
         if len(values) > MAX_VALUES:
             raise InputError(where, shown, f"expected at most {MAX_VALUES} values, got {len(values)}")
+        seen: dict[str, int] = {}
         for i, value in enumerate(values):
             _check_value(value, where, f"{shown}[{i}]")
+            # a value twice would name two variants alike, and their repeats would merge
+            text = repr(value)
+            if text in seen:
+                raise InputError(where, f"{shown}[{i}]", f"expected distinct values, got "
+                                 f"{show_value(value)} again (as {shown}[{seen[text]}])")
+            seen[text] = i
 
 
 def _check_value(value: Any, where: str, key: str) -> None:
@@ -144,10 +183,42 @@ def _build_group(base: dict[str, Any], vary: dict[str, Any], structural: list[st
     labels = []
     for key, value in zip(structural, combo):
         _set_path(doc, STRUCTURAL_KEYS[key], value)
+        if key == "exits":
+            doc["processes"] = _copies(doc["processes"][0], value)
         labels.append(_vary_label(key, value))
     group = " ".join(labels)
     doc["variants"] = [v for variant in variants for v in _expand_variant(variant, vary, axes, group)]
     return group, doc
+
+
+def _copies(proc: Any, n: int) -> list[Any]:
+    """n copies of the one process, named victim1..victimN (one copy keeps its name)."""
+    if n == 1 or not isinstance(proc, dict):
+        return [proc] * n
+    name = proc.get("name", "victim")
+    return [dict(proc, name=f"{name}{k}") for k in range(1, n + 1)]
+
+
+def _check_exits(base: dict[str, Any], vary: dict[str, Any], where: str) -> None:
+    """``exits`` copies the file's one process once per exit: the file must have one, and an
+    unmap to run (a swap-in has no exits)."""
+    if "exits" not in vary:
+        return
+    if "killers" in vary:
+        raise InputError(where, "vary", "expected exits or killers, not both: exits sets the "
+                         "number of killers (one per exit)")
+    for i, n in enumerate(vary["exits"]):
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_EXITS:
+            raise InputError(where, f"vary.exits[{i}]", f"expected a whole number of exits from "
+                             f"1 to {MAX_EXITS}, got {show_value(n)}")
+    if base.get("experiment", "unmap") != "unmap":
+        raise InputError(where, "vary.exits", f"expected experiment: unmap (each exit is an "
+                         f"unmap), got {show_value(base.get('experiment'))}")
+    procs = base.get("processes")
+    if not isinstance(procs, list) or len(procs) != 1:
+        got = f"{len(procs)} processes" if isinstance(procs, list) else show_value(procs)
+        raise InputError(where, "processes", f"vary.exits runs N copies of one process at once: "
+                         f"expected a list of one process, got {got}")
 
 
 def expand_vary(data: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
@@ -162,6 +233,7 @@ def expand_vary(data: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
     vary = data["vary"]
     _check_vary(vary, where)
     base = {k: v for k, v in data.items() if k != "vary"}
+    _check_exits(base, vary, where)
     structural = [k for k in vary if k in STRUCTURAL_KEYS]
     variants = _base_variants(base, vary)
     axes = [k for k in ("cap", "zsmalloc") if k in vary] + [k for k in vary if _is_nested(k)]
@@ -177,13 +249,37 @@ def load_matrix(
     topology: Topology | None = None,
 ) -> list[Scenario]:
     """Read a scenario file that may ``vary:`` keys: one :class:`Scenario` per structural group
-    (variants tagged with their group). A file without ``vary:`` gives a list of one."""
+    (variants tagged with their group). A file without ``vary:`` gives a list of one. The points
+    of a scaling sweep this machine cannot run are left out (:func:`load_sweep` names them)."""
+    return load_sweep(path, cpus=cpus, strategies=strategies, profiles=profiles,
+                      topology=topology)[0]
+
+
+def load_sweep(
+    path: str | os.PathLike[str], *, cpus: Iterable[int], strategies: Iterable[str], profiles: Iterable[str],
+    topology: Topology | None = None,
+) -> tuple[list[Scenario], list[SkippedPoint]]:
+    """The groups of a scenario file, and the points of its scaling sweep (``vary: exits`` or
+    ``killers``) left out because their killers would share a CPU: N concurrent exits need N
+    CPUs among the killers' (time-slicing two killers on one CPU measures the scheduler, not
+    the design). Every point is checked as a scenario first; a sweep with no point left is
+    refused."""
     where = os.fsdecode(os.fspath(path))
-    data = read_yaml(where, path)
-    out = []
+    return sweep_from_dict(read_yaml(where, path), where, cpus=cpus, strategies=strategies,
+                           profiles=profiles, topology=topology)
+
+
+def sweep_from_dict(
+    data: Any, where: str, *, cpus: Iterable[int], strategies: Iterable[str], profiles: Iterable[str],
+    topology: Topology | None = None,
+) -> tuple[list[Scenario], list[SkippedPoint]]:
+    """:func:`load_sweep` of a mapping already read (``where`` names it in errors)."""
+    out: list[Scenario] = []
+    skipped: list[SkippedPoint] = []
     cpus, strategies, profiles = list(cpus), list(strategies), list(profiles)
     if topology is None:   # read once: every group pins against the same machine
         topology = machine_topology(cpus)
+    key = scaling_key(data.get("vary")) if isinstance(data, dict) else None
     for group, doc in expand_vary(data, where):
         sc = scenario_from_dict(doc, where=f"{where} (vary: {group})" if group else where,
                                 cpus=cpus, strategies=strategies, profiles=profiles, topology=topology)
@@ -191,5 +287,29 @@ def load_matrix(
             sc = dataclasses.replace(
                 sc, source=where, raw=data,
                 variants=tuple(dataclasses.replace(v, group=group) for v in sc.variants))
-        out.append(sc)
-    return out
+        point = _unrunnable(sc, group) if key else None
+        if point is not None:
+            skipped.append(point)
+        else:
+            out.append(sc)
+    if not out:
+        raise InputError(where, f"vary.{key}", f"no point of the sweep can run here: "
+                         f"{skipped[0].reason}")
+    return out, skipped
+
+
+def _unrunnable(sc: Scenario, group: str) -> SkippedPoint | None:
+    """The point as skipped, if its killers would share a CPU."""
+    n = concurrent_exits(sc)
+    have = sorted(set(sc.workers.killers))
+    if n <= len(have):
+        return None
+    return SkippedPoint(group, n, n, f"needs {n} CPUs, one per concurrent exit (the killers "
+                        f"have {len(have)} here: CPU{'s' if len(have) > 1 else ''} "
+                        f"{','.join(map(str, have))})")
+
+
+def concurrent_exits(sc: Scenario) -> int:
+    """Killers that run at once: one per victim at most (a killer without one never starts)."""
+    victims = sum(1 for p in sc.processes if p.role == "victim")
+    return max(1, min(len(sc.workers.killers), victims))

@@ -58,6 +58,8 @@ def record(g: GroupState, r: Repeat) -> RepeatRecord:
         time_ns=(t_end - t_start) / tpn,
         other_actors_ns={w.name: float(ws[w.index, C.W_T_END] - ws[w.index, C.W_T_START]) / tpn
                          for w in workers if w.role in others},
+        headline_ns={w.name: float(ws[w.index, C.W_T_END] - ws[w.index, C.W_T_START]) / tpn
+                     for w in g.plan.headline if ws[w.index, C.W_T_START] != 0},
         ptes=ptes, ns_per_page=(t_end - t_start) / tpn / ptes if ptes else 0.0,
         counters={k: int(sum(int(ws[w.index, i]) for w in workers))
                   for k, i in WORKER_COUNTERS.items()},

@@ -42,13 +42,15 @@ class Group(GroupState):
         geo = self.geometry(self.sc.variants[0])
         shape = layout.build_layout(geo)
         self.progress("compiling the kernel paths (cached after the first run)")
-        compiled = compile_scratch(shape)   # before the arena exists: a kill then leaves nothing
+        with INTERRUPTS.interrupting():     # numba may drop or twist a signal mid-compile
+            compiled = compile_scratch(shape)   # before the arena exists: a kill leaves nothing
         with INTERRUPTS.held():        # created and recorded for shutdown as one step
             self._arena = Arena.create(shape)
         layout.init_state(self._arena, geo)
         self._views = Views.of(self._arena, 0)
         if not compiled:
-            compile_run(self.views)
+            with INTERRUPTS.interrupting():
+                compile_run(self.views)
         self.progress(f"starting {len(self.plan.workers)} workers")
         self.sup.start(self.arena, self.ticks_per_ns, WORKER_START_TIMEOUT_S)
         self.machinery.update(probe_variants(self, self.sc.variants))
@@ -189,6 +191,7 @@ def _interleaved(groups: list[Group], on_repeat: Callable[[RepeatRecord], None] 
         for g, v in (order if r % 2 == 0 else reversed(order)):
             if r >= g.sc.repeats:
                 continue
+            INTERRUPTS.check()
             g.progress(f"repeat {r + 1}/{repeats}: {v.name}")
             rec = g.run_repeat(v, r)
             records.append(rec)

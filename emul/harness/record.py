@@ -76,6 +76,8 @@ class RepeatRecord:
     lock_who: list[dict[str, Any]] = field(default_factory=list)
     # the shared counters standing for kernel atomics: updates and bounces (lockstat.py)
     shared_counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    # each headline actor's own time, its start to its end (a killer's: its exits, in turn)
+    headline_ns: dict[str, float] = field(default_factory=dict)
 
     @property
     def audit_ok(self) -> bool:

@@ -11,6 +11,10 @@
   backlog.png   the GC backlog over time per variant (median repeat), its cap as a dotted line
   locks.png     contentions and wait time per lock class and variant
   workers.png   where each worker ran: repeats in which it was seen on each CPU
+  timesplit.png where the measured workers' time went, per page
+  waits.png     wait-time histograms of the (class, waiter, holder) pairs with the most wait
+  scaling.png   (a sweep over concurrent exits) time per exit and throughput against the
+                number of exits, per design, with the linear line (emul/report/scaling.py)
 """
 from __future__ import annotations
 
@@ -231,9 +235,40 @@ def waits_figure(doc: dict) -> Figure:
     return fig
 
 
+def scaling_figure(doc: dict) -> Figure:
+    """scaling.png: will-it-scale's curve. Left, the average exit's time against the number
+    of concurrent exits; right, the total throughput, each design's linear line dotted from
+    its smallest point. Points not run are named under the axes."""
+    sc = doc["scaling"]
+    designs = list(dict.fromkeys(r["design"] for r in sc["rows"]))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6))
+    for design, colour in zip(designs, _colours(len(designs))):
+        rows = [r for r in sc["rows"] if r["design"] == design and "time_ms" in r]
+        if not rows:
+            continue
+        n = [r["exits"] for r in rows]
+        left.plot(n, [r["per_exit_ms"] for r in rows], marker="o", color=colour, label=design)
+        right.plot(n, [r["mib_per_s"] for r in rows], marker="o", color=colour, label=design)
+        right.plot(n, [rows[0]["mib_per_s"] * k / n[0] for k in n], linestyle=":",
+                   color=colour, linewidth=0.9)
+    ran = sorted({r["exits"] for r in sc["rows"] if "time_ms" in r})
+    for ax, ylabel in ((left, "per exit (ms)"), (right, "MiB/s unmapped (dotted: linear)")):
+        ax.set(xlabel="concurrent exits", ylabel=ylabel)
+        ax.set_xticks(ran)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    left.legend(fontsize="small")
+    skipped = [f"{p['exits']} exits: {p['skipped']}" for p in sc["points"] if p.get("skipped")]
+    if skipped:
+        fig.text(0.01, 0.01, "not run: " + "; ".join(skipped), fontsize="small")
+    fig.suptitle(_title(doc, "scaling with the number of concurrent exits"))
+    fig.tight_layout(rect=(0, 0.05 if skipped else 0, 1, 1))
+    return fig
+
+
 FIGURES = {"memory": memory_figure, "latency": latency_figure, "backlog": backlog_figure,
            "locks": locks_figure, "workers": workers_figure, "timesplit": timesplit_figure,
-           "waits": waits_figure}
+           "waits": waits_figure, "scaling": scaling_figure}
 
 
 def figures(doc: dict) -> dict[str, Figure]:
@@ -245,6 +280,8 @@ def figures(doc: dict) -> dict[str, Figure]:
         if name == "timesplit" and not any(r.get("time_split") for r in doc["repeats"]):
             continue
         if name == "waits" and not any(r.get("lock_who") for r in doc["repeats"]):
+            continue
+        if name == "scaling" and not (doc.get("scaling") or {}).get("rows"):
             continue
         if not doc["repeats"]:
             continue

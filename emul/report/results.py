@@ -16,6 +16,9 @@ Schema history (``version``):
      document has ``measurement`` (warm-up, priority, redone repeats) and ``host`` (load,
      steal, other tasks' CPU, governors, emul's version and git revision), and the run's
      ``dilation``, ``host_ticks_per_ns``, ``machinery`` (emul/report/results.py timing_doc).
+     Added since, read as optional: ``lock_who`` and ``shared_counters`` per repeat (who
+     waited on whom, counter bounces), ``headline_ns`` per repeat (each headline actor's own
+     time) and, for a sweep over concurrent exits, ``scaling`` (emul/report/scaling.py).
 
 Reading a document back is emul/report/io.py; its tables are emul/report/tables.py.
 """
@@ -32,9 +35,12 @@ from typing import TYPE_CHECKING, Sequence
 from emul.config.profiles import Profile
 from emul.config.spec import Scenario
 from emul.atomic import write_text
+from emul.config.vary import scaling_key
+from emul.report.scaling import scaling_doc
 from emul.report.summary import summarize
 
 if TYPE_CHECKING:
+    from emul.config.vary import SkippedPoint
     from emul.harness.group import GroupState
 
 SCHEMA = "emul-results"
@@ -60,9 +66,11 @@ def machine_info() -> dict:
 
 
 def build(groups: Scenario | Sequence[Scenario], profiles: Profile | Sequence[Profile],
-          ticks_per_ns: float, rows: list[dict], status: str, reason: str = "") -> dict:
+          ticks_per_ns: float, rows: list[dict], status: str, reason: str = "",
+          skipped: Sequence["SkippedPoint"] = ()) -> dict:
     """The results document of a run: ``groups`` are its scenarios (one unless it varies
-    structural keys), ``profiles`` their cost profiles, in the same order."""
+    structural keys), ``profiles`` their cost profiles, in the same order; ``skipped`` the
+    points of a scaling sweep not run here (emul/config/vary.py load_sweep)."""
     if isinstance(groups, Scenario):
         groups = [groups]
     if isinstance(profiles, Profile):
@@ -71,15 +79,20 @@ def build(groups: Scenario | Sequence[Scenario], profiles: Profile | Sequence[Pr
     scenario = groups[0].to_dict()
     scenario["variants"] = [v for g in groups for v in g.to_dict()["variants"]]
     vary = groups[0].raw.get("vary") if isinstance(groups[0].raw, dict) else None
-    return {
+    summary = summarize(rows, variants)
+    key = scaling_key(vary)
+    doc = {
         "schema": SCHEMA, "version": SCHEMA_VERSION, "status": status, "reason": reason,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv,
         "scenario": scenario, "scenario_source": groups[0].source, "vary": vary,
         "groups": [g.to_dict() for g in groups] if len(groups) > 1 else [],
         "machine": machine_info(), "profile": profiles[0].to_json(),
         "profiles": {p.name: p.to_json() for p in profiles}, "ticks_per_ns": ticks_per_ns,
-        "repeats": rows, "summary": summarize(rows, variants),
+        "repeats": rows, "summary": summary,
     }
+    if key is not None:
+        doc["scaling"] = scaling_doc(key, groups, skipped, rows, summary)
+    return doc
 
 
 def timing_doc(groups: Sequence["GroupState"]) -> dict:

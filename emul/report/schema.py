@@ -134,7 +134,8 @@ REPEAT = Obj({
     "tries?": WHOLE, "disturbed?": ListOf(DISTURBANCE), "redone_for?": ListOf(TEXT),
     "timeline?": TIMELINE, "time_split?": MapOf(TIME_SPLIT), "replay?": REPLAY,
     "lock_who?": ListOf(LOCK_WHO),
-    "shared_counters?": MapOf(Obj({"updates": WHOLE, "bounces": WHOLE}))})
+    "shared_counters?": MapOf(Obj({"updates": WHOLE, "bounces": WHOLE})),
+    "headline_ns?": MapOf(NUM)})
 
 # emul/report/summary.py summarize: one per variant
 SUMMARY = Obj({
@@ -192,6 +193,19 @@ REPLAY_OPTIONS = Obj({"strategies?": ListOf(TEXT), "time_scale?": Maybe(NUM),
                       "size_scale?": NUM, "target_mb?": NUM, "oom_swap_ratio?": NUM,
                       "base_scenario?": TEXT})
 
+# emul/report/scaling.py scaling_doc: a sweep over the number of concurrent exits
+SCALING_POINT = Obj({"group": TEXT, "exits": WHOLE, "cpus": ListOf(WHOLE),
+                     "skipped": Maybe(TEXT), "needs_cpus?": WHOLE, "page_size?": WHOLE,
+                     "gc_shares?": ListOf(WHOLE)})
+SCALING = Obj({
+    "key": TEXT, "points": ListOf(SCALING_POINT),
+    "rows": ListOf(Obj({"design": TEXT, "exits": WHOLE, "group": TEXT, "cpus": ListOf(WHOLE),
+                        "skipped": Maybe(TEXT), "needs_cpus?": WHOLE, "point?": TEXT,
+                        "variant?": TEXT, "strategy?": TEXT, "gc_shares?": ListOf(WHOLE),
+                        "time_ms?": NUM, "spread_pct?": NUM, "per_exit_ms?": NUM,
+                        "mib_per_s?": NUM, "linear_pct?": NUM, "baseline?": TEXT,
+                        "speedup?": NUM, "significant?": FLAG}))})
+
 RESULTS = Obj({
     "schema": TEXT, "version": WHOLE, "status?": TEXT, "reason?": TEXT, "created?": TEXT,
     "command?": ListOf(TEXT), "scenario": SCENARIO, "scenario_source?": Maybe(TEXT),
@@ -200,7 +214,7 @@ RESULTS = Obj({
     "summary": ListOf(SUMMARY), "control?": OPEN, "dilation?": NUM, "host_ticks_per_ns?": NUM,
     "machinery?": MapOf(OPEN), "measurement?": MEASUREMENT, "host?": Maybe(HOST),
     "chaos?": OPEN, "soak?": OPEN, "trace?": TRACE, "replay_options?": REPLAY_OPTIONS,
-    "replay_summary?": ListOf(REPLAY_SUMMARY)})
+    "replay_summary?": ListOf(REPLAY_SUMMARY), "scaling?": SCALING})
 
 
 # ---- the check ------------------------------------------------------------------------------

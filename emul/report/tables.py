@@ -4,8 +4,10 @@ re-renders them for any results.json); printing them is the command line's.
   variant_table  one row per variant: time, ns/page, ratio to its baseline, lazy frees, GC
   worker_table   where each worker ran and what it used
   lock_table     lock_stat per variant and lock class
+  scaling_table  (a sweep over concurrent exits) emul/report/scaling.py
   replay_table   (replay) one row per strategy: kill latencies, time to N MB returned
   summary_tables the tables `emul run` / `emul replay` / `emul report` print for a document
+  summary_warnings the warnings printed after them
 
 A cell or title given as a string is rich markup: every name taken from a document (variant,
 worker, lock class, profile, trace file) is escaped, so "[red]x[/red]" shows as written and
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from rich.markup import escape
 
+from emul.report.scaling import scaling_table
 from emul.report.summary import SIGNIFICANCE
 from emul.report.textout import set_key_columns
 from emul.report.timesplit import split_table
@@ -43,12 +46,29 @@ def summary_tables(doc: dict) -> list[Table]:
     split = split_table(doc)
     if split is not None:
         tables.insert(2, split)
+    scaling = scaling_table(doc)
+    if scaling is not None:
+        tables.insert(1, scaling)
     if doc["scenario"].get("lockstat") or any(g.get("lockstat") for g in doc.get("groups") or []):
         tables.append(lock_table(doc))
         who = who_table(doc)
         if who is not None:
             tables.append(who)
     return tables
+
+
+def summary_warnings(doc: dict) -> list[str]:
+    """What the reader of a run's tables must know, printed after them and kept in
+    summary.txt (emul run, and emul report again from the document alone)."""
+    if is_replay(doc):
+        return []
+    from emul.config.topology import oversubscription_warning
+    from emul.report.scaling import skipped_lines
+    from emul.report.stability import stability_warnings
+    from emul.report.timesplit import overrun_warning
+    found = [oversubscription_warning(doc), overrun_warning(doc), *stability_warnings(doc),
+             *skipped_lines(doc)]
+    return [w for w in found if w]
 
 
 def variant_table(doc: dict) -> Table:

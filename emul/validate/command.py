@@ -21,7 +21,7 @@ from emul.errors import EXIT_OK, EmulError, InputError
 from emul.validate import report
 from emul.validate.outcome import Outcome, from_run, not_run
 from emul.validate.record import SCENARIOS, UNRUN, Figure, select
-from emul.validate.runs import run_scenario, scenario_of
+from emul.validate.runs import run_scenario, scenarios_of
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -62,19 +62,22 @@ def cases(figures: list[Figure]) -> dict[tuple[str, str | None], list[Figure]]:
 def run_case(scenario: str, vma: str | None, figures: list[Figure], repeats: int | None,
              scale: float, outdir: Path, progress: Callable[[str], None]) -> list[Outcome]:
     cpus = len(os.sched_getaffinity(0))
-    if any(f.note or not f.scenario or f.cpus > cpus for f in figures):
-        return [not_run(x, "skipped", x.note or f"needs {x.cpus} CPUs (this machine has "
-                        f"{cpus})") for x in figures]
+    runnable = [f for f in figures if not f.note and f.scenario and f.cpus <= cpus]
+    out = [not_run(x, "skipped", x.note or f"needs {x.cpus} CPUs (this machine has {cpus})")
+           for x in figures if x not in runnable]
+    if not runnable:
+        return out
     path = shipped(f"{SCENARIOS}/{scenario}")
-    progress(f"{', '.join(x.key for x in figures)}: {path}" + (f" with {vma}iB" if vma else ""))
+    progress(f"{', '.join(x.key for x in runnable)}: {path}" + (f" with {vma}iB" if vma else ""))
     try:
-        doc = run_scenario(scenario_of(path, vma, repeats, scale), progress)
+        groups, skipped = scenarios_of(path, vma, repeats, scale)
+        doc = run_scenario(groups, progress, skipped)
     except EmulError as exc:
-        return [not_run(x, "error", str(exc)) for x in figures]
+        return out + [not_run(x, "error", str(exc)) for x in runnable]
     name = Path(scenario).stem + (f"-{vma}" if vma else "")
     from emul.report import results
     results.write(outdir / "runs" / name, doc)
-    return [from_run(x, doc, scale) for x in figures]
+    return out + [from_run(x, doc, scale) for x in runnable]
 
 
 def run_validate(args: argparse.Namespace, console: "Console", outdir: Path,

@@ -58,9 +58,13 @@ def from_run(f: Figure, doc: dict[str, Any], scale: float = 1.0) -> Outcome:
     """The figure's outcome in a finished run's document (run at ``scale`` of its size: the
     time is scaled back, per page it is the same)."""
     by = {s["variant"]: s for s in doc["summary"]}
-    s = by.get(f.variant)
+    s = by.get(f.run_variant)
+    point = next((p for p in (doc.get("scaling") or {}).get("points", [])
+                  if p["group"] == f.group and p.get("skipped")), None)
+    if point is not None:
+        return not_run(f, "skipped", point["skipped"])
     if s is None:
-        return not_run(f, "error", f"the run has no variant {f.variant!r}")
+        return not_run(f, "error", f"the run has no variant {f.run_variant!r}")
     profile = doc["profile"]
     sample = sample_of(f.key, profile.get("derived_from", []))
     dil = float(doc.get("dilation", 1.0))
@@ -83,14 +87,15 @@ def mechanism(f: Figure, s: dict, doc: dict, sample: str, by: dict[str, dict],
         cap = (f"cap binds: {s['fallback']:,} fallbacks" if s["fallback"]
                else "cap never binds")
         wakes = statistics.median(r.get("gc_wakeups", 0) + r.get("gc_wake_polled", 0)
-                                  for r in doc["repeats"] if r["variant"] == f.variant)
+                                  for r in doc["repeats"] if r["variant"] == f.run_variant)
         parts.append(f"{s['lazy']:,} lazy / {s['in_place']:,} in place, {cap}"
                      + (f", GC {rate / 1e6:.2f} M slots/s" if rate else "")
                      + f", {int(wakes):,} GC wake-ups")
-    parts += lock_contention(doc, f.variant)
+    parts += lock_contention(doc, f.run_variant)
     also = ALSO.get(f.key)
-    if also and also[0] in by:
-        parts.append(f"{also[1]}: {by[also[0]]['time_ms_median'] / scale:.1f} ms")
+    other = also and (f"{also[0]} {f.group}" if f.group else also[0])
+    if also and other in by:
+        parts.append(f"{also[1]}: {by[other]['time_ms_median'] / scale:.1f} ms")
     if float(doc.get("dilation", 1.0)) > 1:
         parts.append(f"dilated x{float(doc['dilation']):g} (contention shrinks by it)")
     return "; ".join(parts)

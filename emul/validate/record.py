@@ -26,6 +26,12 @@ class Figure:
     vma: str | None = None   # row 6: every process's VMA
     source: str = ""
     note: str = ""           # why it does not run, when it cannot
+    group: str = ""          # the point of a scaling sweep ("exits=2"): variant "base exits=2"
+
+    @property
+    def run_variant(self) -> str:
+        """The variant's name in the run: the design's, with the point's label."""
+        return f"{self.variant} {self.group}" if self.group else self.variant
 
     @property
     def case(self) -> str:
@@ -44,14 +50,15 @@ I7 = "Core i7-12700"
 
 def _class_in_handle(row: int, board: str, profile: str, procs: int, base: float, after: float,
                      ) -> list[Figure]:
-    scen = f"{profile}-class-in-handle{'-2p' if procs == 2 else ''}.yaml" if procs <= 2 else ""
+    """Rows 3 and 4: one scaling sweep per board (vary: exits [1, 2, 4]), a point each."""
+    scen = f"{profile}-class-in-handle.yaml"
     what = f"{procs} concurrent unmap{'s' if procs > 1 else ''} of 256 MiB"
-    cpus = max(2, procs)
-    note = "" if scen else f"needs {procs} CPUs for {procs} killers"
+    cpus = max(2, procs)      # one killer per exit, each on a CPU of its own
+    point = f"exits={procs}"
     return [Figure(f"{row}.{procs}p.base", row, board, f"{what}, base", base, scen, "base", cpus,
-                   source=HAO_0429, note=note),
+                   source=HAO_0429, group=point),
             Figure(f"{row}.{procs}p.class_in_handle", row, board, f"{what}, class index in object",
-                   after, scen, "class_in_handle", cpus, source=HAO_0429, note=note)]
+                   after, scen, "class_in_handle", cpus, source=HAO_0429, group=point)]
 
 
 def _deferred(row: int, procs: int, vma: str, base: float, after: float) -> list[Figure]:

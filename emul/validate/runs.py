@@ -14,13 +14,14 @@ import copy
 import dataclasses
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from emul.config.profiles import builtin_names, load_profile
-from emul.config.scenario import read_yaml, scenario_from_dict
+from emul.config.scenario import read_yaml
 from emul.config.sizes import size_bytes
 from emul.config.spec import Scenario
+from emul.config.vary import SkippedPoint, sweep_from_dict
 from emul.errors import AuditFailed
 from emul.harness.controller import Group, probe_groups, run_groups
 from emul.harness.plan import debug_bits
@@ -32,9 +33,11 @@ from emul.strategies import strategy_names
 ROOM = 1.15          # dilation beyond the bare need: the probe's figures are medians of noise
 
 
-def scenario_of(path: str, vma: str | None, repeats: int | None, scale: float = 1.0) -> Scenario:
-    """The scenario file, with row 6's VMA size (the device grown to hold it), every VMA and
-    the device scaled by ``scale`` (whole MiB), and repeats."""
+def scenarios_of(path: str, vma: str | None, repeats: int | None, scale: float = 1.0,
+                 ) -> tuple[list[Scenario], list[SkippedPoint]]:
+    """The scenario file's groups, with row 6's VMA size (the device grown to hold it), every
+    VMA and the device scaled by ``scale`` (whole MiB), and repeats; and the points of a
+    scaling sweep (rows 3 and 4: 1, 2, 4 exits) this machine cannot run."""
     raw = copy.deepcopy(read_yaml(path, path))
     if isinstance(raw, dict) and (vma is not None or scale != 1.0):
         procs = raw.get("processes") or []
@@ -45,12 +48,13 @@ def scenario_of(path: str, vma: str | None, repeats: int | None, scale: float = 
         zram = raw.setdefault("zram", {})
         scaled = int(size_bytes(zram.get("disksize", "1M")) * scale)
         zram["disksize"] = f"{max(need, scaled) >> 20}M"
-    sc = scenario_from_dict(raw, where=path, cpus=os.sched_getaffinity(0),
-                            strategies=strategy_names(), profiles=builtin_names())
+    groups, skipped = sweep_from_dict(raw, path, cpus=os.sched_getaffinity(0),
+                                      strategies=strategy_names(), profiles=builtin_names())
     if repeats is not None:
-        sc = dataclasses.replace(sc, repeats=repeats)
-    debug_bits(sc)
-    return sc
+        groups = [dataclasses.replace(sc, repeats=repeats) for sc in groups]
+    for sc in groups:
+        debug_bits(sc)
+    return groups, skipped
 
 
 def path_dilation(rows: list[dict[str, Any]]) -> float:
@@ -70,19 +74,21 @@ def path_dilation(rows: list[dict[str, Any]]) -> float:
     return math.ceil(need * 10) / 10
 
 
-def run_scenario(sc: Scenario, progress: Callable[[str], None]) -> dict[str, Any]:
-    """Probe, choose the dilation, run every repeat; the results document."""
-    profile = load_profile(sc.profile)
-    probe = Group(sc, profile, progress)
-    probe_groups([probe])
-    sc = dataclasses.replace(sc, dilate=path_dilation(machinery_rows([probe])))
-    group = Group(sc, profile, progress)
+def run_scenario(scenarios: list[Scenario], progress: Callable[[str], None],
+                 skipped: Sequence[SkippedPoint] = ()) -> dict[str, Any]:
+    """Probe, choose one dilation for every group, run every repeat; the results document."""
+    profiles = [load_profile(sc.profile) for sc in scenarios]
+    probes = [Group(sc, p, progress) for sc, p in zip(scenarios, profiles)]
+    probe_groups(probes)
+    dilate = path_dilation(machinery_rows(probes))
+    scenarios = [dataclasses.replace(sc, dilate=dilate) for sc in scenarios]
+    groups = [Group(sc, p, progress) for sc, p in zip(scenarios, profiles)]
     rows: list[dict] = []
-    run_groups([group], lambda rec: rows.append(rec.to_json()))
+    run_groups(groups, lambda rec: rows.append(rec.to_json()))
     bad = [r for r in rows if not r["audit"]["ok"]]
-    doc = results.build([sc], [profile], group.ticks_per_ns, rows,
-                        "audit-failed" if bad else "ok")
-    doc.update(timing_doc([group]))
+    doc = results.build(scenarios, profiles, max(g.ticks_per_ns for g in groups), rows,
+                        "audit-failed" if bad else "ok", skipped=skipped)
+    doc.update(timing_doc(groups))
     if bad:
         raise AuditFailed(f"the audit failed in {len(bad)} of {len(rows)} repeats: "
                           + "; ".join(bad[0]["audit"]["problems"]))
