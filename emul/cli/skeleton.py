@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from argparse import Namespace
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +42,7 @@ class Job:
     build: Callable[[list[dict], str, str], dict]       # rows, status, reason -> results doc
     tables: Callable[[dict], Tables]                    # the summary tables of a document
     footer: Callable[[dict, list[Path]], str]           # the closing line: where things are
-    warnings: Callable[[dict], list[str | None]] = lambda doc: []   # after the tables
+    warnings: Callable[[dict], Sequence[str | None]] = lambda doc: []   # after the tables
     on_repeat: Callable[[RepeatRecord], None] = lambda rec: None
     extras: Callable[[dict], list[Path]] = lambda doc: []          # files after results.json
     partial: Callable[[dict], list[Path]] = lambda doc: []         # ... when aborted

@@ -44,7 +44,7 @@ def scaling_doc(key: str, groups: Sequence[Scenario], skipped: Sequence[SkippedP
     """results.json's ``scaling``: the sweep's points (run or skipped) and one row per design
     and point."""
     from emul.config.vary import concurrent_exits
-    points = []
+    points: list[dict[str, Any]] = []
     for sc in groups:
         n = concurrent_exits(sc)
         killers = sorted(set(sc.workers.killers[:n]))
