@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
+from emul.config.vary import concurrent_exits
 from emul.report.textout import set_key_columns
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ def scaling_doc(key: str, groups: Sequence[Scenario], skipped: Sequence[SkippedP
                 rows: list[dict], summary: list[dict]) -> dict[str, Any]:
     """results.json's ``scaling``: the sweep's points (run or skipped) and one row per design
     and point."""
-    from emul.config.vary import concurrent_exits
     points: list[dict[str, Any]] = []
     for sc in groups:
         n = concurrent_exits(sc)
@@ -59,15 +59,20 @@ def scaling_doc(key: str, groups: Sequence[Scenario], skipped: Sequence[SkippedP
     return {"key": key, "points": points, "rows": scaling_rows(key, points, rows, summary)}
 
 
+def _without(name: str, key: str) -> str:
+    """A variant's or group's name without the sweep's own label (``exits=2``)."""
+    return " ".join(t for t in name.split() if not t.startswith(f"{key}="))
+
+
 def design_of(variant: str, key: str) -> str:
-    """The design a variant stands for: its name without the point's label (``exits=2``);
-    the labels of other varied keys stay (``sync page=16K``)."""
-    return " ".join(t for t in variant.split() if not t.startswith(f"{key}=")) or variant
+    """The design a variant stands for: its name without the point's label; the labels of
+    other varied keys stay (``sync page=16K``)."""
+    return _without(variant, key) or variant
 
 
 def _point_label(point: dict, key: str) -> str:
-    """The group's label with the sweep's own key taken out: what else the group varies."""
-    return " ".join(t for t in point["group"].split() if not t.startswith(f"{key}="))
+    """What else the point's group varies: its label without the sweep's own."""
+    return _without(point["group"], key)
 
 
 def scaling_rows(key: str, points: list[dict], rows: list[dict],
