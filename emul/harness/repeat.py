@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+import numpy as np
+
 from emul.config.scenario import VariantSpec
 from emul.harness import collect
 from emul.harness import plan as planning
@@ -27,7 +29,7 @@ from emul.kernel.layout import Geometry
 from emul.kernel.mm import CTL_RECLAIM_STOP, populate_vma
 from emul.kernel.replay import CTL_REPLAY_NEXT, K_DUE, K_SLOTS
 from emul.kernel.workqueue import GC_PENDING, flush_work
-from emul.kernel.zram import K_SLOTS_LEFT, KILL_WORDS
+from emul.kernel.zram import K_SLOTS_LEFT, KILL_WORDS, STAT_NAMES
 from emul.strategies import get_strategy
 
 PHASE_TIMEOUT_S = 600.0
@@ -74,7 +76,9 @@ def reset_rows(g: GroupState, variant: VariantSpec) -> None:
     """Every worker's statistics row fresh, with its settings for the phase."""
     sc, wstat = g.sc, g.arena["wstat"]
     wstat[:] = 0
-    lockstat.reset_rows(g.arena["lockstat"])
+    # the shared counters as they stand: a writer's first update after another's is a bounce
+    now = np.append(g.arena["zram_stats"][:len(STAT_NAMES)], g.arena["pool_lock"][0])
+    lockstat.reset_rows(g.arena["lockstat"], now)
     for w in g.plan.workers:
         wstat[w.index, C.W_INDEX] = w.index
         wstat[w.index, C.W_LOCKSTAT] = int(sc.lockstat)

@@ -64,18 +64,21 @@ WHO_ROW = WHO_BUCKETS + NR_WAIT_BUCKETS
 LS_WHO = NR_LOCK_CLASSES * LS_ROW
 
 # the shared counters that stand for kernel atomics: per counter, in each writer's private row,
-# its updates, how many found that another writer had changed the counter since this writer's
-# previous update (the line came from another CPU: a bounce), and the value it last left
+# its updates (low 32 bits of AT_COUNT), how many found that another writer had changed the
+# counter since this writer's previous update or the phase's start (the line came from another
+# CPU: a bounce; high 32 bits), and the value it last left (AT_LAST, seeded at the phase's
+# start). One packed word, so a note is one load-add-store beside the value's store
 SHARED_COUNTERS = ("compr_data_size", "failed_reads", "failed_writes", "notify_free",
                    "same_pages", "huge_pages", "huge_pages_since", "pages_stored",
                    "max_used_pages", "miss_free", "gc_slots", "gc_bytes",   # struct zram_stats
                    "zs_pool_lock count")   # pool->lock's reader count (zs_free's read_lock)
 NR_SHARED = len(SHARED_COUNTERS)
 SC_POOL_LOCK = SHARED_COUNTERS.index("zs_pool_lock count")
-AT_UPDATES = 0
-AT_BOUNCES = 1
-AT_LAST = 2
-AT_ROW = 3
+AT_COUNT = 0
+AT_LAST = 1
+AT_ROW = 2
+AT_BOUNCE = 1 << 32                # one bounce in AT_COUNT
+AT_UPDATES_MASK = AT_BOUNCE - 1
 LS_ATOMICS = LS_WHO + NR_LOCK_CLASSES * MAX_HOLDERS * WHO_ROW
 LOCKSTAT_WORDS = LS_ATOMICS + NR_SHARED * AT_ROW
 
@@ -92,11 +95,16 @@ def new_rows(n_workers: int) -> np.ndarray:
     return rows
 
 
-def reset_rows(rows: np.ndarray) -> None:
+def reset_rows(rows: np.ndarray, counters_now: np.ndarray | None = None) -> None:
+    """Fresh rows; counters_now (the SHARED_COUNTERS' values at the phase's start, default 0)
+    seeds every writer's last-seen value, so a first update finds a change made before it."""
     rows[:] = 0
     r = rows[:, :LS_WHO].reshape(rows.shape[0], NR_LOCK_CLASSES, LS_ROW)
     r[:, :, LS_WAIT_MIN] = _BIG
     r[:, :, LS_HOLD_MIN] = _BIG
+    if counters_now is not None:
+        at = rows[:, LS_ATOMICS:].reshape(rows.shape[0], NR_SHARED, AT_ROW)
+        at[:, :, AT_LAST] = counters_now
 
 
 def merge(rows: np.ndarray, ns_per_tick: float) -> list[dict]:
@@ -160,12 +168,14 @@ def bucket_ns(bucket: int, ns_per_tick: float) -> float:
 def merge_counters(rows: np.ndarray) -> dict[str, dict[str, int]]:
     """Per shared counter: updates and bounces summed over the writers (counters nobody
     updated are left out). A bounce is counted when a writer finds the counter changed since
-    its own previous update: exact for writers pinned to CPUs of their own, a lower bound
-    otherwise (a change undone before the writer looks again, +1 then -1, is not seen)."""
+    its own previous update (or since the phase's start, for its first): exact for writers
+    pinned to CPUs of their own, a lower bound otherwise (a change undone before the writer
+    looks again, +1 then -1, is not seen)."""
     at = rows[:, LS_ATOMICS:].reshape(rows.shape[0], NR_SHARED, AT_ROW)
     out = {}
     for k, name in enumerate(SHARED_COUNTERS):
-        updates = int(at[:, k, AT_UPDATES].sum())
+        count = at[:, k, AT_COUNT]
+        updates = int((count & AT_UPDATES_MASK).sum())
         if updates:
-            out[name] = {"updates": updates, "bounces": int(at[:, k, AT_BOUNCES].sum())}
+            out[name] = {"updates": updates, "bounces": int((count >> 32).sum())}
     return out
