@@ -54,3 +54,10 @@ class OutputFailed(EmulError):
     directory, /dev/shm, a socket path): the message names what and why."""
 
     exit_code = EXIT_IO
+
+
+class Unreachable(EmulError):
+    """A farm's scheduler or host could not be reached (no route, refused, SSH rejected, no
+    worker offering emul): the message names which and why."""
+
+    exit_code = EXIT_IO

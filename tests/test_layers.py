@@ -1,6 +1,6 @@
 """The layers: every import runs one way, and the harness stays in small functions.
 
-    cli → {replay, calibrate, bench, validate} → report → workers → harness → strategies → kernel
+    cli → {replay, calibrate, bench, validate, farm} → report → workers → harness → strategies → kernel
     config, emul/errors.py and emul/__init__.py are leaves every layer may read.
 
 The one exception is emul/kernel/gc_hooks.py, the compiled switch from a run's strategy number to
@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: dict[str, float] = {
     "emul.cli": 7,
     "emul.replay": 6, "emul.calibrate": 6, "emul.bench": 6, "emul.validate": 6,
+    "emul.farm": 6,
     "emul.report": 5,
     "emul.harness": 4, "workers": 4.5,   # workers run the harness's protocol
     "emul.strategies": 3,
@@ -29,9 +30,9 @@ LAYERS: dict[str, float] = {
 }
 SEAM = ("emul.kernel.gc_hooks", "emul.strategies")
 # packages of the same layer that must not import each other
-APART = {"emul.replay", "emul.calibrate", "emul.bench", "emul.validate"}
+APART = {"emul.replay", "emul.calibrate", "emul.bench", "emul.validate", "emul.farm"}
 HARNESS = ("emul/harness", "emul/cli", "emul/config", "emul/report", "emul/replay",
-           "emul/calibrate", "emul/bench.py", "emul/validate", "workers")
+           "emul/calibrate", "emul/bench.py", "emul/validate", "emul/farm", "workers")
 MAX_FUNCTION_LINES = 60
 MAX_CONTROLLER_LINES = 250
 

@@ -23,7 +23,8 @@ from emul.harness.signals import INTERRUPTS
 
 # commands that never load the compiled kernel: they run without a compiled-code cache
 NO_KERNEL = {"emul.cli.tools:cmd_report", "emul.cli.tools:cmd_compare",
-             "emul.cli.info:cmd_topo"}
+             "emul.cli.info:cmd_topo", "emul.cli.farm:cmd_farm_run",
+             "emul.cli.farm:cmd_farm_hosts"}
 
 
 def command(spec: str) -> Callable[[Namespace, Console], int]:

@@ -43,6 +43,9 @@ def add_run(sub: Subparsers) -> None:
     r.add_argument("--dilate", type=float, metavar="K",
                    help="time dilation: every target x K, every reported time / K, for a host "
                    "too slow for the profile (overrides the scenario's dilate)")
+    r.add_argument("--only-group", type=int, metavar="K",
+                   help="run only the Kth structural group of a matrix (1-based, in the order "
+                   "of its vary: keys; emul farm --spread deals the groups out with it)")
     r.add_argument("--chaos", type=int, metavar="SEED",
                    help="inject one fault at a random moment (testing: the run must end cleanly)")
     r.add_argument("--chaos-kind", choices=CHAOS_KINDS, help="the fault --chaos injects "
@@ -195,6 +198,50 @@ class VersionAction(argparse.Action):
         parser.exit()
 
 
+def add_farm_target(p: argparse.ArgumentParser) -> None:
+    """Where the farm is: hosts to start over SSH, or a running scheduler."""
+    p.add_argument("--hosts", metavar="H1,H2,...", help="start a Dask scheduler (on the first "
+                   "host) and one worker per host over SSH; a host listed twice gets two")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="a running Dask scheduler "
+                   "whose workers offer the resource emul=1")
+    p.add_argument("--ssh-port", type=int, help="SSH port of every host (default: ssh's)")
+    p.add_argument("--ssh-user", help="SSH user (default: ssh's)")
+    p.add_argument("--ssh-key", metavar="FILE", help="SSH private key (default: ssh's)")
+    p.add_argument("--ssh-known-hosts", metavar="FILE|none", help="known_hosts file; none: do "
+                   "not check host keys (default: ~/.ssh/known_hosts)")
+    p.add_argument("--remote-python", metavar="PATH", help="the hosts' Python with emul "
+                   "installed (default: this one's path)")
+    p.add_argument("--connect-timeout", type=float, default=30.0, metavar="S",
+                   help="give up reaching the scheduler or a host after S seconds (default 30)")
+
+
+def add_farm(sub: Subparsers) -> None:
+    f = sub.add_parser("farm", help="one scenario across several hosts, through Dask")
+    fs = f.add_subparsers(dest="farm_command")
+    r = fs.add_parser("run", help="run a scenario on every host (--each) or deal its groups "
+                      "out over identical hosts (--spread)")
+    r.add_argument("scenario", nargs="?", help="scenario YAML file (default: "
+                   "scenarios/seed-unmap.yaml)")
+    mode = r.add_mutually_exclusive_group()
+    mode.add_argument("--each", dest="spread", action="store_false", help="the whole scenario "
+                      "on every host, one group per host in the results (default)")
+    mode.add_argument("--spread", dest="spread", action="store_true", help="the matrix's "
+                      "groups dealt out over the hosts, merged as one machine's run (every "
+                      "host must be the same machine)")
+    r.add_argument("--profile", help="cost profile name or YAML path (sent to every host)")
+    r.add_argument("--repeats", type=int, help="override the scenario's repeats")
+    r.add_argument("-o", "--output", help="output directory (default results/farm-<name>-<time>)")
+    add_farm_target(r)
+    add_measuring(r)
+    add_force(r)
+    add_format(r)
+    r.set_defaults(fn="emul.cli.farm:cmd_farm_run", spread=False)
+    h = fs.add_parser("hosts", help="what each host is: arch, CPUs, topology, kernel, emul")
+    add_farm_target(h)
+    add_format(h)
+    h.set_defaults(fn="emul.cli.farm:cmd_farm_hosts")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="emul", description="A multiprocess concurrency emulator of the Linux zram "
@@ -203,6 +250,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="print emul's version (and git revision in a checkout) and exit")
     sub = ap.add_subparsers(dest="command")
     for add in (add_run, add_replay, add_soak, add_info, add_bench, add_machinery, add_validate,
-                add_calibrate, add_results):
+                add_calibrate, add_results, add_farm):
         add(sub)
     return ap

@@ -1,6 +1,9 @@
 """Progress on long work: a live status line on a terminal, timestamped lines elsewhere."""
 from __future__ import annotations
 
+import json
+import os
+import sys
 import textwrap
 import time
 from typing import Any
@@ -9,6 +12,9 @@ from rich.markup import escape
 
 
 NARROW = 60      # a terminal narrower than this gets plain lines: a live line would wrap
+# EMUL_PROGRESS=json: also one machine-readable line per event on stderr, this prefix and a JSON
+# object (done, total, phase, elapsed_s): what emul farm's task reads from its emul run
+MACHINE_PREFIX = "emul-progress "
 
 
 class Progress:
@@ -24,6 +30,16 @@ class Progress:
         self.done = 0
         self.status: Any = None    # rich's Status while the live line shows
         self.phase_text = ""
+        self.machine = os.environ.get("EMUL_PROGRESS") == "json"
+
+    def _machine_line(self) -> None:
+        if self.machine:
+            event = {"done": self.done, "total": self.total, "phase": self.phase_text,
+                     "elapsed_s": round(time.monotonic() - self.t0, 3)}
+            try:
+                print(MACHINE_PREFIX + json.dumps(event), file=sys.stderr, flush=True)
+            except (OSError, ValueError):      # a reader gone: progress is not the run
+                self.machine = False
 
     def __call__(self, text: str) -> None:
         elapsed = time.monotonic() - self.t0
@@ -40,6 +56,7 @@ class Progress:
 
     def expect(self, total: int) -> None:
         self.total = total
+        self._machine_line()
         if self.tty and self.status is None:
             self.status = self.console.status("starting")
             self.status.start()
@@ -51,6 +68,7 @@ class Progress:
     def phase(self, text: str) -> None:
         """The controller entered a phase ("bitmap #3: unmap"): refresh the live line."""
         self.phase_text = text
+        self._machine_line()
         if self.status is None:
             return
         elapsed = time.monotonic() - self.t0

@@ -35,14 +35,21 @@ SOAK_SCENARIO = "scenarios/contention-mixed.yaml"
 
 
 def load_groups(path: str, profile: str | None, repeats: int | None,
-                dilate: float | None = None) -> tuple[list[Scenario], list[SkippedPoint]]:
+                dilate: float | None = None, only_group: int | None = None
+                ) -> tuple[list[Scenario], list[SkippedPoint]]:
     """The scenario's structural groups, checked (an unknown debug switch is refused here,
-    before anything is created), and the points of a scaling sweep this machine cannot run."""
+    before anything is created), and the points of a scaling sweep this machine cannot run;
+    only_group K keeps the Kth group alone (1-based)."""
     sk.check_repeats(repeats)
     if dilate is not None and not 1 <= dilate <= 1000:
         raise InputError("--dilate", None, f"expected a factor from 1 to 1000, got {dilate:g}")
     groups, skipped = load_sweep(path, cpus=sk.cpus(), strategies=strategy_names(),
                                  profiles=builtin_names() + ([profile] if profile else []))
+    if only_group is not None:
+        if not 1 <= only_group <= len(groups):
+            raise InputError("--only-group", None, f"expected a group from 1 to {len(groups)} "
+                             f"(the runnable groups of {path}), got {only_group}")
+        groups = [groups[only_group - 1]]
     if repeats is not None:
         groups = [dataclasses.replace(sc, repeats=repeats) for sc in groups]
     if dilate is not None:
@@ -69,7 +76,8 @@ def check_measures_something(path: str, sc: Scenario) -> None:
 def cmd_run(args: Namespace, console: Console) -> int:
     path = sk.resolve_scenario(args.scenario, DEFAULT_SCENARIO)
     measuring = sk.measuring(args)
-    scenarios, skipped = load_groups(path, args.profile, args.repeats, args.dilate)
+    scenarios, skipped = load_groups(path, args.profile, args.repeats, args.dilate,
+                                     args.only_group)
     profiles = [load_profile(args.profile or sc.profile) for sc in scenarios]
     sc = scenarios[0]
     outdir = sk.run_output_dir(args.output, Path("results") / f"{sc.name}-{sk.stamp()}",
