@@ -13,6 +13,7 @@ from emul.cli.run import DEFAULT_SCENARIO
 from emul.errors import InputError
 from emul.farm import command as fc
 from emul.farm import identity
+from emul.farm.cells import Cell, FarmRun
 from emul.farm.cluster import Farm, Host, SshOptions
 from emul.farm.progress import FarmProgress
 from emul.harness.signals import INTERRUPTS
@@ -27,7 +28,8 @@ def open_farm(args: Namespace) -> Farm:
         raise InputError("--hosts", None, f"expected a comma-separated list of hosts, got "
                          f"{args.hosts!r}")
     ssh = SshOptions(port=args.ssh_port, user=args.ssh_user, key=args.ssh_key,
-                     known_hosts=args.ssh_known_hosts, remote_python=args.remote_python)
+                     known_hosts=args.ssh_known_hosts, remote_python=args.remote_python,
+                     connect_timeout=args.connect_timeout)
     if not 0 < args.connect_timeout <= 3600:
         raise InputError("--connect-timeout", None, f"expected seconds from 0 to 3600, got "
                          f"{args.connect_timeout:g}")
@@ -58,7 +60,7 @@ def cmd_farm_hosts(args: Namespace, console: Console) -> int:
     return 0
 
 
-def farm_run_spec(args: Namespace) -> fc.FarmRun:
+def farm_run_spec(args: Namespace) -> FarmRun:
     """The scenario (and a profile file) read here: all a host is sent of them is their text."""
     path = sk.resolve_scenario(args.scenario, DEFAULT_SCENARIO)
     sk.check_repeats(args.repeats)
@@ -71,7 +73,7 @@ def farm_run_spec(args: Namespace) -> fc.FarmRun:
                                                   if args.repeats else [])
     if args.no_boost:
         run_args.append("--no-boost")
-    return fc.FarmRun(path, text, args.spread, profile, profile_text, run_args)
+    return FarmRun(path, text, args.spread, profile, profile_text, run_args)
 
 
 def cmd_farm_run(args: Namespace, console: Console) -> int:
@@ -93,7 +95,7 @@ def cmd_farm_run(args: Namespace, console: Console) -> int:
     return report(console, run, cells, hosts, outdir)
 
 
-def report(console: Console, run: fc.FarmRun, cells: list[fc.Cell], hosts: list[Host],
+def report(console: Console, run: FarmRun, cells: list[Cell], hosts: list[Host],
            outdir: Path) -> int:
     """The merged document written, its tables printed; the farm's exit code."""
     from emul.report import results
@@ -112,7 +114,7 @@ def report(console: Console, run: fc.FarmRun, cells: list[fc.Cell], hosts: list[
     return fc.exit_code(cells)
 
 
-def summary_of(run: fc.FarmRun, doc: dict, cells: list[fc.Cell], outdir: Path
+def summary_of(run: FarmRun, doc: dict, cells: list[Cell], outdir: Path
                ) -> tuple[list, list[str]]:
     """--each: emul compare's side-by-side table of the hosts; --spread: emul run's tables."""
     from emul.report.tables import summary_tables, summary_warnings

@@ -26,6 +26,7 @@ class SshOptions:
     key: str | None = None
     known_hosts: str | None = None      # a file, or "none": do not check host keys
     remote_python: str | None = None    # the hosts' Python (default: this one's path)
+    connect_timeout: float | None = None
 
     def connect_options(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -35,6 +36,8 @@ class SshOptions:
             out["username"] = self.user
         if self.key:
             out["client_keys"] = [self.key]
+        if self.connect_timeout is not None:
+            out["connect_timeout"] = self.connect_timeout
         if self.known_hosts:
             out["known_hosts"] = None if self.known_hosts == "none" else self.known_hosts
         return out

@@ -8,13 +8,12 @@ the slowest host's share is what is left).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
 
-if TYPE_CHECKING:
-    from emul.farm.command import Cell
+from emul.farm.cells import Cell
 
 NARROW = 60
 
