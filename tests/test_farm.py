@@ -29,7 +29,7 @@ pytest.importorskip("distributed")
 
 DASK = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
 WORKER = [sys.executable, "-m", "distributed.cli.dask_worker"]
-FAKE = ROOT / "tests" / "helpers" / "fake_emul_version.py"
+FAKE = ROOT / "tests" / "helpers" / "fake_host.py"
 
 
 def free_port() -> int:
@@ -50,17 +50,20 @@ class LabFarm:
         self.start("scheduler", [*DASK, "--host", "127.0.0.1", "--port",
                                  self.address.rsplit(":", 1)[1], "--no-dashboard"])
 
-    def start(self, name: str, cmd: list[str]) -> subprocess.Popen:
+    def start(self, name: str, cmd: list[str], env: dict | None = None) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "w")
-        p = subprocess.Popen(cmd, env=self.env, cwd=self.tmp, stdout=log, stderr=log,
+        p = subprocess.Popen(cmd, env=env or self.env, cwd=self.tmp, stdout=log, stderr=log,
                              stdin=subprocess.DEVNULL)
         self.procs[name] = p
         return p
 
-    def worker(self, name: str, *extra: str) -> subprocess.Popen:
+    def worker(self, name: str, fake: dict | None = None) -> subprocess.Popen:
+        """A worker named like a board; fake: facts it reports in place of its own."""
+        extra = ["--preload", str(FAKE)] if fake else []
+        env = dict(self.env, EMUL_FAKE_HOST=json.dumps(fake)) if fake else self.env
         return self.start(name, [*WORKER, self.address, "--nthreads", "1", "--resources",
                                  "emul=1", "--name", name, "--no-nanny", "--no-dashboard",
-                                 *extra])
+                                 *extra], env)
 
     def wait_for_workers(self, n: int) -> None:
         from distributed import Client
@@ -131,11 +134,13 @@ def assert_nothing_left(farm: LabFarm) -> None:
 
 
 @contextmanager
-def lab(tmp: Path, *workers: tuple[str, tuple[str, ...]]):
+def lab(tmp: Path, *workers: str | tuple[str, dict]):
+    """A farm of these workers (a name, or a name and the facts it fakes)."""
     farm = LabFarm(tmp)
     try:
-        for name, extra in workers:
-            farm.worker(name, *extra)
+        for w in workers:
+            name, fake = (w, None) if isinstance(w, str) else w
+            farm.worker(name, fake)
         farm.wait_for_workers(len(workers))
         yield farm
     finally:
@@ -145,7 +150,7 @@ def lab(tmp: Path, *workers: tuple[str, tuple[str, ...]]):
 @pytest.fixture(scope="module")
 def two_hosts(tmp_path_factory):
     """One farm of two hosts, shared by the tests that only run on it."""
-    with lab(tmp_path_factory.mktemp("farm"), ("rk3588-a", ()), ("rk3588-b", ())) as farm:
+    with lab(tmp_path_factory.mktemp("farm"), "rk3588-a", "rk3588-b") as farm:
         yield farm
 
 
@@ -214,7 +219,7 @@ def test_spread_deals_one_group_to_each_host(two_hosts, tmp_path):
 
 
 def test_a_host_with_another_emul_is_refused_by_name(tmp_path):
-    with lab(tmp_path, ("good-host", ()), ("old-host", ("--preload", str(FAKE)))) as farm:
+    with lab(tmp_path, "good-host", ("old-host", {"emul": "0.0.9 (000000000000)"})) as farm:
         out = tmp_path / "out"
         r = farm_run(farm, "-o", str(out))
         assert r.returncode == 2, r.stderr + r.stdout
@@ -225,9 +230,29 @@ def test_a_host_with_another_emul_is_refused_by_name(tmp_path):
         assert farm.emul_runs() == []
 
 
+def test_spread_over_different_machines_is_refused(tmp_path):
+    """--spread merges as one machine's run: a host that is another board is refused, with
+    the fact that differs, before anything runs; --each is what the line suggests."""
+    sc = write_yaml(tmp_path / "matrix.yaml", tiny_scenario(
+        repeats=1, vary={"disksize": ["16M", "32M"]}))
+    with lab(tmp_path, "x86-box", ("rpi4", {"cpu_model": "Cortex-A72", "cpus": 4})) as farm:
+        out = tmp_path / "out"
+        r = farm_run(farm, str(sc), "--spread", "-o", str(out))
+        assert r.returncode == 2, r.stderr + r.stdout
+        line = r.stderr.strip()
+        assert line.startswith("emul: ") and "\n" not in line and "Traceback" not in r.stderr
+        assert "cpu_model" in line and "Cortex-A72" in line and "cpus" in line
+        assert "--each" in line and not out.exists()
+        hosts = run_emul("farm", "hosts", "--scheduler", farm.address, "--format", "json")
+        assert hosts.returncode == 0, hosts.stderr
+        listed = {h["name"]: h for h in json.loads(hosts.stdout)}
+        assert listed["rpi4"]["cpu_model"] == "Cortex-A72" and listed["x86-box"]["cpus"] == \
+            os.cpu_count()
+
+
 def test_a_worker_killed_mid_run_fails_its_cell_and_the_other_finishes(tmp_path):
     sc = write_yaml(tmp_path / "tiny.yaml", tiny_scenario(repeats=3))
-    with lab(tmp_path, ("board-a", ()), ("board-b", ())) as farm:
+    with lab(tmp_path, "board-a", "board-b") as farm:
         out = tmp_path / "out"
         proc = start_farm_run(farm, sc, out)
         until(lambda: farm.emul_runs("board-b"), 120, "board-b's emul run to start")
@@ -246,7 +271,7 @@ def test_a_worker_killed_mid_run_fails_its_cell_and_the_other_finishes(tmp_path)
 
 def test_ctrl_c_cancels_every_cell_and_leaves_nothing(tmp_path):
     sc = write_yaml(tmp_path / "long.yaml", tiny_scenario(repeats=50))
-    with lab(tmp_path, ("board-a", ()), ("board-b", ())) as farm:
+    with lab(tmp_path, "board-a", "board-b") as farm:
         out = tmp_path / "out"
         proc = start_farm_run(farm, sc, out)
         until(lambda: len(farm.emul_runs()) >= 2, 120, "both hosts' emul runs to start")
@@ -264,6 +289,8 @@ def test_both_or_neither_target_is_refused(tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("emul: ") and "exactly one" in r.stderr
     r = run_emul("farm", "hosts")
     assert r.returncode == 2 and "exactly one" in r.stderr
+    r = run_emul("farm")
+    assert r.returncode == 2 and "run" in r.stderr and "hosts" in r.stderr
 
 
 def test_an_unreachable_scheduler_is_one_line(tmp_path):

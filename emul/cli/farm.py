@@ -1,6 +1,7 @@
 """``emul farm run`` and ``emul farm hosts``: the command line of emul/farm/."""
 from __future__ import annotations
 
+import json
 from argparse import Namespace
 from pathlib import Path
 
@@ -54,9 +55,15 @@ def hosts_table(hosts: list[Host]) -> Table:
 
 
 def cmd_farm_hosts(args: Namespace, console: Console) -> int:
+    """The hosts as a table, or (--format json) a JSON list of each host's facts."""
+    from emul.report.textout import output_format
     with open_farm(args) as farm:
         hosts = farm.hosts()
-    console.print(hosts_table(hosts))
+    if output_format(console) == "json":
+        print(json.dumps([{"name": h.name, "address": h.address, **h.info} for h in hosts],
+                         indent=1))
+    else:
+        console.print(hosts_table(hosts))
     return 0
 
 

@@ -217,7 +217,8 @@ def add_farm_target(p: argparse.ArgumentParser) -> None:
 
 def add_farm(sub: Subparsers) -> None:
     f = sub.add_parser("farm", help="one scenario across several hosts, through Dask")
-    fs = f.add_subparsers(dest="farm_command")
+    fs = f.add_subparsers(dest="farm_command", metavar="{run,hosts}")
+    fs.required = True       # `emul farm` alone: argparse names the two, exit 2
     r = fs.add_parser("run", help="run a scenario on every host (--each) or deal its groups "
                       "out over identical hosts (--spread)")
     r.add_argument("scenario", nargs="?", help="scenario YAML file (default: "

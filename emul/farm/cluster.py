@@ -113,8 +113,10 @@ class Farm:
         self.where = where
 
     def workers(self) -> dict[str, dict[str, Any]]:
-        """The scheduler's workers that offer emul, by address."""
-        info = self.client.scheduler_info()["workers"]
+        """The scheduler's workers that offer emul, by address. Asked of the scheduler each
+        time: client.scheduler_info() returns a cache that the client's own periodic refresh
+        overwrites with a copy holding no workers, so a poll could see every host gone."""
+        info = self.client.sync(self.client.scheduler.identity, n_workers=-1)["workers"]
         return {a: w for a, w in info.items() if (w.get("resources") or {}).get("emul", 0) >= 1}
 
     def hosts(self) -> list[Host]:

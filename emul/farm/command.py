@@ -26,6 +26,7 @@ from emul.farm.task import TOPIC, plan_groups, run_cell, stop_cells
 from emul.harness.signals import INTERRUPTS
 
 POLL_S = 0.25          # how often the watch loop looks at futures and workers
+GONE_POLLS = 2         # a host is gone when two polls in a row do not list its worker
 
 
 def check_hosts(hosts: list[Host], spread: bool) -> None:
@@ -105,13 +106,16 @@ def watch(farm: Farm, futures: dict[Any, Cell], progress: FarmProgress) -> None:
     """Until every cell has ended: progress events, finished futures, and hosts whose worker
     left the scheduler (their cells fail with the reason; the rest go on)."""
     pending = dict(futures)
+    missing: dict[str, int] = {}      # host address -> polls in a row it was not listed
     while pending:
         INTERRUPTS.check()
         alive = set(farm.workers())
+        for address in {c.host.address for c in pending.values()}:
+            missing[address] = 0 if address in alive else missing.get(address, 0) + 1
         for fut, cell in list(pending.items()):
             if fut.done():
                 finish(cell, fut)
-            elif cell.host.address not in alive:
+            elif missing[cell.host.address] >= GONE_POLLS:
                 fut.cancel()
                 cell.state = "failed"
                 cell.reason = f"host {cell.host.name} dropped out (its worker left the scheduler)"
