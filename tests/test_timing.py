@@ -51,11 +51,13 @@ def test_extra_machinery_is_absorbed_by_the_targets(tmp_path: Path, no_leftovers
         {"name": "slower", "strategy": "sync", "step_work_ns": 100},
         {"name": "much-slower", "strategy": "sync", "step_work_ns": 2 * BIG_TARGET_NS}])
     res, out = run_doc(tmp_path, doc, "--profile", str(profile))
-    by = {s["variant"]: s for s in res["summary"]}
-    # one-sided: the extra work must not add time; "host" itself may come out slower on a shared
-    # machine (its repeats meet the same noise, and one disturbed median moved it 11 % once)
-    assert by["slower"]["ns_per_page"] < 1.10 * by["host"]["ns_per_page"]
-    assert by["much-slower"]["ns_per_page"] > 1.2 * by["host"]["ns_per_page"]
+    # each variant's least disturbed repeat: a shared host's noise only ever adds time (medians
+    # of 3 repeats were moved 11 % and 17 % by a neighbour, in one variant and not the other)
+    fastest = {v: min(r["ns_per_page"] for r in res["repeats"] if r["variant"] == v)
+               for v in ("host", "slower", "much-slower")}
+    # one-sided: the extra work must not add time; "host" itself may come out slower
+    assert fastest["slower"] < 1.10 * fastest["host"]
+    assert fastest["much-slower"] > 1.2 * fastest["host"]
     overrun = [r["time_split"]["killer"]["overrun_steps"] for r in res["repeats"]
                if r["variant"] == "much-slower"]
     assert all("zap_pte" in o and o["zap_pte"]["machinery_ns"] > BIG_TARGET_NS for o in overrun)
