@@ -30,16 +30,6 @@ def _first_line(path: str) -> str:
         return ""
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "cpu model", "hardware")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
 def topology_label() -> str:
     """The clusters and their capacities, e.g. ``0-3 (cap 414) + 4-7 (cap 1024)``."""
     from emul.config.topology import TopologyError, cpu_ranges, read_topology
@@ -56,7 +46,7 @@ def topology_label() -> str:
 
 def describe() -> dict[str, Any]:
     """This host, as the farm compares hosts (plain data: it crosses the network)."""
-    from emul.harness.hoststate import emul_version
+    from emul.harness.hoststate import cpu_model, emul_version
     version = emul_version()
     return {
         "hostname": platform.node(), "arch": platform.machine(), "cpu_model": cpu_model(),

@@ -125,12 +125,6 @@ def stop_cells(wait_s: float = STOP_WAIT_S) -> list[int]:
     return stuck
 
 
-def running_pids() -> list[int]:
-    """The emul runs this worker has going (for emul farm's clean-up check)."""
-    with _lock:
-        return [p.pid for p in _running.values() if p.poll() is None]
-
-
 def plan_groups(cell: dict[str, Any]) -> dict[str, Any]:
     """For --spread, on one host: the scenario's runnable structural groups (their labels, in
     the order `emul run --only-group` counts them) and the points this machine cannot run, or

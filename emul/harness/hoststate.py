@@ -62,6 +62,18 @@ def process_cpu_s(pids: list[int]) -> float:
     return total
 
 
+def cpu_model() -> str:
+    """The CPU's model as /proc/cpuinfo names it (x86's model name, arm64's Hardware or CPU
+    model line); "" when it says none. What results.json's machine and emul farm compare."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "cpu model", "hardware")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def emul_version() -> dict[str, str]:
     """emul's package version, and the git revision when it runs from a checkout."""
     from importlib.metadata import PackageNotFoundError, version

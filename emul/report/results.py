@@ -49,14 +49,8 @@ SCHEMA_VERSION = 3
 
 def machine_info() -> dict:
     """Where a run ran: what `emul compare` needs to tell two machines apart."""
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "cpu model", "hardware")):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from emul.harness.hoststate import cpu_model
+    model = cpu_model()
     import numba
     import numpy
     return {"arch": platform.machine(), "cpu_model": model, "cpus": os.cpu_count(),
